@@ -1,0 +1,3 @@
+//! Benchmarks for ratls-quic (filled in with the handshake benchmark).
+
+fn main() {}

@@ -1,0 +1,20 @@
+//! Intel TDX evidence: quotes, their verification, and where they come from.
+//!
+//! - [`quote`] reads the layout of a DCAP quote (no signature checks).
+//! - [`verify`] runs DCAP verification (dcap-qvl) at an explicit `now` and yields a
+//!   [`VerifiedQuote`].
+//! - [`QuoteProvider`] is the seam through which quotes are produced: [`ConfigfsTsm`] on a TDX
+//!   guest, [`synthetic`] for tests, benchmarks and the demo.
+
+mod measurements;
+mod provider;
+
+pub mod configfs;
+pub mod quote;
+pub mod synthetic;
+pub mod verify;
+
+pub use configfs::ConfigfsTsm;
+pub use measurements::{Measurements, ReportData, MEASUREMENT_LEN};
+pub use provider::{QuoteProvider, QuoteProviderError};
+pub use verify::{QuoteVerifier, TcbStatus, VerifiedQuote};

@@ -1,0 +1,1 @@
+//! The byte layout of a DCAP quote.

@@ -1,0 +1,1 @@
+//! Synthetic TDX quotes under a test PKI made at run time.
