@@ -1,8 +1,12 @@
 //! The `ratls` command-line tool.
+//!
+//! Exit codes: 0 success or accepted, 1 rejected, 2 usage or input error.
 
 use std::process::ExitCode;
 
 use clap::Parser;
+
+mod cli;
 
 /// RA-TLS on QUIC for Intel TDX.
 #[derive(Debug, Parser)]
@@ -12,6 +16,7 @@ struct Cli {
     command: Command,
 }
 
+// One variant per subcommand; each lives in its own file under `src/cli/`.
 #[derive(Debug, clap::Subcommand)]
 enum Command {}
 

@@ -1,0 +1,1 @@
+//! Subcommands of the `ratls` tool, one file each.
