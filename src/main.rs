@@ -18,9 +18,14 @@ struct Cli {
 
 // One variant per subcommand; each lives in its own file under `src/cli/`.
 #[derive(Debug, clap::Subcommand)]
-enum Command {}
+enum Command {
+    /// Verify a TDX quote with its collateral at a given time, and apply a policy.
+    VerifyQuote(cli::verify_quote::Args),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::VerifyQuote(args) => cli::verify_quote::run(args),
+    }
 }

@@ -1,5 +1,241 @@
-//! Policy: which Measurements and TCB states a verifier accepts.
+//! Policy: which Measurements, TD attributes and TCB states a verifier accepts.
+//!
+//! DCAP verification ([`crate::tdx::QuoteVerifier`]) answers "is this quote authentic, and what is
+//! the platform's TCB status?". A [`Policy`] answers "do I accept it?". Defaults are strict:
+//! `UpToDate` only, no debug TD, and an empty [`MeasurementPolicy`] accepts nothing.
+//!
+//! Policies are usually read from TOML, see [`file`] for the schema.
 
-/// Named Measurement profiles.
+pub mod file;
+mod measurement;
+mod tcb;
+
+pub use file::PolicyFileError;
+pub use measurement::{
+    Expected, HexError, MeasurementMismatch, MeasurementPolicy, MeasurementProfile, Register,
+};
+pub use tcb::TcbPolicy;
+
+use crate::tdx::{Measurements, TcbStatus};
+
+/// Everything a verifier requires of a quote beyond its authenticity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Accepted Measurements.
+    pub measurements: MeasurementPolicy,
+    /// Accepted TCB states and collateral ages.
+    pub tcb: TcbPolicy,
+    allow_debug: bool,
+}
+
+impl Policy {
+    /// A policy with these Measurement profiles and the strict TCB defaults.
+    pub fn new(measurements: MeasurementPolicy) -> Self {
+        Self {
+            measurements,
+            tcb: TcbPolicy::default(),
+            allow_debug: false,
+        }
+    }
+
+    /// Checks authenticity only: any Measurements, `UpToDate` only, no debug TD. This is what
+    /// `ratls verify-quote` applies without `--policy`; a transport should pin Measurements.
+    pub fn authenticity_only() -> Self {
+        Self::new(MeasurementPolicy::any_measurements())
+    }
+
+    /// Whether a debug TD is accepted (never by default).
+    pub fn allows_debug(&self) -> bool {
+        self.allow_debug
+    }
+
+    /// Settings that weaken the policy.
+    pub fn dangerous(&mut self) -> DangerousPolicy<'_> {
+        DangerousPolicy { policy: self }
+    }
+
+    /// Checks verified quote facts against this policy and names the profile that matched.
+    pub fn check(&self, facts: &QuoteFacts<'_>, now: u64) -> Result<String, PolicyViolation> {
+        if facts.measurements.is_debug() && !self.allow_debug {
+            return Err(PolicyViolation::DebugTd);
+        }
+        if !self.tcb.accepts(facts.tcb_status) {
+            return Err(PolicyViolation::TcbStatus(facts.tcb_status));
+        }
+        for id in facts.advisory_ids {
+            if self.tcb.advisory_deny.contains(id) {
+                return Err(PolicyViolation::AdvisoryDenied(id.clone()));
+            }
+            if let Some(allow) = &self.tcb.advisory_allow {
+                if !allow.contains(id) {
+                    return Err(PolicyViolation::AdvisoryNotAllowed(id.clone()));
+                }
+            }
+        }
+        if let Some(max_age_secs) = self.tcb.max_collateral_age_secs {
+            for (item, issued) in [
+                ("TCB info", facts.tcb_info_issued),
+                ("QE identity", facts.qe_identity_issued),
+            ] {
+                let age_secs = now.saturating_sub(issued);
+                if age_secs > max_age_secs {
+                    return Err(PolicyViolation::CollateralTooOld {
+                        item,
+                        age_secs,
+                        max_age_secs,
+                    });
+                }
+            }
+        }
+        self.measurements
+            .check(facts.measurements)
+            .map(str::to_owned)
+            .map_err(PolicyViolation::Measurements)
+    }
+}
+
+/// Weakening settings of a [`Policy`], each logged when applied.
 #[derive(Debug)]
-pub struct MeasurementPolicy;
+pub struct DangerousPolicy<'a> {
+    policy: &'a mut Policy,
+}
+
+impl DangerousPolicy<'_> {
+    /// Accept debug TDs, whose memory and CPU state the host can read.
+    pub fn allow_debug(self) {
+        tracing::warn!("policy accepts debug TDs: their memory is readable by the host");
+        self.policy.allow_debug = true;
+    }
+}
+
+/// The authenticated facts of a quote that a [`Policy`] judges.
+#[derive(Clone, Copy, Debug)]
+pub struct QuoteFacts<'a> {
+    /// The TD's Measurements.
+    pub measurements: &'a Measurements,
+    /// The platform TCB status.
+    pub tcb_status: TcbStatus,
+    /// Advisory IDs attached to that status.
+    pub advisory_ids: &'a [String],
+    /// Issue date of the TCB info (unix seconds).
+    pub tcb_info_issued: u64,
+    /// Issue date of the QE identity (unix seconds).
+    pub qe_identity_issued: u64,
+}
+
+/// An authentic quote that the policy does not accept.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyViolation {
+    /// An advisory ID on the deny list.
+    #[error("advisory {0} is denied by policy")]
+    AdvisoryDenied(String),
+    /// An advisory ID not on the allow list.
+    #[error("advisory {0} is not on the policy's allow list")]
+    AdvisoryNotAllowed(String),
+    /// TCB info or QE identity issued longer ago than the policy allows.
+    #[error("{item} was issued {age_secs} s ago, policy allows at most {max_age_secs} s")]
+    CollateralTooOld {
+        /// "TCB info" or "QE identity".
+        item: &'static str,
+        /// Its age at `now`.
+        age_secs: u64,
+        /// The limit.
+        max_age_secs: u64,
+    },
+    /// The TD runs in debug mode and the policy does not allow it.
+    #[error("debug TD refused: the policy does not set allow_debug")]
+    DebugTd,
+    /// No Measurement profile matched.
+    #[error("{0}")]
+    Measurements(MeasurementMismatch),
+    /// The platform TCB status is not accepted.
+    #[error("TCB status {0} is not accepted by policy")]
+    TcbStatus(TcbStatus),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts<'a>(
+        m: &'a Measurements,
+        status: TcbStatus,
+        advisories: &'a [String],
+    ) -> QuoteFacts<'a> {
+        QuoteFacts {
+            measurements: m,
+            tcb_status: status,
+            advisory_ids: advisories,
+            tcb_info_issued: 1_000,
+            qe_identity_issued: 2_000,
+        }
+    }
+
+    #[test]
+    fn debug_td_refused_unless_allowed() {
+        let mut m = Measurements::ZERO;
+        m.td_attributes[0] = 1;
+        let mut policy = Policy::authenticity_only();
+        assert_eq!(
+            policy.check(&facts(&m, TcbStatus::UpToDate, &[]), 3_000),
+            Err(PolicyViolation::DebugTd)
+        );
+        policy.dangerous().allow_debug();
+        assert!(policy
+            .check(&facts(&m, TcbStatus::UpToDate, &[]), 3_000)
+            .is_ok());
+    }
+
+    #[test]
+    fn only_up_to_date_by_default_and_revoked_never() {
+        let m = Measurements::ZERO;
+        let mut policy = Policy::authenticity_only();
+        for status in TcbStatus::ALL {
+            let result = policy.check(&facts(&m, status, &[]), 3_000);
+            assert_eq!(result.is_ok(), status == TcbStatus::UpToDate, "{status}");
+        }
+        for status in TcbStatus::ALL {
+            policy.tcb.accept(status);
+        }
+        assert_eq!(
+            policy.check(&facts(&m, TcbStatus::Revoked, &[]), 3_000),
+            Err(PolicyViolation::TcbStatus(TcbStatus::Revoked))
+        );
+    }
+
+    #[test]
+    fn advisories_and_collateral_age() {
+        let m = Measurements::ZERO;
+        let ids = vec!["INTEL-SA-00837".to_owned()];
+        let mut policy = Policy::authenticity_only();
+        policy.tcb.accept(TcbStatus::SwHardeningNeeded);
+        let f = facts(&m, TcbStatus::SwHardeningNeeded, &ids);
+        assert!(policy.check(&f, 3_000).is_ok());
+
+        policy.tcb.advisory_allow = Some(["INTEL-SA-00001".to_owned()].into());
+        assert_eq!(
+            policy.check(&f, 3_000),
+            Err(PolicyViolation::AdvisoryNotAllowed(ids[0].clone()))
+        );
+        policy.tcb.advisory_allow = None;
+        policy.tcb.advisory_deny.insert(ids[0].clone());
+        assert_eq!(
+            policy.check(&f, 3_000),
+            Err(PolicyViolation::AdvisoryDenied(ids[0].clone()))
+        );
+
+        let mut policy = Policy::authenticity_only();
+        policy.tcb.max_collateral_age_secs = Some(1_500);
+        let f = facts(&m, TcbStatus::UpToDate, &[]);
+        assert!(policy.check(&f, 2_500).is_ok());
+        assert_eq!(
+            policy.check(&f, 2_501),
+            Err(PolicyViolation::CollateralTooOld {
+                item: "TCB info",
+                age_secs: 1_501,
+                max_age_secs: 1_500
+            })
+        );
+    }
+}

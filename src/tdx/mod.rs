@@ -8,13 +8,17 @@
 
 mod measurements;
 mod provider;
+mod tcb_status;
 
+pub mod collateral;
 pub mod configfs;
 pub mod quote;
 pub mod synthetic;
 pub mod verify;
 
+pub use collateral::{Collateral, CollateralError};
 pub use configfs::ConfigfsTsm;
 pub use measurements::{Measurements, ReportData, MEASUREMENT_LEN};
 pub use provider::{QuoteProvider, QuoteProviderError};
-pub use verify::{QuoteVerifier, TcbStatus, VerifiedQuote};
+pub use tcb_status::{TcbStatus, UnknownTcbStatus};
+pub use verify::{AttestationError, DcapCheck, QuoteVerifier, VerifiedQuote};

@@ -1,1 +1,341 @@
-//! The byte layout of a DCAP quote.
+//! The byte layout of a DCAP TDX quote, read by its length fields.
+//!
+//! This module checks structure only (versions, lengths, TEE type); signatures are checked by
+//! [`super::verify`]. It exists so that every quote is cut to its canonical length before anything
+//! else looks at it, and so that malformed input gets a precise [`QuoteFormatError`].
+//!
+//! # Trailing bytes
+//!
+//! Quotes read from configfs-tsm or from published samples often arrive in a larger, zero-padded
+//! buffer. Bytes after the signature data are not covered by any signature, so they carry no
+//! meaning:
+//!
+//! - trailing **zero** bytes are accepted and dropped: the quote is cut at the end given by its
+//!   length fields, and that canonical form is what gets verified, digested and forwarded;
+//! - any trailing **non-zero** byte is refused with [`QuoteFormatError::TrailingBytes`], because
+//!   unauthenticated data riding along with a quote could be mistaken for part of it by a
+//!   consumer that does not parse by length.
+//!
+//! So two buffers holding the same quote with different zero padding have the same
+//! `quote_digest`, and padding cannot be used to make a replayed quote look new.
+
+/// Largest quote accepted, padding included. Real TDX quotes are about 5 KB.
+pub const MAX_QUOTE_LEN: usize = 16 * 1024;
+
+const HEADER_LEN: usize = 48;
+const TD_REPORT10_LEN: usize = 584;
+const TD_REPORT15_LEN: usize = 648;
+const TEE_TYPE_TDX: u32 = 0x81;
+const BODY_TYPE_TD10: u16 = 2;
+const BODY_TYPE_TD15: u16 = 3;
+
+/// Why bytes are not a well-formed TDX quote.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QuoteFormatError {
+    /// The body type of a v5 quote is not a TD report this crate understands.
+    #[error("unsupported v5 body type {0} (expected 2 = TD 1.0 or 3 = TD 1.5)")]
+    BodyType(u16),
+    /// The v5 body size does not match its body type.
+    #[error("v5 body of type {body_type} declares {declared} bytes, expected {expected}")]
+    BodySize {
+        /// The declared body type.
+        body_type: u16,
+        /// The declared size.
+        declared: u32,
+        /// The size of that body type.
+        expected: usize,
+    },
+    /// The certification data is not of the type DCAP TDX quotes carry.
+    #[error("unsupported certification data type {0}")]
+    CertificationDataType(u16),
+    /// The quote is for another TEE (an SGX quote, for example).
+    #[error("not a TDX quote: TEE type {0:#x}")]
+    NotTdx(u32),
+    /// The input is larger than [`MAX_QUOTE_LEN`].
+    #[error("quote of {0} bytes exceeds the {MAX_QUOTE_LEN}-byte limit")]
+    TooLarge(usize),
+    /// Non-zero bytes follow the signature data.
+    #[error("{count} bytes after the end of the quote, not all zero (first non-zero at offset {offset})")]
+    TrailingBytes {
+        /// How many bytes follow the quote.
+        count: usize,
+        /// Offset of the first non-zero one, from the start of the input.
+        offset: usize,
+    },
+    /// The input ends before the structure its length fields describe.
+    #[error("truncated quote: {field} needs {needed} bytes, {available} available")]
+    Truncated {
+        /// The part being read.
+        field: &'static str,
+        /// Bytes that part needs, counted from the start of the quote.
+        needed: usize,
+        /// Bytes present.
+        available: usize,
+    },
+    /// The quote version is neither 4 nor 5.
+    #[error("unsupported quote version {0} (expected 4 or 5)")]
+    Version(u16),
+}
+
+/// Which TD report a quote carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TdReportKind {
+    /// TD 1.0 report (584 bytes), in v4 quotes and v5 body type 2.
+    Td10,
+    /// TD 1.5 report (648 bytes), in v5 body type 3.
+    Td15,
+}
+
+/// The structure of a quote, found from its length fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuoteLayout {
+    /// Quote format version (4 or 5).
+    pub version: u16,
+    /// The TD report kind.
+    pub report: TdReportKind,
+    /// Offset of the TD report in the quote.
+    pub report_offset: usize,
+    /// Length of the signed region (header and body), which the attestation key signs.
+    pub signed_len: usize,
+    /// Total length of the quote without padding.
+    pub canonical_len: usize,
+}
+
+impl QuoteLayout {
+    /// Reads the layout of `bytes`, checking it is a complete TDX quote followed by nothing
+    /// but zero padding.
+    pub fn parse(bytes: &[u8]) -> Result<Self, QuoteFormatError> {
+        if bytes.len() > MAX_QUOTE_LEN {
+            return Err(QuoteFormatError::TooLarge(bytes.len()));
+        }
+        let version = read_u16(bytes, 0, "header")?;
+        // The whole header must be there before any of it is trusted.
+        take(bytes, 0, HEADER_LEN, "header")?;
+        let tee_type = read_u32(bytes, 4, "header")?;
+        if version != 4 && version != 5 {
+            return Err(QuoteFormatError::Version(version));
+        }
+        if tee_type != TEE_TYPE_TDX {
+            return Err(QuoteFormatError::NotTdx(tee_type));
+        }
+
+        let (report, report_offset, report_len) = if version == 4 {
+            (TdReportKind::Td10, HEADER_LEN, TD_REPORT10_LEN)
+        } else {
+            let body_type = read_u16(bytes, HEADER_LEN, "v5 body descriptor")?;
+            let declared = read_u32(bytes, HEADER_LEN + 2, "v5 body descriptor")?;
+            let (kind, expected) = match body_type {
+                BODY_TYPE_TD10 => (TdReportKind::Td10, TD_REPORT10_LEN),
+                BODY_TYPE_TD15 => (TdReportKind::Td15, TD_REPORT15_LEN),
+                other => return Err(QuoteFormatError::BodyType(other)),
+            };
+            if usize::try_from(declared).ok() != Some(expected) {
+                return Err(QuoteFormatError::BodySize {
+                    body_type,
+                    declared,
+                    expected,
+                });
+            }
+            (kind, HEADER_LEN + 6, expected)
+        };
+        take(bytes, report_offset, report_len, "TD report")?;
+        let signed_len = report_offset + report_len;
+        let sig_len = read_u32(bytes, signed_len, "signature data length")?;
+        let sig_len =
+            usize::try_from(sig_len).map_err(|_| QuoteFormatError::TooLarge(usize::MAX))?;
+        let sig_offset = signed_len + 4;
+        take(bytes, sig_offset, sig_len, "signature data")?;
+        let canonical_len = sig_offset + sig_len;
+
+        // `take` above proved canonical_len <= bytes.len().
+        if let Some(pos) = bytes[canonical_len..].iter().position(|&b| b != 0) {
+            return Err(QuoteFormatError::TrailingBytes {
+                count: bytes.len() - canonical_len,
+                offset: canonical_len + pos,
+            });
+        }
+        Ok(Self {
+            version,
+            report,
+            report_offset,
+            signed_len,
+            canonical_len,
+        })
+    }
+}
+
+/// The PEM certificate chain (PCK leaf, PCK CA, root) carried in the quote's certification data
+/// (type 6, QE report certification data, wrapping type 5, the PEM chain). Not verified.
+pub fn pck_chain_pem(bytes: &[u8]) -> Result<&[u8], QuoteFormatError> {
+    const QE_REPORT_CERT_DATA: u16 = 6;
+    const PCK_CHAIN: u16 = 5;
+    let layout = QuoteLayout::parse(bytes)?;
+    // Signature (64) and attestation key (64), then the outer certification data.
+    let outer = layout.signed_len + 4 + 64 + 64;
+    let outer_type = read_u16(bytes, outer, "certification data type")?;
+    if outer_type != QE_REPORT_CERT_DATA {
+        return Err(QuoteFormatError::CertificationDataType(outer_type));
+    }
+    // QE report (384) and its signature (64), then the QE authentication data.
+    let auth_len = usize::from(read_u16(
+        bytes,
+        outer + 6 + 384 + 64,
+        "QE auth data length",
+    )?);
+    let inner = outer + 6 + 384 + 64 + 2 + auth_len;
+    let inner_type = read_u16(bytes, inner, "PCK certification data type")?;
+    if inner_type != PCK_CHAIN {
+        return Err(QuoteFormatError::CertificationDataType(inner_type));
+    }
+    let len = read_u32(bytes, inner + 2, "PCK certification data length")?;
+    let len = usize::try_from(len).map_err(|_| QuoteFormatError::TooLarge(usize::MAX))?;
+    let chain = take(bytes, inner + 6, len, "PCK certificate chain")?;
+    if inner + 6 + len > layout.canonical_len {
+        return Err(QuoteFormatError::Truncated {
+            field: "PCK certificate chain",
+            needed: inner + 6 + len,
+            available: layout.canonical_len,
+        });
+    }
+    Ok(chain)
+}
+
+/// Cuts `bytes` to the canonical quote (see the module docs on trailing bytes).
+pub fn canonical_quote(bytes: &[u8]) -> Result<&[u8], QuoteFormatError> {
+    let layout = QuoteLayout::parse(bytes)?;
+    Ok(&bytes[..layout.canonical_len])
+}
+
+fn take<'a>(
+    bytes: &'a [u8],
+    offset: usize,
+    len: usize,
+    field: &'static str,
+) -> Result<&'a [u8], QuoteFormatError> {
+    let needed = offset.saturating_add(len);
+    bytes
+        .get(offset..needed)
+        .ok_or(QuoteFormatError::Truncated {
+            field,
+            needed,
+            available: bytes.len(),
+        })
+}
+
+fn read_u16(bytes: &[u8], offset: usize, field: &'static str) -> Result<u16, QuoteFormatError> {
+    let raw = take(bytes, offset, 2, field)?;
+    Ok(u16::from_le_bytes([raw[0], raw[1]]))
+}
+
+fn read_u32(bytes: &[u8], offset: usize, field: &'static str) -> Result<u32, QuoteFormatError> {
+    let raw = take(bytes, offset, 4, field)?;
+    Ok(u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vector(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/certs/vectors/{name}/quote.bin",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(path).unwrap()
+    }
+
+    #[test]
+    fn v4_quote_with_zero_padding_is_cut_to_its_length() {
+        let quote = vector("v4_tdx10_phala_uptodate");
+        assert_eq!(quote.len(), 5006);
+        let layout = QuoteLayout::parse(&quote).unwrap();
+        assert_eq!(layout.version, 4);
+        assert_eq!(layout.report, TdReportKind::Td10);
+        assert_eq!(layout.signed_len, 632);
+        assert_eq!(layout.canonical_len, 4936);
+    }
+
+    #[test]
+    fn v5_td15_quote_has_no_padding() {
+        let quote = vector("v5_td15_gotdxguest_uptodate");
+        let layout = QuoteLayout::parse(&quote).unwrap();
+        assert_eq!(layout.version, 5);
+        assert_eq!(layout.report, TdReportKind::Td15);
+        assert_eq!(layout.signed_len, 702);
+        assert_eq!(layout.canonical_len, 5006);
+    }
+
+    #[test]
+    fn non_zero_trailing_byte_is_refused() {
+        let mut quote = vector("v4_tdx10_phala_uptodate");
+        quote[5000] = 1;
+        assert_eq!(
+            QuoteLayout::parse(&quote),
+            Err(QuoteFormatError::TrailingBytes {
+                count: 70,
+                offset: 5000
+            })
+        );
+    }
+
+    #[test]
+    fn every_truncation_is_refused() {
+        let quote = vector("v5_td15_gotdxguest_uptodate");
+        for len in 0..quote.len() {
+            let err = QuoteLayout::parse(&quote[..len]).unwrap_err();
+            assert!(
+                matches!(err, QuoteFormatError::Truncated { .. }),
+                "length {len}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn sgx_and_unknown_versions_are_refused() {
+        let mut quote = vector("v4_tdx10_phala_uptodate");
+        quote[4..8].copy_from_slice(&0u32.to_le_bytes());
+        assert_eq!(QuoteLayout::parse(&quote), Err(QuoteFormatError::NotTdx(0)));
+        quote[0] = 3;
+        assert_eq!(
+            QuoteLayout::parse(&quote),
+            Err(QuoteFormatError::Version(3))
+        );
+    }
+
+    #[test]
+    fn v5_body_descriptor_is_checked() {
+        let mut quote = vector("v5_td15_gotdxguest_uptodate");
+        quote[48] = 9;
+        assert_eq!(
+            QuoteLayout::parse(&quote),
+            Err(QuoteFormatError::BodyType(9))
+        );
+        quote[48] = 2;
+        assert!(matches!(
+            QuoteLayout::parse(&quote),
+            Err(QuoteFormatError::BodySize { .. })
+        ));
+    }
+
+    #[test]
+    fn pck_chain_is_found_in_both_versions() {
+        for name in ["v4_tdx10_phala_uptodate", "v5_td15_gotdxguest_uptodate"] {
+            let quote = vector(name);
+            let pem = pck_chain_pem(&quote).unwrap();
+            assert!(pem.starts_with(b"-----BEGIN CERTIFICATE-----"), "{name}");
+            let text = std::str::from_utf8(pem).unwrap();
+            assert_eq!(text.matches("BEGIN CERTIFICATE").count(), 3, "{name}");
+        }
+    }
+
+    #[test]
+    fn oversized_input_is_refused_before_parsing() {
+        let quote = vec![0u8; MAX_QUOTE_LEN + 1];
+        assert_eq!(
+            QuoteLayout::parse(&quote),
+            Err(QuoteFormatError::TooLarge(MAX_QUOTE_LEN + 1))
+        );
+    }
+}

@@ -1,16 +1,384 @@
-//! DCAP verification of TDX quotes.
+//! DCAP verification of TDX quotes, then the policy gate.
+//!
+//! Authenticity (quote signature, QE report, PCK chain to the trusted root, CRLs, TCB info and QE
+//! identity signatures and windows, TCB level matching) is checked by the pinned `dcap-qvl` at an
+//! explicit `now`; this module cuts the quote to its canonical form first, sorts dcap-qvl's
+//! failures into [`DcapCheck`] kinds, and applies a [`Policy`]. The only way to obtain a
+//! [`VerifiedQuote`] is through both.
 
-/// Verifies TDX quotes.
-#[derive(Debug)]
-pub struct QuoteVerifier;
+use core::fmt;
 
-/// A quote whose signature chain was verified.
-#[derive(Debug)]
-pub struct VerifiedQuote;
+use super::collateral::Collateral;
+use super::quote::{QuoteFormatError, QuoteLayout};
+use super::{Measurements, ReportData, TcbStatus};
+use crate::policy::{Policy, PolicyViolation, QuoteFacts};
 
-/// TCB status of the platform.
-#[derive(Debug)]
-pub enum TcbStatus {
-    /// Up to date.
-    UpToDate,
+/// Intel SGX Root CA (DER), the production trust anchor for DCAP. See `certs/README.md`.
+pub const INTEL_SGX_ROOT_CA_DER: &[u8] = include_bytes!("../../certs/intel_sgx_root_ca.der");
+
+/// Verifies TDX quotes against one trusted root.
+#[derive(Clone)]
+pub struct QuoteVerifier {
+    root_der: Vec<u8>,
+}
+
+impl fmt::Debug for QuoteVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QuoteVerifier")
+            .field("intel_root", &self.trusts_intel_root())
+            .field("root_digest", &blake3::hash(&self.root_der).to_hex())
+            .finish()
+    }
+}
+
+impl QuoteVerifier {
+    /// A verifier that trusts Intel's production SGX Root CA, and nothing else.
+    pub fn intel() -> Self {
+        Self {
+            root_der: INTEL_SGX_ROOT_CA_DER.to_vec(),
+        }
+    }
+
+    /// A verifier that trusts `root_der` **instead of** Intel's root: for a test PKI, or a
+    /// staging one. Logged at warn level when the root is not Intel's.
+    pub fn with_root(root_der: Vec<u8>) -> Self {
+        let verifier = Self { root_der };
+        if !verifier.trusts_intel_root() {
+            tracing::warn!(
+                root = %blake3::hash(&verifier.root_der).to_hex(),
+                "quote verifier trusts a root other than Intel's SGX Root CA"
+            );
+        }
+        verifier
+    }
+
+    /// Whether the trusted root is Intel's production root.
+    pub fn trusts_intel_root(&self) -> bool {
+        self.root_der == INTEL_SGX_ROOT_CA_DER
+    }
+
+    /// Verifies `quote` with `collateral` at `now` (unix seconds) and applies `policy`.
+    ///
+    /// Zero padding after the quote is dropped, anything else after it is refused (see
+    /// [`super::quote`]).
+    pub fn verify(
+        &self,
+        quote: &[u8],
+        collateral: &Collateral,
+        now: u64,
+        policy: &Policy,
+    ) -> Result<VerifiedQuote, AttestationError> {
+        let authentic = self.verify_authenticity(quote, collateral, now)?;
+        let facts = QuoteFacts {
+            measurements: &authentic.measurements,
+            tcb_status: authentic.tcb_status,
+            advisory_ids: &authentic.advisory_ids,
+            tcb_info_issued: collateral.tcb_info_issued(),
+            qe_identity_issued: collateral.qe_identity_issued(),
+        };
+        match policy.check(&facts, now) {
+            Ok(profile) => Ok(VerifiedQuote {
+                profile: Some(profile),
+                ..authentic
+            }),
+            Err(violation) => Err(AttestationError::Policy {
+                violation,
+                quote: Box::new(authentic),
+            }),
+        }
+    }
+
+    fn verify_authenticity(
+        &self,
+        quote: &[u8],
+        collateral: &Collateral,
+        now: u64,
+    ) -> Result<VerifiedQuote, AttestationError> {
+        let layout = QuoteLayout::parse(quote)?;
+        // parse() proved canonical_len <= quote.len().
+        let quote = &quote[..layout.canonical_len];
+        // Debug TDs are judged by the policy, which names the reason; dcap-qvl would refuse
+        // them with a generic error first.
+        let report = dcap_qvl::verify::QuoteVerifier::new(self.root_der.clone())
+            .allow_debug(true)
+            .verify(quote, collateral.dcap(), now)
+            .map_err(|error| {
+                let mut check = DcapCheck::classify(&error);
+                if check == DcapCheck::CertificateChain && !self.pck_chain_verifies(quote, now) {
+                    check = DcapCheck::PckChain;
+                }
+                AttestationError::Dcap {
+                    check,
+                    detail: format!("{error:#}"),
+                }
+            })?;
+        let tcb_status =
+            report
+                .status
+                .parse::<TcbStatus>()
+                .map_err(|_| AttestationError::Dcap {
+                    check: DcapCheck::Other,
+                    detail: format!("unknown TCB status {:?}", report.status),
+                })?;
+        let td = match &report.report {
+            dcap_qvl::quote::Report::TD10(td) => td,
+            dcap_qvl::quote::Report::TD15(td) => &td.base,
+            dcap_qvl::quote::Report::TD15Ex(td) => &td.base.base,
+            dcap_qvl::quote::Report::SgxEnclave(_) => {
+                return Err(QuoteFormatError::NotTdx(0).into());
+            }
+        };
+        Ok(VerifiedQuote {
+            version: layout.version,
+            measurements: Measurements {
+                mr_td: td.mr_td,
+                rtmr: [td.rt_mr0, td.rt_mr1, td.rt_mr2, td.rt_mr3],
+                mr_config_id: td.mr_config_id,
+                mr_owner: td.mr_owner,
+                mr_owner_config: td.mr_owner_config,
+                xfam: td.xfam,
+                td_attributes: td.td_attributes,
+            },
+            report_data: ReportData(td.report_data),
+            mr_seam: td.mr_seam,
+            tee_tcb_svn: td.tee_tcb_svn,
+            tcb_status,
+            advisory_ids: report.advisory_ids,
+            quote_digest: *blake3::hash(quote).as_bytes(),
+            profile: None,
+        })
+    }
+}
+
+impl QuoteVerifier {
+    /// dcap-qvl does not say which certificate chain failed (TCB info, QE identity or PCK), so
+    /// on that failure alone the PCK chain from the quote is checked on its own (signatures and
+    /// validity, no CRLs) to tell the platform's chain from the collateral's.
+    fn pck_chain_verifies(&self, quote: &[u8], now: u64) -> bool {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, UnixTime};
+
+        let Ok(pem) = super::quote::pck_chain_pem(quote) else {
+            return false;
+        };
+        let Ok(certs) = CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>() else {
+            return false;
+        };
+        let Some((leaf, intermediates)) = certs.split_first() else {
+            return false;
+        };
+        let root = CertificateDer::from(self.root_der.as_slice());
+        let Ok(anchor) = webpki::anchor_from_trusted_cert(&root) else {
+            return false;
+        };
+        let Ok(leaf) = webpki::EndEntityCert::try_from(leaf) else {
+            return false;
+        };
+        leaf.verify_for_usage(
+            &[webpki::ring::ECDSA_P256_SHA256],
+            &[anchor],
+            intermediates,
+            UnixTime::since_unix_epoch(core::time::Duration::from_secs(now)),
+            webpki::KeyUsage::server_auth(),
+            None,
+            None,
+        )
+        .is_ok()
+    }
+}
+
+/// A quote that passed DCAP verification and a [`Policy`]. Exposes only verified fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedQuote {
+    version: u16,
+    measurements: Measurements,
+    report_data: ReportData,
+    mr_seam: [u8; 48],
+    tee_tcb_svn: [u8; 16],
+    tcb_status: TcbStatus,
+    advisory_ids: Vec<String>,
+    quote_digest: [u8; 32],
+    profile: Option<String>,
+}
+
+impl VerifiedQuote {
+    /// Quote format version (4 or 5).
+    pub fn version(&self) -> u16 {
+        self.version
+    }
+
+    /// The TD's Measurements.
+    pub fn measurements(&self) -> &Measurements {
+        &self.measurements
+    }
+
+    /// The report data the TD put in its report.
+    pub fn report_data(&self) -> &ReportData {
+        &self.report_data
+    }
+
+    /// Measurement of the TDX module (SEAM).
+    pub fn mr_seam(&self) -> &[u8; 48] {
+        &self.mr_seam
+    }
+
+    /// The TEE TCB SVN of the TDX module at launch.
+    pub fn tee_tcb_svn(&self) -> &[u8; 16] {
+        &self.tee_tcb_svn
+    }
+
+    /// The platform TCB status (platform and QE statuses converged, as Intel's QVL does).
+    pub fn tcb_status(&self) -> TcbStatus {
+        self.tcb_status
+    }
+
+    /// Intel advisory IDs attached to the TCB status.
+    pub fn advisory_ids(&self) -> &[String] {
+        &self.advisory_ids
+    }
+
+    /// blake3 of the canonical quote bytes (without padding): the public name of this quote.
+    pub fn quote_digest(&self) -> &[u8; 32] {
+        &self.quote_digest
+    }
+
+    /// The name of the Measurement profile that matched; `None` only inside a
+    /// [`AttestationError::Policy`], where no profile matched or the policy stopped earlier.
+    pub fn profile(&self) -> Option<&str> {
+        self.profile.as_deref()
+    }
+}
+
+/// Which DCAP check failed, from dcap-qvl's error chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DcapCheck {
+    /// The collateral (TCB info, QE identity or a CRL) is past its next update at `now`.
+    CollateralExpired,
+    /// The collateral was issued after `now`.
+    CollateralNotYetValid,
+    /// A collateral certificate chain (TCB info or QE identity signer) does not verify to the
+    /// trusted root, or is revoked.
+    CertificateChain,
+    /// The PCK certificate chain in the quote does not verify to the trusted root.
+    PckChain,
+    /// The QE identity signature, chain, or the QE report's match against it failed.
+    QeIdentity,
+    /// The QE report does not carry the hash of the attestation key.
+    QeReportBinding,
+    /// The PCK did not sign the QE report.
+    QeReportSignature,
+    /// The attestation key did not sign the quote header and body.
+    QuoteSignature,
+    /// The platform's keys are revoked.
+    Revoked,
+    /// The trusted root or the CRLs it signs could not be used (a wrong root, most often).
+    RootOrCrl,
+    /// The TCB info signature or chain failed, or it does not fit the quote (FMSPC, TEE type).
+    TcbInfo,
+    /// No TCB level in the TCB info matches the platform (Intel: TCB not supported).
+    TcbLevelNotFound,
+    /// The quote structure was refused by the DCAP library.
+    Decode,
+    /// Anything else; the detail says what.
+    Other,
+}
+
+impl DcapCheck {
+    fn classify(error: &anyhow::Error) -> Self {
+        // dcap-qvl 0.7.1's messages, most specific first. The version is pinned, and the
+        // negative tests on real vectors fail if a message changes.
+        const RULES: &[(&[&str], DcapCheck)] = &[
+            (
+                &["TCB status is invalid: Revoked", "CertRevoked"],
+                DcapCheck::Revoked,
+            ),
+            (&["expired", "Expired"], DcapCheck::CollateralExpired),
+            (
+                &["in the future", "NotValidYet"],
+                DcapCheck::CollateralNotYetValid,
+            ),
+            (&["ISV enclave report signature"], DcapCheck::QuoteSignature),
+            (&["qe_report in quote"], DcapCheck::QeReportSignature),
+            (&["QE report hash mismatch"], DcapCheck::QeReportBinding),
+            (&["No matching TCB level"], DcapCheck::TcbLevelNotFound),
+            (&["CRL", "root ca"], DcapCheck::RootOrCrl),
+            (
+                &["Failed to verify certificate chain"],
+                DcapCheck::CertificateChain,
+            ),
+            (&["PCK"], DcapCheck::PckChain),
+            (
+                &[
+                    "QE Identity",
+                    "QeIdentity",
+                    "qe_identity",
+                    "QE ISVSVN",
+                    "QE report",
+                ],
+                DcapCheck::QeIdentity,
+            ),
+            (
+                &[
+                    "TCB Info",
+                    "TcbInfo",
+                    "TCBInfo",
+                    "tcb_info",
+                    "Fmspc",
+                    "TDX module",
+                    "TCB",
+                ],
+                DcapCheck::TcbInfo,
+            ),
+            (&["decode quote"], DcapCheck::Decode),
+        ];
+        let text = format!("{error:#}");
+        RULES
+            .iter()
+            .find(|(needles, _)| needles.iter().any(|needle| text.contains(needle)))
+            .map_or(Self::Other, |(_, check)| *check)
+    }
+}
+
+/// Why a quote was not accepted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttestationError {
+    /// DCAP verification failed: the quote is not authentic at `now` under the trusted root.
+    #[error("DCAP verification failed ({check:?}): {detail}")]
+    Dcap {
+        /// Which check.
+        check: DcapCheck,
+        /// dcap-qvl's error chain.
+        detail: String,
+    },
+    /// The bytes are not a well-formed TDX quote.
+    #[error("malformed quote: {0}")]
+    Format(#[from] QuoteFormatError),
+    /// The quote is authentic, but the policy refuses it.
+    #[error("quote refused by policy: {violation}")]
+    Policy {
+        /// What the policy objected to.
+        violation: PolicyViolation,
+        /// The authentic quote, for reporting (its `profile()` is `None`).
+        quote: Box<VerifiedQuote>,
+    },
+}
+
+impl AttestationError {
+    /// The DCAP check that failed, if this is a DCAP failure.
+    pub fn dcap_check(&self) -> Option<DcapCheck> {
+        match self {
+            Self::Dcap { check, .. } => Some(*check),
+            _ => None,
+        }
+    }
+
+    /// The policy violation, if the quote was authentic but refused.
+    pub fn policy_violation(&self) -> Option<&PolicyViolation> {
+        match self {
+            Self::Policy { violation, .. } => Some(violation),
+            _ => None,
+        }
+    }
 }

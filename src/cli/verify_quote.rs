@@ -1,0 +1,209 @@
+//! `ratls verify-quote`: verify one quote with its collateral at a given time.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use ratls_quic::policy::Policy;
+use ratls_quic::tdx::{AttestationError, Collateral, QuoteVerifier, VerifiedQuote};
+use serde_json::json;
+
+/// Verify a TDX quote (DCAP) and apply a policy.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The quote (raw bytes; zero padding after it is ignored).
+    #[arg(long)]
+    quote: PathBuf,
+    /// Collateral as QuoteCollateralV3 JSON.
+    #[arg(long)]
+    collateral: PathBuf,
+    /// Verification time, unix seconds.
+    #[arg(long)]
+    now: u64,
+    /// Trust this root CA (DER) instead of Intel's SGX Root CA.
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Policy file (TOML). Without it: authenticity only, UpToDate only, no debug TD.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run(args: Args) -> ExitCode {
+    let inputs = match Inputs::load(&args) {
+        Ok(inputs) => inputs,
+        Err(error) => return super::input_error(&error),
+    };
+    let result =
+        inputs
+            .verifier
+            .verify(&inputs.quote, &inputs.collateral, args.now, &inputs.policy);
+    if args.json {
+        println!("{}", report_json(&result));
+    } else {
+        print_human(&result);
+    }
+    if result.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+struct Inputs {
+    quote: Vec<u8>,
+    collateral: Collateral,
+    policy: Policy,
+    verifier: QuoteVerifier,
+}
+
+impl Inputs {
+    fn load(args: &Args) -> anyhow::Result<Self> {
+        let quote = super::read_limited(&args.quote, 1 << 20)?;
+        let collateral = Collateral::from_json(&super::read_limited(&args.collateral, 1 << 20)?)
+            .with_context(|| format!("collateral {}", args.collateral.display()))?;
+        let policy = match &args.policy {
+            None => Policy::authenticity_only(),
+            Some(path) => {
+                let text = String::from_utf8(super::read_limited(path, 1 << 20)?)
+                    .with_context(|| format!("policy {} is not UTF-8", path.display()))?;
+                Policy::from_toml(&text).with_context(|| format!("policy {}", path.display()))?
+            }
+        };
+        let verifier = match &args.root {
+            None => QuoteVerifier::intel(),
+            Some(path) => QuoteVerifier::with_root(super::read_limited(path, 64 * 1024)?),
+        };
+        Ok(Self {
+            quote,
+            collateral,
+            policy,
+            verifier,
+        })
+    }
+}
+
+fn quote_fields(quote: &VerifiedQuote) -> serde_json::Map<String, serde_json::Value> {
+    let m = quote.measurements();
+    let fields = json!({
+        "quote_version": quote.version(),
+        "tcb_status": quote.tcb_status().as_str(),
+        "advisory_ids": quote.advisory_ids(),
+        "mr_td": hex::encode(m.mr_td),
+        "rtmr0": hex::encode(m.rtmr[0]),
+        "rtmr1": hex::encode(m.rtmr[1]),
+        "rtmr2": hex::encode(m.rtmr[2]),
+        "rtmr3": hex::encode(m.rtmr[3]),
+        "mr_config_id": hex::encode(m.mr_config_id),
+        "mr_owner": hex::encode(m.mr_owner),
+        "mr_owner_config": hex::encode(m.mr_owner_config),
+        "xfam": hex::encode(m.xfam),
+        "td_attributes": hex::encode(m.td_attributes),
+        "mr_seam": hex::encode(quote.mr_seam()),
+        "report_data": hex::encode(quote.report_data().as_bytes()),
+        "quote_digest": hex::encode(quote.quote_digest()),
+        "profile": quote.profile(),
+    });
+    match fields {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
+}
+
+const QUOTE_FIELDS: [&str; 17] = [
+    "quote_version",
+    "tcb_status",
+    "advisory_ids",
+    "mr_td",
+    "rtmr0",
+    "rtmr1",
+    "rtmr2",
+    "rtmr3",
+    "mr_config_id",
+    "mr_owner",
+    "mr_owner_config",
+    "xfam",
+    "td_attributes",
+    "mr_seam",
+    "report_data",
+    "quote_digest",
+    "profile",
+];
+
+/// Accepted: every verified field. Rejected by policy: the (authentic) fields too, and the
+/// reason. Not authentic: the fields are null, because nothing in the quote can be believed.
+fn report_json(result: &Result<VerifiedQuote, AttestationError>) -> serde_json::Value {
+    let mut out = match result {
+        Ok(quote) => quote_fields(quote),
+        Err(AttestationError::Policy { quote, .. }) => quote_fields(quote),
+        Err(_) => QUOTE_FIELDS
+            .iter()
+            .map(|field| ((*field).to_owned(), serde_json::Value::Null))
+            .collect(),
+    };
+    let verdict = if result.is_ok() {
+        "accepted"
+    } else {
+        "rejected"
+    };
+    out.insert("verdict".into(), verdict.into());
+    if let Err(error) = result {
+        out.insert("error".into(), error.to_string().into());
+        out.insert("reason".into(), reason_code(error).into());
+    }
+    serde_json::Value::Object(out)
+}
+
+/// A stable, machine-readable name for the failure.
+fn reason_code(error: &AttestationError) -> String {
+    match error {
+        AttestationError::Dcap { check, .. } => format!("dcap:{check:?}"),
+        AttestationError::Format(_) => "format".into(),
+        AttestationError::Policy { violation, .. } => {
+            let name = format!("{violation:?}");
+            let name = name.split(['(', ' ', '{']).next().unwrap_or_default();
+            format!("policy:{name}")
+        }
+        _ => "other".into(),
+    }
+}
+
+fn print_human(result: &Result<VerifiedQuote, AttestationError>) {
+    match result {
+        Ok(quote) => {
+            println!(
+                "accepted: quote v{}, profile {:?}",
+                quote.version(),
+                quote.profile().unwrap_or("-")
+            );
+            print_quote(quote);
+        }
+        Err(error) => {
+            println!("rejected: {error}");
+            if let AttestationError::Policy { quote, .. } = error {
+                print_quote(quote);
+            }
+        }
+    }
+}
+
+fn print_quote(quote: &VerifiedQuote) {
+    let m = quote.measurements();
+    println!(
+        "  tcb_status    {} {:?}",
+        quote.tcb_status(),
+        quote.advisory_ids()
+    );
+    println!("  mr_td         {}", hex::encode(m.mr_td));
+    for (i, rtmr) in m.rtmr.iter().enumerate() {
+        println!("  rtmr{i}         {}", hex::encode(rtmr));
+    }
+    println!("  td_attributes {}", hex::encode(m.td_attributes));
+    println!(
+        "  report_data   {}",
+        hex::encode(quote.report_data().as_bytes())
+    );
+    println!("  quote_digest  {}", hex::encode(quote.quote_digest()));
+}

@@ -1,0 +1,319 @@
+//! The TOML policy file.
+//!
+//! ```toml
+//! version = 1              # schema version, required
+//! allow_debug = false      # optional; true accepts debug TDs (logged)
+//!
+//! [tcb]                    # optional; defaults shown
+//! accepted_statuses = ["UpToDate"]
+//! # advisory_allow = ["INTEL-SA-00837"]   # when present, every advisory must be listed
+//! advisory_deny = []
+//! # max_collateral_age_secs = 2592000      # TCB info / QE identity issued at most this long ago
+//!
+//! [[profile]]              # one or more; a quote is accepted when any profile matches
+//! name = "prod"
+//! mr_td = "91eb2b44...b7"  # 96 hex digits, or "any"
+//! rtmr0 = "any"
+//! rtmr1 = "any"
+//! rtmr2 = "any"
+//! rtmr3 = "any"
+//! mr_config_id = "any"
+//! mr_owner = "any"
+//! mr_owner_config = "any"
+//! # xfam = "e702060000000000"          # optional, 16 hex digits
+//! # td_attributes = "0000001000000000" # optional, 16 hex digits
+//! ```
+//!
+//! Every register except `xfam` and `td_attributes` must be present in every profile: a register
+//! that may hold any value is written as `"any"`, so that nothing is left open by omission. Unknown
+//! keys are errors. A file with no `[[profile]]` loads, and accepts nothing.
+
+use std::collections::BTreeSet;
+
+use serde::Deserialize;
+
+use super::{Expected, HexError, MeasurementPolicy, MeasurementProfile, Policy, TcbPolicy};
+use crate::tdx::TcbStatus;
+
+/// The only schema version this crate reads.
+pub const POLICY_FILE_VERSION: u32 = 1;
+
+/// A policy file could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyFileError {
+    /// Two profiles share a name.
+    #[error("profile name {0:?} is used twice")]
+    DuplicateProfile(String),
+    /// A hex value is malformed.
+    #[error("profile {profile:?}, {field}: {source}")]
+    Hex {
+        /// The profile.
+        profile: String,
+        /// The key.
+        field: &'static str,
+        /// What is wrong with it.
+        #[source]
+        source: HexError,
+    },
+    /// A required register is missing from a profile.
+    #[error(
+        "profile {profile:?}: {field} is missing; write {field} = \"any\" to accept any value"
+    )]
+    MissingRegister {
+        /// The profile.
+        profile: String,
+        /// The missing key.
+        field: &'static str,
+    },
+    /// Not valid TOML, or keys and types outside the schema (the message names the line).
+    #[error("{0}")]
+    Syntax(String),
+    /// `accepted_statuses` names no known TCB status.
+    #[error("tcb.accepted_statuses: unknown status {0:?}")]
+    UnknownStatus(String),
+    /// The `version` key is missing or names another schema.
+    #[error(
+        "unsupported policy file version {0} (this build reads version {POLICY_FILE_VERSION})"
+    )]
+    Version(u32),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    version: u32,
+    #[serde(default)]
+    allow_debug: bool,
+    #[serde(default)]
+    tcb: TcbSection,
+    #[serde(default)]
+    profile: Vec<ProfileSection>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TcbSection {
+    accepted_statuses: Option<Vec<String>>,
+    advisory_allow: Option<Vec<String>>,
+    #[serde(default)]
+    advisory_deny: Vec<String>,
+    max_collateral_age_secs: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileSection {
+    name: String,
+    mr_td: Option<String>,
+    rtmr0: Option<String>,
+    rtmr1: Option<String>,
+    rtmr2: Option<String>,
+    rtmr3: Option<String>,
+    mr_config_id: Option<String>,
+    mr_owner: Option<String>,
+    mr_owner_config: Option<String>,
+    xfam: Option<String>,
+    td_attributes: Option<String>,
+}
+
+impl Policy {
+    /// Reads a policy from TOML text (see the [module docs](self) for the schema).
+    pub fn from_toml(text: &str) -> Result<Self, PolicyFileError> {
+        let file: PolicyFile =
+            toml::from_str(text).map_err(|e| PolicyFileError::Syntax(e.to_string()))?;
+        if file.version != POLICY_FILE_VERSION {
+            return Err(PolicyFileError::Version(file.version));
+        }
+        let mut names = BTreeSet::new();
+        let mut profiles = Vec::with_capacity(file.profile.len());
+        for section in file.profile {
+            if !names.insert(section.name.clone()) {
+                return Err(PolicyFileError::DuplicateProfile(section.name));
+            }
+            profiles.push(section.into_profile()?);
+        }
+        let mut policy = Self::new(MeasurementPolicy::new(profiles));
+        policy.tcb = file.tcb.into_policy()?;
+        if file.allow_debug {
+            policy.dangerous().allow_debug();
+        }
+        Ok(policy)
+    }
+}
+
+impl TcbSection {
+    fn into_policy(self) -> Result<TcbPolicy, PolicyFileError> {
+        let mut policy = TcbPolicy::default();
+        if let Some(statuses) = self.accepted_statuses {
+            policy.accepted_statuses = statuses
+                .into_iter()
+                .map(|name| {
+                    name.parse::<TcbStatus>()
+                        .map_err(|_| PolicyFileError::UnknownStatus(name))
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        policy.advisory_allow = self.advisory_allow.map(|ids| ids.into_iter().collect());
+        policy.advisory_deny = self.advisory_deny.into_iter().collect();
+        policy.max_collateral_age_secs = self.max_collateral_age_secs;
+        Ok(policy)
+    }
+}
+
+impl ProfileSection {
+    fn into_profile(self) -> Result<MeasurementProfile, PolicyFileError> {
+        let name = self.name;
+        let required = |field: &'static str, value: Option<String>| {
+            let text = value.ok_or_else(|| PolicyFileError::MissingRegister {
+                profile: name.clone(),
+                field,
+            })?;
+            Expected::parse(&text).map_err(|source| PolicyFileError::Hex {
+                profile: name.clone(),
+                field,
+                source,
+            })
+        };
+        let optional = |field: &'static str, value: Option<String>| match value {
+            None => Ok(Expected::Any),
+            Some(text) => Expected::parse(&text).map_err(|source| PolicyFileError::Hex {
+                profile: name.clone(),
+                field,
+                source,
+            }),
+        };
+        Ok(MeasurementProfile {
+            mr_td: required("mr_td", self.mr_td)?,
+            rtmr: [
+                required("rtmr0", self.rtmr0)?,
+                required("rtmr1", self.rtmr1)?,
+                required("rtmr2", self.rtmr2)?,
+                required("rtmr3", self.rtmr3)?,
+            ],
+            mr_config_id: required("mr_config_id", self.mr_config_id)?,
+            mr_owner: required("mr_owner", self.mr_owner)?,
+            mr_owner_config: required("mr_owner_config", self.mr_owner_config)?,
+            xfam: optional("xfam", self.xfam)?,
+            td_attributes: optional("td_attributes", self.td_attributes)?,
+            name,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROFILE: &str = r#"
+[[profile]]
+name = "prod"
+mr_td = "91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7"
+rtmr0 = "any"
+rtmr1 = "any"
+rtmr2 = "any"
+rtmr3 = "any"
+mr_config_id = "any"
+mr_owner = "any"
+mr_owner_config = "any"
+"#;
+
+    fn with_version(body: &str) -> String {
+        format!("version = 1\n{body}")
+    }
+
+    #[test]
+    fn full_file_loads() {
+        let text = with_version(&format!(
+            "allow_debug = false\n[tcb]\naccepted_statuses = [\"UpToDate\", \"SWHardeningNeeded\"]\nadvisory_deny = [\"INTEL-SA-1\"]\nmax_collateral_age_secs = 60\n{PROFILE}"
+        ));
+        let policy = Policy::from_toml(&text).unwrap();
+        assert_eq!(policy.measurements.profiles().len(), 1);
+        assert!(policy.tcb.accepts(TcbStatus::SwHardeningNeeded));
+        assert!(!policy.tcb.accepts(TcbStatus::OutOfDate));
+        assert_eq!(policy.tcb.max_collateral_age_secs, Some(60));
+        assert!(!policy.allows_debug());
+        assert!(matches!(
+            policy.measurements.profiles()[0].mr_td,
+            Expected::Exact(_)
+        ));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_line() {
+        let err = Policy::from_toml(&with_version("alow_debug = true\n")).unwrap_err();
+        let PolicyFileError::Syntax(message) = err else {
+            panic!("{err:?}")
+        };
+        assert!(message.contains("alow_debug"), "{message}");
+        assert!(message.contains("line 2"), "{message}");
+        let err = Policy::from_toml(&with_version(&PROFILE.replace("rtmr3", "rtmr4"))).unwrap_err();
+        assert!(matches!(err, PolicyFileError::Syntax(m) if m.contains("rtmr4")));
+    }
+
+    #[test]
+    fn missing_register_must_be_written_as_any() {
+        let text = with_version(&PROFILE.replace("rtmr2 = \"any\"\n", ""));
+        assert_eq!(
+            Policy::from_toml(&text),
+            Err(PolicyFileError::MissingRegister {
+                profile: "prod".into(),
+                field: "rtmr2"
+            })
+        );
+    }
+
+    #[test]
+    fn bad_hex_and_wrong_length_are_named() {
+        let text = with_version(&PROFILE.replace("rtmr1 = \"any\"", "rtmr1 = \"00ff\""));
+        assert!(matches!(
+            Policy::from_toml(&text),
+            Err(PolicyFileError::Hex {
+                field: "rtmr1",
+                source: HexError::Length {
+                    expected: 96,
+                    found: 4
+                },
+                ..
+            })
+        ));
+        let text = with_version(&PROFILE.replace(
+            "rtmr1 = \"any\"",
+            &format!("rtmr1 = \"{}\"", "g".repeat(96)),
+        ));
+        assert!(matches!(
+            Policy::from_toml(&text),
+            Err(PolicyFileError::Hex {
+                field: "rtmr1",
+                source: HexError::NotHex(_),
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn version_status_and_duplicates_are_checked() {
+        assert_eq!(
+            Policy::from_toml("version = 2\n"),
+            Err(PolicyFileError::Version(2))
+        );
+        assert!(matches!(
+            Policy::from_toml("allow_debug = true\n"),
+            Err(PolicyFileError::Syntax(m)) if m.contains("version")
+        ));
+        assert_eq!(
+            Policy::from_toml(&with_version("[tcb]\naccepted_statuses = [\"Fine\"]\n")),
+            Err(PolicyFileError::UnknownStatus("Fine".into()))
+        );
+        assert_eq!(
+            Policy::from_toml(&with_version(&format!("{PROFILE}{PROFILE}"))),
+            Err(PolicyFileError::DuplicateProfile("prod".into()))
+        );
+    }
+
+    #[test]
+    fn file_without_profiles_loads_and_accepts_nothing() {
+        let policy = Policy::from_toml(&with_version("")).unwrap();
+        assert!(policy.measurements.profiles().is_empty());
+    }
+}

@@ -1,0 +1,116 @@
+//! DCAP collateral: the signed TCB info, QE identity, CRLs and their chains.
+
+use core::fmt;
+
+use serde::Deserialize;
+
+/// Largest collateral document accepted. Real collateral JSON is about 20 KB.
+pub const MAX_COLLATERAL_LEN: usize = 1024 * 1024;
+
+/// Collateral for one platform (FMSPC, PCK CA), in dcap-qvl's `QuoteCollateralV3` JSON form.
+///
+/// Signatures are not checked here: [`super::QuoteVerifier`] checks them at verification time.
+/// The issue dates read at load are only used after that check passed.
+#[derive(Clone)]
+pub struct Collateral {
+    inner: dcap_qvl::QuoteCollateralV3,
+    tcb_info_issued: u64,
+    qe_identity_issued: u64,
+    digest: [u8; 32],
+}
+
+impl fmt::Debug for Collateral {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Collateral")
+            .field("tcb_info_issued", &self.tcb_info_issued)
+            .field("qe_identity_issued", &self.qe_identity_issued)
+            .field("digest", &hex::encode(self.digest))
+            .finish()
+    }
+}
+
+/// Collateral could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CollateralError {
+    /// An issue date is not an RFC 3339 time.
+    #[error("{item} issueDate {value:?} is not an RFC 3339 time")]
+    Date {
+        /// "TCB info" or "QE identity".
+        item: &'static str,
+        /// The text found.
+        value: String,
+    },
+    /// Not the expected JSON.
+    #[error("collateral is not QuoteCollateralV3 JSON: {0}")]
+    Json(String),
+    /// Larger than [`MAX_COLLATERAL_LEN`].
+    #[error("collateral of {0} bytes exceeds the {MAX_COLLATERAL_LEN}-byte limit")]
+    TooLarge(usize),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IssueDate {
+    issue_date: String,
+}
+
+impl Collateral {
+    /// Reads `QuoteCollateralV3` JSON (the format of `certs/vectors/*/collateral.json`).
+    pub fn from_json(bytes: &[u8]) -> Result<Self, CollateralError> {
+        if bytes.len() > MAX_COLLATERAL_LEN {
+            return Err(CollateralError::TooLarge(bytes.len()));
+        }
+        let inner: dcap_qvl::QuoteCollateralV3 =
+            serde_json::from_slice(bytes).map_err(|e| CollateralError::Json(e.to_string()))?;
+        Self::new(inner)
+    }
+
+    /// Wraps collateral already in dcap-qvl's form.
+    pub fn new(inner: dcap_qvl::QuoteCollateralV3) -> Result<Self, CollateralError> {
+        let tcb_info_issued = issue_date("TCB info", &inner.tcb_info)?;
+        let qe_identity_issued = issue_date("QE identity", &inner.qe_identity)?;
+        let json = serde_json::to_vec(&inner).map_err(|e| CollateralError::Json(e.to_string()))?;
+        Ok(Self {
+            digest: *blake3::hash(&json).as_bytes(),
+            inner,
+            tcb_info_issued,
+            qe_identity_issued,
+        })
+    }
+
+    /// The collateral as dcap-qvl takes it.
+    pub fn dcap(&self) -> &dcap_qvl::QuoteCollateralV3 {
+        &self.inner
+    }
+
+    /// Issue date of the TCB info, unix seconds.
+    pub fn tcb_info_issued(&self) -> u64 {
+        self.tcb_info_issued
+    }
+
+    /// Issue date of the QE identity, unix seconds.
+    pub fn qe_identity_issued(&self) -> u64 {
+        self.qe_identity_issued
+    }
+
+    /// blake3 of the collateral's JSON serialisation, to record which collateral a verdict used.
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.digest
+    }
+}
+
+fn issue_date(item: &'static str, json: &str) -> Result<u64, CollateralError> {
+    let parsed: IssueDate =
+        serde_json::from_str(json).map_err(|e| CollateralError::Json(format!("{item}: {e}")))?;
+    let date_error = || CollateralError::Date {
+        item,
+        value: parsed.issue_date.clone(),
+    };
+    let time = time::OffsetDateTime::parse(
+        &parsed.issue_date,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map_err(|_| date_error())?;
+    u64::try_from(time.unix_timestamp()).map_err(|_| date_error())
+}

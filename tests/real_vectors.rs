@@ -1,0 +1,337 @@
+//! Real TDX quotes from `certs/vectors/`, each at its own `now`, and the negative matrix on them.
+
+use ratls_quic::policy::{
+    MeasurementPolicy, MeasurementProfile, Policy, PolicyViolation, Register,
+};
+use ratls_quic::tdx::quote::QuoteFormatError;
+use ratls_quic::tdx::verify::INTEL_SGX_ROOT_CA_DER;
+use ratls_quic::tdx::{
+    AttestationError, Collateral, DcapCheck, QuoteVerifier, TcbStatus, VerifiedQuote,
+};
+
+struct Vector {
+    quote: Vec<u8>,
+    collateral: Collateral,
+    now: u64,
+    valid_from: u64,
+    valid_until: u64,
+    expected_ok: bool,
+    mr_td: String,
+    report_data: String,
+    signed_len: usize,
+}
+
+fn vector(name: &str) -> Vector {
+    let dir = format!("{}/certs/vectors", env!("CARGO_MANIFEST_DIR"));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{dir}/vectors.json")).unwrap()).unwrap();
+    let entry = manifest
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == name)
+        .unwrap();
+    let unix = |field: &str| {
+        let text = entry[field].as_str().unwrap();
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .unwrap()
+            .unix_timestamp() as u64
+    };
+    Vector {
+        quote: std::fs::read(format!("{dir}/{name}/quote.bin")).unwrap(),
+        collateral: Collateral::from_json(
+            &std::fs::read(format!("{dir}/{name}/collateral.json")).unwrap(),
+        )
+        .unwrap(),
+        now: entry["now_unix"].as_u64().unwrap(),
+        valid_from: unix("valid_from"),
+        valid_until: unix("valid_until"),
+        expected_ok: entry["expected"].as_str().unwrap().starts_with("OK"),
+        mr_td: entry["mr_td"].as_str().unwrap().to_owned(),
+        report_data: entry["report_data"].as_str().unwrap().to_owned(),
+        signed_len: entry["signed_len"].as_u64().unwrap() as usize,
+    }
+}
+
+const GOOD: [&str; 2] = ["v4_tdx10_phala_uptodate", "v5_td15_gotdxguest_uptodate"];
+
+fn verify(
+    v: &Vector,
+    quote: &[u8],
+    now: u64,
+    policy: &Policy,
+) -> Result<VerifiedQuote, AttestationError> {
+    QuoteVerifier::intel().verify(quote, &v.collateral, now, policy)
+}
+
+fn dcap_check(result: Result<VerifiedQuote, AttestationError>) -> DcapCheck {
+    match result {
+        Err(e) => e
+            .dcap_check()
+            .unwrap_or_else(|| panic!("not a DCAP failure: {e}")),
+        Ok(_) => panic!("accepted"),
+    }
+}
+
+#[test]
+fn every_vector_gives_its_expected_result() {
+    for name in GOOD
+        .iter()
+        .chain(["neg_v5_td15_phala_tcb_not_supported"].iter())
+    {
+        let v = vector(name);
+        let result = verify(&v, &v.quote, v.now, &Policy::authenticity_only());
+        assert_eq!(result.is_ok(), v.expected_ok, "{name}: {result:?}");
+        if let Ok(quote) = result {
+            assert_eq!(quote.tcb_status(), TcbStatus::UpToDate);
+            assert!(quote.advisory_ids().is_empty());
+            assert_eq!(hex::encode(quote.measurements().mr_td), v.mr_td);
+            assert_eq!(hex::encode(quote.report_data().0), v.report_data);
+            assert_eq!(quote.profile(), Some("any"));
+        }
+    }
+}
+
+#[test]
+fn tcb_not_supported_vector_is_refused_as_such() {
+    let v = vector("neg_v5_td15_phala_tcb_not_supported");
+    let check = dcap_check(verify(&v, &v.quote, v.now, &Policy::authenticity_only()));
+    assert_eq!(check, DcapCheck::TcbLevelNotFound);
+}
+
+#[test]
+fn now_outside_the_collateral_window_is_refused() {
+    for name in GOOD {
+        let v = vector(name);
+        let policy = Policy::authenticity_only();
+        assert!(verify(&v, &v.quote, v.valid_from + 1, &policy).is_ok());
+        assert!(verify(&v, &v.quote, v.valid_until - 1, &policy).is_ok());
+        assert_eq!(
+            dcap_check(verify(&v, &v.quote, v.valid_from - 1, &policy)),
+            DcapCheck::CollateralNotYetValid,
+            "{name}"
+        );
+        assert_eq!(
+            dcap_check(verify(&v, &v.quote, v.valid_until + 1, &policy)),
+            DcapCheck::CollateralExpired,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn zero_padding_is_dropped_and_digest_is_of_the_canonical_quote() {
+    let v = vector("v4_tdx10_phala_uptodate");
+    let policy = Policy::authenticity_only();
+    let padded = verify(&v, &v.quote, v.now, &policy).unwrap();
+    let trimmed = verify(&v, &v.quote[..4936], v.now, &policy).unwrap();
+    assert_eq!(padded.quote_digest(), trimmed.quote_digest());
+    assert_eq!(
+        padded.quote_digest(),
+        blake3::hash(&v.quote[..4936]).as_bytes()
+    );
+
+    let mut more = v.quote.clone();
+    more.extend_from_slice(&[0; 100]);
+    assert!(verify(&v, &more, v.now, &policy).is_ok());
+    let mut junk = v.quote.clone();
+    junk[4936] = 0xff;
+    assert!(matches!(
+        verify(&v, &junk, v.now, &policy),
+        Err(AttestationError::Format(
+            QuoteFormatError::TrailingBytes { .. }
+        ))
+    ));
+}
+
+fn flipped(quote: &[u8], offset: usize) -> Vec<u8> {
+    let mut out = quote.to_vec();
+    out[offset] ^= 0x01;
+    out
+}
+
+#[test]
+fn one_flipped_bit_is_refused_with_the_failing_check() {
+    for name in GOOD {
+        let v = vector(name);
+        let policy = Policy::authenticity_only();
+        let sig = v.signed_len + 4; // signature data: ECDSA sig (64), attestation key (64), cert data
+        let qe_report = sig + 64 + 64 + 2 + 4; // cert type 6 (2) + size (4), then the QE report
+        let cases = [
+            ("header user data", 30, DcapCheck::QuoteSignature),
+            (
+                "MRTD in the body",
+                v.signed_len - 584 + 136,
+                DcapCheck::QuoteSignature,
+            ),
+            ("report_data", v.signed_len - 1, DcapCheck::QuoteSignature),
+            ("quote signature", sig + 5, DcapCheck::QuoteSignature),
+            ("attestation key", sig + 64 + 10, DcapCheck::QeReportBinding),
+            ("QE report", qe_report + 100, DcapCheck::QeReportSignature),
+            (
+                "QE report signature",
+                qe_report + 384 + 3,
+                DcapCheck::QeReportSignature,
+            ),
+        ];
+        for (what, offset, expected) in cases {
+            let check = dcap_check(verify(&v, &flipped(&v.quote, offset), v.now, &policy));
+            assert_eq!(check, expected, "{name}: {what}");
+        }
+    }
+}
+
+#[test]
+fn tampered_pck_chain_is_refused() {
+    let v = vector("v4_tdx10_phala_uptodate");
+    // The PEM chain sits in the certification data; change one base64 digit of the PCK leaf's
+    // signature region (well inside the first certificate).
+    let begin = b"-----BEGIN CERTIFICATE-----\n";
+    let start = v
+        .quote
+        .windows(begin.len())
+        .position(|w| w == begin)
+        .unwrap();
+    let end_marker: &[u8] = b"-----END CERTIFICATE-----";
+    let end = start
+        + v.quote[start..]
+            .windows(end_marker.len())
+            .position(|w| w == end_marker)
+            .unwrap();
+    let mut tampered = v.quote.clone();
+    let target = end - 20;
+    tampered[target] = if tampered[target] == b'A' { b'B' } else { b'A' };
+    let result = verify(&v, &tampered, v.now, &Policy::authenticity_only());
+    assert_eq!(dcap_check(result), DcapCheck::PckChain);
+}
+
+#[test]
+fn tampered_collateral_is_refused() {
+    let v = vector("v4_tdx10_phala_uptodate");
+    let mut dcap = v.collateral.dcap().clone();
+    dcap.tcb_info = dcap.tcb_info.replacen("UpToDate", "UpToDatf", 1);
+    let tampered = Collateral::new(dcap).unwrap();
+    let result =
+        QuoteVerifier::intel().verify(&v.quote, &tampered, v.now, &Policy::authenticity_only());
+    assert_eq!(dcap_check(result), DcapCheck::TcbInfo);
+
+    let mut dcap = v.collateral.dcap().clone();
+    dcap.qe_identity_signature[10] ^= 1;
+    let tampered = Collateral::new(dcap).unwrap();
+    let result =
+        QuoteVerifier::intel().verify(&v.quote, &tampered, v.now, &Policy::authenticity_only());
+    assert_eq!(dcap_check(result), DcapCheck::QeIdentity);
+}
+
+#[test]
+fn wrong_root_is_refused() {
+    let v = vector("v4_tdx10_phala_uptodate");
+    // A self-signed root that is not Intel's: the PCK Platform CA's issuer chain has only Intel
+    // roots, so take a fresh one.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Intel SGX Root CA");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let root = params.self_signed(&key).unwrap();
+    let verifier = QuoteVerifier::with_root(root.der().to_vec());
+    assert!(!verifier.trusts_intel_root());
+    let result = verifier.verify(&v.quote, &v.collateral, v.now, &Policy::authenticity_only());
+    assert_eq!(dcap_check(result), DcapCheck::RootOrCrl);
+    assert!(QuoteVerifier::with_root(INTEL_SGX_ROOT_CA_DER.to_vec()).trusts_intel_root());
+}
+
+fn exact_policy(quote: &VerifiedQuote) -> Policy {
+    Policy::new(MeasurementPolicy::new(vec![MeasurementProfile::exact(
+        "pinned",
+        quote.measurements(),
+    )]))
+}
+
+fn violation(result: Result<VerifiedQuote, AttestationError>) -> PolicyViolation {
+    match result {
+        Err(AttestationError::Policy { violation, .. }) => violation,
+        other => panic!("expected a policy violation, got {other:?}"),
+    }
+}
+
+#[test]
+fn measurement_mismatches_are_named() {
+    let v = vector("v5_td15_gotdxguest_uptodate");
+    let accepted = verify(&v, &v.quote, v.now, &Policy::authenticity_only()).unwrap();
+    let policy = exact_policy(&accepted);
+    assert_eq!(
+        verify(&v, &v.quote, v.now, &policy).unwrap().profile(),
+        Some("pinned")
+    );
+
+    type Change = fn(&mut ratls_quic::tdx::Measurements);
+    let cases: [(Register, Change); 4] = [
+        (Register::MrTd, |m| m.mr_td[0] ^= 1),
+        (Register::Rtmr1, |m| m.rtmr[1][47] ^= 1),
+        (Register::Rtmr3, |m| m.rtmr[3][0] ^= 1),
+        (Register::MrConfigId, |m| m.mr_config_id[5] ^= 1),
+    ];
+    for (register, change) in cases {
+        let mut expected = *accepted.measurements();
+        change(&mut expected);
+        let policy = Policy::new(MeasurementPolicy::new(vec![MeasurementProfile::exact(
+            "pinned", &expected,
+        )]));
+        match violation(verify(&v, &v.quote, v.now, &policy)) {
+            PolicyViolation::Measurements(m) => {
+                assert_eq!(m.mismatches, vec![("pinned".to_owned(), register)])
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn empty_policy_and_unaccepted_status_are_refused() {
+    let v = vector("v4_tdx10_phala_uptodate");
+    let empty = Policy::new(MeasurementPolicy::default());
+    assert!(matches!(
+        violation(verify(&v, &v.quote, v.now, &empty)),
+        PolicyViolation::Measurements(m) if m.mismatches.is_empty()
+    ));
+
+    let mut policy = Policy::authenticity_only();
+    policy.tcb.accepted_statuses = [TcbStatus::OutOfDate].into();
+    assert_eq!(
+        violation(verify(&v, &v.quote, v.now, &policy)),
+        PolicyViolation::TcbStatus(TcbStatus::UpToDate)
+    );
+}
+
+#[test]
+fn truncated_quotes_are_refused_as_format_errors() {
+    let v = vector("v5_td15_gotdxguest_uptodate");
+    for len in [0, 10, 48, 600, v.signed_len + 3, 4000, v.quote.len() - 1] {
+        assert!(
+            matches!(
+                verify(&v, &v.quote[..len], v.now, &Policy::authenticity_only()),
+                Err(AttestationError::Format(QuoteFormatError::Truncated { .. }))
+            ),
+            "length {len}"
+        );
+    }
+}
+
+#[test]
+fn collateral_age_limit_applies() {
+    let v = vector("v4_tdx10_phala_uptodate");
+    let mut policy = Policy::authenticity_only();
+    let age = v.now
+        - v.collateral
+            .tcb_info_issued()
+            .min(v.collateral.qe_identity_issued());
+    policy.tcb.max_collateral_age_secs = Some(age);
+    assert!(verify(&v, &v.quote, v.now, &policy).is_ok());
+    policy.tcb.max_collateral_age_secs = Some(age - 1);
+    assert!(matches!(
+        violation(verify(&v, &v.quote, v.now, &policy)),
+        PolicyViolation::CollateralTooOld { .. }
+    ));
+}
