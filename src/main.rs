@@ -18,9 +18,14 @@ struct Cli {
 
 // One variant per subcommand; each lives in its own file under `src/cli/`.
 #[derive(Debug, clap::Subcommand)]
-enum Command {}
+enum Command {
+    /// Produce a TDX quote over given report data through configfs-tsm (on a TDX guest).
+    Quote(cli::quote::QuoteArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Quote(args) => cli::quote::run(&args),
+    }
 }

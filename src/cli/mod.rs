@@ -1,1 +1,3 @@
 //! Subcommands of the `ratls` tool, one file each.
+
+pub(crate) mod quote;
