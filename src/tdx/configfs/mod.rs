@@ -14,7 +14,9 @@
 //! 5. `rmdir` the entry, on success and on every error path.
 //!
 //! An `EBUSY` from any read or write is retried with a short, growing pause, a bounded number of
-//! times, then [`QuoteProviderError::Busy`].
+//! times, then [`QuoteProviderError::Busy`]. configfs hands `inblob` to the kernel when the file
+//! is closed and may drop an error raised there; a write lost that way leaves `generation`
+//! unchanged, which the generation check treats like a race.
 
 mod fs;
 #[cfg(test)]
@@ -181,8 +183,8 @@ impl ConfigfsTsm {
             self.busy_retry(&inblob, || self.fs.write(&inblob, report_data.as_bytes()))?;
             let quote = self.busy_retry(&outblob, || self.fs.read(&outblob))?;
             let after = self.generation(entry)?;
-            // The kernel's counter is narrower than u64 and wraps; a wrap shows up as one
-            // mismatch and the next attempt starts from the wrapped value.
+            // Should the kernel's (32-bit) counter ever wrap, that shows up as one mismatch and
+            // the next attempt starts from the wrapped value.
             let expected = before.wrapping_add(1);
             if after == expected {
                 check_quote_header(&quote)?;

@@ -32,6 +32,8 @@ struct State {
     outblob: Option<Vec<u8>>,
     /// Replaces the initial `generation` contents.
     generation: Option<String>,
+    /// The next this many mkdirs find the name taken.
+    taken_names: u32,
     created: Vec<PathBuf>,
     removed: Vec<PathBuf>,
     inblob_writes: Vec<Vec<u8>>,
@@ -54,6 +56,7 @@ impl FakeKernel {
                 always_race: false,
                 outblob: None,
                 generation: None,
+                taken_names: 0,
                 created: Vec::new(),
                 removed: Vec::new(),
                 inblob_writes: Vec::new(),
@@ -87,6 +90,10 @@ fn fake_quote(version: u16, tee_type: u32, report_data: &[u8]) -> Vec<u8> {
 impl TsmFs for FakeKernel {
     fn create_dir(&self, path: &Path) -> io::Result<()> {
         let mut st = self.state();
+        if st.taken_names > 0 {
+            st.taken_names -= 1;
+            return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+        }
         StdFs.create_dir(path)?;
         let generation = st.generation.clone().unwrap_or_else(|| "0\n".into());
         stdfs::write(path.join("provider"), format!("{}\n", st.provider))?;
@@ -393,6 +400,28 @@ fn consecutive_quotes_use_distinct_entries() {
     assert_eq!(st.created.len(), 2);
     assert_ne!(st.created[0], st.created[1]);
     assert_eq!(st.created, st.removed);
+}
+
+#[test]
+fn quote_with_taken_entry_names_uses_next_name() {
+    let fx = Fixture::new();
+    fx.kernel.state().taken_names = 2;
+    fx.provider().quote(&report_data()).expect("quote");
+    fx.assert_one_entry_cleaned_up();
+}
+
+#[test]
+fn quote_with_every_entry_name_taken_fails_io() {
+    let fx = Fixture::new();
+    fx.kernel.state().taken_names = u32::MAX;
+    let err = fx.provider().quote(&report_data()).unwrap_err();
+    assert!(
+        matches!(&err, QuoteProviderError::Io { source, .. }
+            if source.kind() == io::ErrorKind::AlreadyExists),
+        "{err:?}"
+    );
+    assert_eq!(fx.kernel.state().taken_names, u32::MAX - MAX_NAME_ATTEMPTS);
+    assert!(fx.kernel.state().created.is_empty());
 }
 
 #[test]
