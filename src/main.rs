@@ -19,6 +19,8 @@ struct Cli {
 // One variant per subcommand; each lives in its own file under `src/cli/`.
 #[derive(Debug, clap::Subcommand)]
 enum Command {
+    /// Produce a TDX quote over given report data through configfs-tsm (on a TDX guest).
+    Quote(cli::quote::QuoteArgs),
     /// Verify a TDX quote with its collateral at a given time, and apply a policy.
     VerifyQuote(cli::verify_quote::Args),
 }
@@ -26,6 +28,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Quote(args) => cli::quote::run(&args),
         Command::VerifyQuote(args) => cli::verify_quote::run(args),
     }
 }

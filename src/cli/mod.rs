@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+pub(crate) mod quote;
 pub(crate) mod verify_quote;
 
 /// Reports an input or usage error and returns exit code 2.

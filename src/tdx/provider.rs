@@ -17,31 +17,40 @@ pub trait QuoteProvider: Debug + Send + Sync {
 }
 
 /// Why a [`QuoteProvider`] produced no quote.
+///
+/// Variants are in alphabetical order. None of them is sent to a peer: a provider failure means no
+/// certificate or bond proof is produced at all.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum QuoteProviderError {
-    /// Another writer used the report entry at the same time, and retries ran out.
+    /// A configfs-tsm attribute held something other than what the ABI promises (for example a
+    /// `generation` that is not a decimal number).
+    #[error("configfs-tsm attribute {path} holds {found:?}, expected {expected}")]
+    BadAttribute {
+        /// The attribute file.
+        path: PathBuf,
+        /// What it held (lossily decoded, trimmed).
+        found: String,
+        /// What was expected, in words.
+        expected: &'static str,
+    },
+    /// The kernel answered `EBUSY` on every attempt at one operation (another request is in
+    /// flight, or the host's quoting service is busy); retries ran out.
     #[error("configfs-tsm report entry stayed busy after {attempts} attempts")]
     Busy {
-        /// How many times generation was tried.
+        /// How many times the operation was tried.
         attempts: u32,
     },
-    /// The generation counter did not advance by exactly one, so the outblob may belong to
-    /// another request; retries ran out.
+    /// The `generation` counter did not advance by exactly one between writing `inblob` and
+    /// reading `outblob`, so the outblob may answer another writer's request; retries ran out.
     #[error("configfs-tsm generation mismatch: expected {expected}, found {found}")]
     GenerationMismatch {
-        /// The generation this request should have produced.
+        /// The generation this request should have produced (on the last attempt).
         expected: u64,
-        /// The generation the entry reported.
+        /// The generation the entry reported (on the last attempt).
         found: u64,
     },
-    /// The report entry exists but is served by another provider (not `tdx_guest`).
-    #[error("configfs-tsm provider is {found:?}, expected \"tdx_guest\"")]
-    WrongProvider {
-        /// The provider named in the entry.
-        found: String,
-    },
-    /// A configfs file could not be read, written or created.
+    /// A configfs file could not be read, written, created or removed.
     #[error("configfs-tsm I/O on {path}: {source}")]
     Io {
         /// The file or directory.
@@ -56,4 +65,17 @@ pub enum QuoteProviderError {
     /// The synthetic provider could not sign a quote.
     #[error("synthetic quote: {0}")]
     Synthetic(String),
+    /// The configfs-tsm report directory does not exist: not a TDX guest, a kernel older than
+    /// 6.7, configfs not mounted, or a wrong root path.
+    #[error("configfs-tsm is not available: {root} does not exist")]
+    Unavailable {
+        /// The configured report root.
+        root: PathBuf,
+    },
+    /// The report entry is served by another provider (not `tdx_guest`).
+    #[error("configfs-tsm provider is {found:?}, expected \"tdx_guest\"")]
+    WrongProvider {
+        /// The provider named in the entry.
+        found: String,
+    },
 }
