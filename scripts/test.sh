@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs every check and test of the workspace. Installs what the tests need first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+for setup in scripts/setup-*.sh; do
+  [ -e "$setup" ] && bash "$setup"
+done
+
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked
