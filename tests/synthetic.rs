@@ -248,6 +248,64 @@ fn other_pki_root_rejects_quote() {
 }
 
 #[test]
+fn tampered_collateral_rejected() {
+    let quote = pki().quote(&spec(SyntheticTcb::OutOfDate)).unwrap();
+    let mut collateral = pki().collateral().clone();
+    collateral.tcb_info = collateral.tcb_info.replace("\"OutOfDate\"", "\"UpToDate\"");
+    assert_ne!(&collateral, pki().collateral());
+    let result = QuoteVerifier::new(pki().root_der().to_vec()).verify(&quote, &collateral, NOW);
+    assert!(result.is_err());
+}
+
+/// The key sets of every JSON object in `value`, keyed by path (array elements share a path).
+fn json_shape(
+    value: &serde_json::Value,
+    path: &str,
+    out: &mut std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let keys = out.entry(path.to_owned()).or_default();
+            keys.extend(map.keys().cloned());
+            for (key, child) in map {
+                json_shape(child, &format!("{path}.{key}"), out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                json_shape(item, &format!("{path}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn collateral_json_has_intel_shape() {
+    let vectors = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/certs/vectors/v4_tdx10_phala_uptodate"
+    );
+    for (ours, file) in [
+        (&pki().collateral().tcb_info, "tcb_info.json"),
+        (&pki().collateral().qe_identity, "qe_identity.json"),
+    ] {
+        let real: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(format!("{vectors}/{file}")).unwrap()).unwrap();
+        let ours: serde_json::Value = serde_json::from_str(ours).unwrap();
+        let (mut real_shape, mut our_shape) = Default::default();
+        json_shape(&real, "", &mut real_shape);
+        json_shape(&ours, "", &mut our_shape);
+        // Intel's optional component labels ("category", "type") are left out.
+        for keys in real_shape.values_mut() {
+            keys.remove("category");
+            keys.remove("type");
+        }
+        assert_eq!(our_shape, real_shape, "{file}");
+    }
+}
+
+#[test]
 fn zero_lifetime_is_an_error() {
     let result = SyntheticPki::generate(SyntheticPkiParams {
         issued_at_unix: ISSUED_AT,

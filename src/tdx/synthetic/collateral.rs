@@ -80,32 +80,33 @@ const LEVELS: [Level; 3] = [
         cpu_svn: [4, 4, 3, 3, 5, 1, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0],
         pce_svn: 13,
         tcb_date: "2024-03-13T00:00:00Z",
-        advisory_ids: &[],
+        advisory_ids: SyntheticTcb::UpToDate.advisory_ids(),
     },
     Level {
         tcb: SyntheticTcb::SwHardeningNeeded,
         cpu_svn: [3, 3, 2, 2, 4, 1, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0],
         pce_svn: 13,
         tcb_date: "2023-08-09T00:00:00Z",
-        advisory_ids: &["INTEL-SA-00837"],
+        advisory_ids: SyntheticTcb::SwHardeningNeeded.advisory_ids(),
     },
     Level {
         tcb: SyntheticTcb::OutOfDate,
         cpu_svn: [2, 2, 2, 2, 3, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0],
         pce_svn: 11,
         tcb_date: "2018-01-04T00:00:00Z",
-        advisory_ids: &["INTEL-SA-00106", "INTEL-SA-00837"],
+        advisory_ids: SyntheticTcb::OutOfDate.advisory_ids(),
     },
 ];
 
 /// The CPUSVN and PCESVN a PCK leaf carries so that its platform lands on `tcb`.
 pub(super) fn platform_svns(tcb: SyntheticTcb) -> ([u8; 16], u16) {
-    let level = LEVELS.iter().find(|level| level.tcb == tcb);
-    match level {
-        Some(level) => (level.cpu_svn, level.pce_svn),
-        // Every SyntheticTcb has a level in LEVELS; the lowest is a safe fallback.
-        None => (LEVELS[2].cpu_svn, LEVELS[2].pce_svn),
-    }
+    let level = match tcb {
+        SyntheticTcb::UpToDate => &LEVELS[0],
+        SyntheticTcb::SwHardeningNeeded => &LEVELS[1],
+        SyntheticTcb::OutOfDate => &LEVELS[2],
+    };
+    debug_assert_eq!(level.tcb, tcb);
+    (level.cpu_svn, level.pce_svn)
 }
 
 /// The ISVSVN the synthetic QE reports (goes into the quote header as QE SVN).

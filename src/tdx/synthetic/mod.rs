@@ -142,7 +142,7 @@ impl SyntheticTcb {
     pub const ALL: [Self; 3] = [Self::UpToDate, Self::SwHardeningNeeded, Self::OutOfDate];
 
     /// The status as Intel's TCB info and dcap-qvl spell it.
-    pub fn status_name(self) -> &'static str {
+    pub const fn status_name(self) -> &'static str {
         match self {
             Self::OutOfDate => "OutOfDate",
             Self::SwHardeningNeeded => "SWHardeningNeeded",
@@ -151,7 +151,7 @@ impl SyntheticTcb {
     }
 
     /// The advisory IDs dcap-qvl reports for a quote at this level.
-    pub fn advisory_ids(self) -> &'static [&'static str] {
+    pub const fn advisory_ids(self) -> &'static [&'static str] {
         match self {
             Self::OutOfDate => &["INTEL-SA-00106", "INTEL-SA-00837"],
             Self::SwHardeningNeeded => &["INTEL-SA-00837"],
@@ -196,7 +196,7 @@ pub struct SyntheticPki {
     attestation_key: EcdsaKeyPair,
     attestation_public: [u8; 64],
     qe_id: [u8; 16],
-    platforms: Vec<pki::Platform>,
+    platforms: pki::Platforms,
     rng: SystemRandom,
 }
 
@@ -239,12 +239,7 @@ impl SyntheticPki {
 
     /// Sign a DCAP v4 TDX quote (TD 1.0 body) saying what `spec` says.
     pub fn quote(&self, spec: &QuoteSpec) -> Result<Vec<u8>, SyntheticError> {
-        let platform = self
-            .platforms
-            .iter()
-            .find(|platform| platform.tcb == spec.tcb)
-            // Generation makes one platform per SyntheticTcb::ALL entry.
-            .ok_or(SyntheticError::Crypto("no PCK leaf for the requested TCB"))?;
+        let platform = self.platforms.get(spec.tcb);
         let mut out = quote::header(collateral::qe_isvsvn(), platform.pce_svn, &self.qe_id);
         quote::push_td10_body(
             &mut out,

@@ -32,12 +32,28 @@ const ORGANIZATION: &str = "Synthetic TDX Attestation Test PKI";
 
 /// One synthetic platform: a PCK leaf at one TCB level and its pre-signed QE report.
 pub(super) struct Platform {
-    /// The TCB level this platform's PCK leaf lands on.
-    pub(super) tcb: SyntheticTcb,
     /// PCESVN of the PCK leaf (also written into the quote header).
     pub(super) pce_svn: u16,
     /// The outer certification data element (type 6) every quote of this platform carries.
     pub(super) certification_data: Vec<u8>,
+}
+
+/// One [`Platform`] per [`SyntheticTcb`].
+pub(super) struct Platforms {
+    out_of_date: Platform,
+    sw_hardening_needed: Platform,
+    up_to_date: Platform,
+}
+
+impl Platforms {
+    /// The platform whose PCK leaf lands on `tcb`.
+    pub(super) fn get(&self, tcb: SyntheticTcb) -> &Platform {
+        match tcb {
+            SyntheticTcb::OutOfDate => &self.out_of_date,
+            SyntheticTcb::SwHardeningNeeded => &self.sw_hardening_needed,
+            SyntheticTcb::UpToDate => &self.up_to_date,
+        }
+    }
 }
 
 /// Everything [`super::SyntheticPki`] keeps after generation.
@@ -47,7 +63,7 @@ pub(super) struct Generated {
     pub(super) attestation_key: EcdsaKeyPair,
     pub(super) attestation_public: [u8; 64],
     pub(super) qe_id: [u8; 16],
-    pub(super) platforms: Vec<Platform>,
+    pub(super) platforms: Platforms,
 }
 
 /// Build the whole PKI for `params`.
@@ -144,8 +160,7 @@ pub(super) fn generate(
     // One PCK leaf per TCB level.
     let ppid: [u8; 16] = random(rng)?;
     let platform_instance_id: [u8; 16] = random(rng)?;
-    let mut platforms = Vec::with_capacity(SyntheticTcb::ALL.len());
-    for tcb in SyntheticTcb::ALL {
+    let platform = |tcb: SyntheticTcb| -> Result<Platform, SyntheticError> {
         let (cpu_svn, pce_svn) = collateral::platform_svns(tcb);
         let extension = SgxExtension {
             ppid,
@@ -170,12 +185,16 @@ pub(super) fn generate(
             &qe_auth_data,
             chain.as_bytes(),
         )?;
-        platforms.push(Platform {
-            tcb,
+        Ok(Platform {
             pce_svn,
             certification_data,
-        });
-    }
+        })
+    };
+    let platforms = Platforms {
+        out_of_date: platform(SyntheticTcb::OutOfDate)?,
+        sw_hardening_needed: platform(SyntheticTcb::SwHardeningNeeded)?,
+        up_to_date: platform(SyntheticTcb::UpToDate)?,
+    };
 
     Ok(Generated {
         root_der: root.der().to_vec(),

@@ -162,6 +162,50 @@ mod tests {
     }
 
     #[test]
+    fn extension_in_a_certificate_parses_as_dcap_pck_extension() {
+        let ext = SgxExtension {
+            ppid: [0xa1; 16],
+            cpu_svn: [9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 0, 0, 0, 0, 0, 200],
+            pce_svn: 300,
+            pce_id: [0x12, 0x34],
+            fmspc: [1, 2, 3, 4, 5, 6],
+            platform_instance_id: [0xb2; 16],
+        };
+        let mut params = rcgen::CertificateParams::default();
+        params.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(
+            SGX_EXTENSION_OID,
+            ext.to_der(),
+        )];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let parsed = dcap_qvl::intel::parse_pck_extension(cert.der()).unwrap();
+        assert_eq!(parsed.ppid, ext.ppid);
+        assert_eq!(parsed.cpu_svn, ext.cpu_svn);
+        assert_eq!(parsed.pce_svn, ext.pce_svn);
+        assert_eq!(parsed.pce_id, ext.pce_id);
+        assert_eq!(parsed.fmspc, ext.fmspc);
+        assert_eq!(parsed.sgx_type, 1);
+        assert_eq!(
+            parsed.platform_instance_id,
+            Some(ext.platform_instance_id.to_vec())
+        );
+        assert_eq!(parsed.dynamic_platform, Some(true));
+        assert_eq!(parsed.cached_keys, Some(true));
+        assert_eq!(parsed.smt_enabled, Some(true));
+        // sgxtcbcomp01svn..16svn carry the CPUSVN bytes.
+        for (index, svn) in (1u32..).zip(ext.cpu_svn) {
+            let oid = const_oid_of(&format!("1.2.840.113741.1.13.1.2.{index}"));
+            let value = parsed.get_value(&oid).unwrap().unwrap();
+            let expected = if svn >= 0x80 { vec![0, svn] } else { vec![svn] };
+            assert_eq!(value, expected, "component {index}");
+        }
+    }
+
+    fn const_oid_of(dotted: &str) -> const_oid::ObjectIdentifier {
+        const_oid::ObjectIdentifier::new(dotted).unwrap()
+    }
+
+    #[test]
     fn long_lengths_use_long_form() {
         let element = tlv(TAG_OCTET_STRING, &[0u8; 300]);
         assert_eq!(&element[..4], &[0x04, 0x82, 0x01, 0x2c]);
