@@ -306,6 +306,19 @@ fn collateral_json_has_intel_shape() {
 }
 
 #[test]
+fn windows_far_from_now_verify() {
+    // 1970 (certificates backdating saturates at zero) and 2061 (GeneralizedTime dates).
+    for issued_at in [0, 2_900_000_000] {
+        let pki = SyntheticPki::generate(SyntheticPkiParams::new(issued_at)).unwrap();
+        let quote = pki.quote(&spec(SyntheticTcb::UpToDate)).unwrap();
+        let report = QuoteVerifier::new(pki.root_der().to_vec())
+            .verify(&quote, pki.collateral(), issued_at + 1)
+            .unwrap();
+        assert_eq!(report.status, "UpToDate", "issued at {issued_at}");
+    }
+}
+
+#[test]
 fn zero_lifetime_is_an_error() {
     let result = SyntheticPki::generate(SyntheticPkiParams {
         issued_at_unix: ISSUED_AT,

@@ -72,12 +72,12 @@ pub enum SyntheticError {
     /// rcgen could not issue a certificate or CRL, or generate a key.
     #[error("issuing a synthetic certificate or CRL: {0}")]
     Certificate(#[from] rcgen::Error),
-    /// `collateral_lifetime_secs` was zero, so no `now` could verify.
-    #[error("the collateral lifetime is zero")]
-    EmptyCollateralWindow,
     /// A key or signature operation failed.
     #[error("synthetic PKI cryptography: {0}")]
     Crypto(&'static str),
+    /// `collateral_lifetime_secs` was zero, so no `now` could verify.
+    #[error("the collateral lifetime is zero")]
+    EmptyCollateralWindow,
     /// A length-prefixed quote field does not fit its length field.
     #[error("{field} is too long for its quote length field")]
     FieldTooLong {
