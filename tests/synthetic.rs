@@ -354,3 +354,23 @@ fn timing_of_generation_and_quote() {
         quote.len()
     );
 }
+
+/// End of the QE auth data: everything before the inner PEM chain is covered by a signature,
+/// a hash or a length check.
+const BEFORE_PCK_CHAIN: usize = SIGNED_LEN + 4 + 64 + 64 + 6 + 384 + 64 + 2 + 32;
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn any_flipped_bit_before_pck_chain_rejected(
+        index in 0..BEFORE_PCK_CHAIN,
+        bit in 0u8..8,
+    ) {
+        static QUOTE: OnceLock<Vec<u8>> = OnceLock::new();
+        let quote = QUOTE.get_or_init(|| pki().quote(&spec(SyntheticTcb::UpToDate)).unwrap());
+        let mut bad = quote.clone();
+        bad[index] ^= 1 << bit;
+        proptest::prop_assert!(verify(&bad, NOW).is_err(), "flip at {}:{} accepted", index, bit);
+    }
+}
