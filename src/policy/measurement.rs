@@ -89,7 +89,7 @@ pub struct MeasurementProfile {
     /// Expected XFAM; `Any` when the profile does not pin it.
     pub xfam: Expected<8>,
     /// Expected TD attributes; `Any` when the profile does not pin it. The debug bit is checked
-    /// separately by [`super::Policy::allow_debug`] either way.
+    /// separately by [`super::Policy::allows_debug`] either way.
     pub td_attributes: Expected<8>,
 }
 

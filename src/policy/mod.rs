@@ -4,7 +4,7 @@
 //! the platform's TCB status?". A [`Policy`] answers "do I accept it?". Defaults are strict:
 //! `UpToDate` only, no debug TD, and an empty [`MeasurementPolicy`] accepts nothing.
 //!
-//! Policies are usually read from TOML, see [`file`] for the schema.
+//! Policies are usually read from TOML, see [`mod@file`] for the schema.
 
 pub mod file;
 mod measurement;
