@@ -2,8 +2,10 @@
 //!
 //! # Key file format
 //!
-//! A key file holds exactly one PKCS#8 private key (RFC 5958, version 2 with the public key) as
-//! PEM with the label `PRIVATE KEY`, the format `openssl genpkey -algorithm ed25519` writes. It is
+//! A key file holds exactly one PKCS#8 private key as PEM with the label `PRIVATE KEY`. It is
+//! written as PKCS#8 v1 (RFC 5208, no public key), the format `openssl genpkey -algorithm ed25519`
+//! writes and OpenSSL 3.0 reads; [`Identity::load`] also accepts v2 (RFC 5958, with the public
+//! key, which must then match the secret key). It is
 //! written with mode 0600 through a temporary file in the same directory and a rename, so a reader
 //! sees either the old file or the complete new one, never a partial key. [`Identity::load`]
 //! refuses a file that group or others may read or write, a file larger than
@@ -16,7 +18,8 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, KeypairBytes};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -49,6 +52,9 @@ pub enum IdentityError {
         /// Why it was refused.
         reason: String,
     },
+    /// The key could not be encoded as PKCS#8.
+    #[error("key encoding failed: {0}")]
+    Encoding(String),
     /// The text is not a peer id (64 hex digits naming a valid Ed25519 public key).
     #[error("invalid peer id: {0}")]
     InvalidPeerId(&'static str),
@@ -76,7 +82,8 @@ pub enum IdentityError {
 
 /// A peer's name: its 32-byte Ed25519 public key.
 ///
-/// `Display` and `FromStr` use 64 lowercase hex digits; `Debug` shows the first 8.
+/// `Display` writes 64 lowercase hex digits, `FromStr` takes 64 hex digits of either case, and
+/// `Debug` shows the first 8.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerId([u8; PEER_ID_LEN]);
 
@@ -169,18 +176,23 @@ impl Identity {
         self.peer_id().attestation_digest()
     }
 
-    /// The private key as PKCS#8 v2 DER, the form rustls and rcgen take.
+    /// The private key as PKCS#8 v1 DER, the form rustls and rcgen take.
     pub fn private_key_der(&self) -> Result<PrivateKeyDer<'static>, IdentityError> {
         let doc = self
-            .key
+            .pkcs8_v1()
             .to_pkcs8_der()
-            .map_err(|_| IdentityError::BadLength {
-                len: 32,
-                expected: "PKCS#8 encoding failed",
-            })?;
+            .map_err(|e| IdentityError::Encoding(e.to_string()))?;
         Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
             doc.as_bytes().to_vec(),
         )))
+    }
+
+    /// PKCS#8 v1: the secret seed only (OpenSSL 3.0 refuses v2 Ed25519 keys).
+    fn pkcs8_v1(&self) -> KeypairBytes {
+        KeypairBytes {
+            secret_key: self.key.to_bytes(),
+            public_key: None,
+        }
     }
 
     /// Reads a key file (see the module docs for the format and the checks).
@@ -226,12 +238,9 @@ impl Identity {
             source,
         };
         let pem = self
-            .key
-            .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
-            .map_err(|e| IdentityError::BadPem {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?;
+            .pkcs8_v1()
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|e| IdentityError::Encoding(e.to_string()))?;
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
             _ => PathBuf::from("."),
@@ -352,6 +361,30 @@ mod tests {
             Identity::load(&missing),
             Err(IdentityError::Io { .. })
         ));
+    }
+
+    #[test]
+    fn openssl_style_v1_key_file_loads() {
+        // RFC 8032 7.1 TEST 1 secret key as PKCS#8 v1 PEM, as `openssl genpkey` writes it.
+        let pem = "-----BEGIN PRIVATE KEY-----\n\
+                   MC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\n\
+                   -----END PRIVATE KEY-----\n";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("openssl.key");
+        write_mode(&path, pem.as_bytes(), 0o600);
+        let id = Identity::load(&path).unwrap();
+        assert_eq!(
+            id.peer_id().to_string(),
+            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+        );
+        // And we write the same bytes back.
+        let out = dir.path().join("ours.key");
+        id.save(&out).unwrap();
+        assert_eq!(fs::read_to_string(&out).unwrap(), pem);
+        // PKCS#8 v2 (with the public key) is accepted too.
+        let v2 = id.key.to_pkcs8_pem(LineEnding::LF).unwrap();
+        write_mode(&path, v2.as_bytes(), 0o600);
+        assert_eq!(Identity::load(&path).unwrap().peer_id(), id.peer_id());
     }
 
     #[test]
