@@ -220,9 +220,12 @@ impl Identity {
         let mut text = Zeroizing::new(String::new());
         file.take(MAX_KEY_FILE_LEN)
             .read_to_string(&mut text)
-            .map_err(|e| IdentityError::BadPem {
-                path: path.to_owned(),
-                reason: format!("not UTF-8 text ({e})"),
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::InvalidData => IdentityError::BadPem {
+                    path: path.to_owned(),
+                    reason: "not UTF-8 text".to_owned(),
+                },
+                _ => io(e),
             })?;
         let key = SigningKey::from_pkcs8_pem(text.trim()).map_err(|e| IdentityError::BadPem {
             path: path.to_owned(),

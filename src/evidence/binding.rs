@@ -61,6 +61,7 @@ impl Role {
 /// with [`EvidenceError::EmptyBindingInput`], so a verifier that forgot to fill one in fails
 /// closed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BindingInput<'a> {
     /// Purpose `cert`: the quote in a certificate binds that certificate's key.
     Certificate {

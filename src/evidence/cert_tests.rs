@@ -88,10 +88,16 @@ fn certificate_with_quote_round_trips_and_binds() {
 }
 
 #[test]
-fn issued_key_is_pkcs8_of_identity() {
+fn issued_key_loads_as_rustls_ring_provider_does() {
+    use ring::signature::KeyPair as _;
     let id = identity();
     let issued = issue_certificate(&id, NOT_BEFORE, NOT_AFTER, None).unwrap();
     assert_eq!(issued.key_der, id.private_key_der().unwrap());
+    // rustls' ring provider loads Ed25519 keys with this call.
+    let kp =
+        ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(issued.key_der.secret_der())
+            .unwrap();
+    assert_eq!(kp.public_key().as_ref(), id.peer_id().as_bytes());
 }
 
 #[test]
@@ -227,4 +233,28 @@ fn garbage_truncated_and_oversized_input_is_refused() {
         Err(EvidenceError::TooLarge { .. })
     ));
     assert!(parse_certificate(b"garbage").is_err());
+}
+
+#[test]
+fn unknown_evidence_version_in_certificate_is_rejected() {
+    let id = identity();
+    let spki = ed25519_spki_der(&id.peer_id());
+    let mut value = Evidence::new(AttestationLevel::TdxLocal, fake_quote(), &spki)
+        .encode()
+        .unwrap();
+    // The ratls-quic claim: text key, then bstr(3) holding [version, level].
+    let key: Vec<u8> = [&[0x6a][..], b"ratls-quic", &[0x43, 0x82, 0x01]].concat();
+    let at = value
+        .windows(key.len())
+        .position(|w| w == key.as_slice())
+        .unwrap();
+    value[at + key.len() - 1] = 0x02;
+    let mut params = base_params();
+    params
+        .custom_extensions
+        .push(CustomExtension::from_oid_content(EVIDENCE_OID, value));
+    assert!(matches!(
+        parse_certificate(&sign_with(&id, &params)),
+        Err(EvidenceError::UnknownVersion(2))
+    ));
 }
