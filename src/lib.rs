@@ -22,6 +22,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod evidence;
+pub mod identity;
 pub mod level;
 pub mod policy;
 pub mod tdx;

@@ -46,6 +46,16 @@ pub enum QuoteFormatError {
         /// The size of that body type.
         expected: usize,
     },
+    /// The sizes inside the signature data do not add up to the signature data length.
+    #[error("certification data sizes are inconsistent: signature data ends at {signature_data_end}, certification data at {certification_data_end}, PCK chain at {pck_chain_end}")]
+    CertificationDataSize {
+        /// End of the signature data, from its length field.
+        signature_data_end: usize,
+        /// End of the certification data, from its size field.
+        certification_data_end: usize,
+        /// End of the PCK chain, from its size field.
+        pck_chain_end: usize,
+    },
     /// The certification data is not of the type DCAP TDX quotes carry.
     #[error("unsupported certification data type {0}")]
     CertificationDataType(u16),
@@ -99,6 +109,8 @@ pub struct QuoteLayout {
     pub report_offset: usize,
     /// Length of the signed region (header and body), which the attestation key signs.
     pub signed_len: usize,
+    /// Offset of the PEM PCK certificate chain inside the certification data.
+    pub pck_chain_offset: usize,
     /// Total length of the quote without padding.
     pub canonical_len: usize,
 }
@@ -148,6 +160,7 @@ impl QuoteLayout {
         let sig_offset = signed_len + 4;
         take(bytes, sig_offset, sig_len, "signature data")?;
         let canonical_len = sig_offset + sig_len;
+        let pck_chain_offset = check_certification_data(bytes, sig_offset, canonical_len)?;
 
         // `take` above proved canonical_len <= bytes.len().
         if let Some(pos) = bytes[canonical_len..].iter().position(|&b| b != 0) {
@@ -161,24 +174,32 @@ impl QuoteLayout {
             report,
             report_offset,
             signed_len,
+            pck_chain_offset,
             canonical_len,
         })
     }
 }
 
-/// The PEM certificate chain (PCK leaf, PCK CA, root) carried in the quote's certification data
-/// (type 6, QE report certification data, wrapping type 5, the PEM chain). Not verified.
-pub fn pck_chain_pem(bytes: &[u8]) -> Result<&[u8], QuoteFormatError> {
+/// Checks the signature data of a v4/v5 quote is exactly: ECDSA signature (64), attestation key
+/// (64), certification data of type 6 whose size is the rest, holding the QE report (384), its
+/// signature (64), the QE authentication data (u16 length + bytes) and certification data of
+/// type 5 (the PEM PCK chain) that ends where the quote ends. The type and size fields are
+/// covered by no signature, so any slack in them would let one quote take many byte forms.
+/// Returns the offset of the PEM chain.
+fn check_certification_data(
+    bytes: &[u8],
+    sig_offset: usize,
+    end: usize,
+) -> Result<usize, QuoteFormatError> {
     const QE_REPORT_CERT_DATA: u16 = 6;
     const PCK_CHAIN: u16 = 5;
-    let layout = QuoteLayout::parse(bytes)?;
-    // Signature (64) and attestation key (64), then the outer certification data.
-    let outer = layout.signed_len + 4 + 64 + 64;
+    let outer = sig_offset + 64 + 64;
     let outer_type = read_u16(bytes, outer, "certification data type")?;
     if outer_type != QE_REPORT_CERT_DATA {
         return Err(QuoteFormatError::CertificationDataType(outer_type));
     }
-    // QE report (384) and its signature (64), then the QE authentication data.
+    let outer_len = read_u32(bytes, outer + 2, "certification data size")?;
+    let outer_end = (outer + 6).saturating_add(outer_len as usize);
     let auth_len = usize::from(read_u16(
         bytes,
         outer + 6 + 384 + 64,
@@ -189,17 +210,24 @@ pub fn pck_chain_pem(bytes: &[u8]) -> Result<&[u8], QuoteFormatError> {
     if inner_type != PCK_CHAIN {
         return Err(QuoteFormatError::CertificationDataType(inner_type));
     }
-    let len = read_u32(bytes, inner + 2, "PCK certification data length")?;
-    let len = usize::try_from(len).map_err(|_| QuoteFormatError::TooLarge(usize::MAX))?;
-    let chain = take(bytes, inner + 6, len, "PCK certificate chain")?;
-    if inner + 6 + len > layout.canonical_len {
-        return Err(QuoteFormatError::Truncated {
-            field: "PCK certificate chain",
-            needed: inner + 6 + len,
-            available: layout.canonical_len,
+    let inner_len = read_u32(bytes, inner + 2, "PCK certification data size")?;
+    let inner_end = (inner + 6).saturating_add(inner_len as usize);
+    if outer_end != end || inner_end != end {
+        return Err(QuoteFormatError::CertificationDataSize {
+            signature_data_end: end,
+            certification_data_end: outer_end,
+            pck_chain_end: inner_end,
         });
     }
-    Ok(chain)
+    Ok(inner + 6)
+}
+
+/// The PEM certificate chain (PCK leaf, PCK CA, root) carried in the quote's certification data
+/// (type 6, QE report certification data, wrapping type 5, the PEM chain). Not verified.
+pub fn pck_chain_pem(bytes: &[u8]) -> Result<&[u8], QuoteFormatError> {
+    let layout = QuoteLayout::parse(bytes)?;
+    // parse() proved pck_chain_offset <= canonical_len <= bytes.len().
+    Ok(&bytes[layout.pck_chain_offset..layout.canonical_len])
 }
 
 /// Cuts `bytes` to the canonical quote (see the module docs on trailing bytes).
@@ -328,6 +356,24 @@ mod tests {
             let text = std::str::from_utf8(pem).unwrap();
             assert_eq!(text.matches("BEGIN CERTIFICATE").count(), 3, "{name}");
         }
+    }
+
+    #[test]
+    fn certification_data_types_and_sizes_are_exact() {
+        let quote = vector("v4_tdx10_phala_uptodate");
+        let outer = 632 + 4 + 128;
+        let mut changed = quote.clone();
+        changed[outer] = 7;
+        assert_eq!(
+            QuoteLayout::parse(&changed),
+            Err(QuoteFormatError::CertificationDataType(7))
+        );
+        let mut changed = quote.clone();
+        changed[outer + 2] ^= 1;
+        assert!(matches!(
+            QuoteLayout::parse(&changed),
+            Err(QuoteFormatError::CertificationDataSize { .. })
+        ));
     }
 
     #[test]
