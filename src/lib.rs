@@ -22,10 +22,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod endpoint;
 pub mod evidence;
 pub mod identity;
 pub mod level;
 pub mod policy;
 pub mod tdx;
+pub mod tls;
 
 pub use level::AttestationLevel;

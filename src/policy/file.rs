@@ -2,7 +2,12 @@
 //!
 //! ```toml
 //! version = 1              # schema version, required
+//! level = "TdxRaTlsBidirectional"  # floor a peer must reach; this is the default
+//! freshness = "per-bond"   # or "certificate" (TdxLocal/TdxRemote only; logged)
 //! allow_debug = false      # optional; true accepts debug TDs (logged)
+//!
+//! [software]               # optional; peers without a quote, only when level = "Software"
+//! allow = ["<64 hex digits: blake3 of the peer's Ed25519 public key>"]
 //!
 //! [tcb]                    # optional; defaults shown
 //! accepted_statuses = ["UpToDate"]
@@ -69,6 +74,15 @@ pub enum PolicyFileError {
     /// Not valid TOML, or keys and types outside the schema (the message names the line).
     #[error("{0}")]
     Syntax(String),
+    /// `freshness = "certificate"` at a level that requires per-bond freshness.
+    #[error("freshness \"certificate\" is allowed only at TdxLocal and TdxRemote, not at {0}")]
+    FreshnessNotAllowed(crate::level::AttestationLevel),
+    /// `level` or `freshness` names no known value.
+    #[error("{0}")]
+    UnknownName(String),
+    /// A software identity digest is malformed.
+    #[error("software.allow: {0}")]
+    SoftwareDigest(HexError),
     /// `accepted_statuses` names no known TCB status.
     #[error("tcb.accepted_statuses: unknown status {0:?}")]
     UnknownStatus(String),
@@ -83,12 +97,23 @@ pub enum PolicyFileError {
 #[serde(deny_unknown_fields)]
 struct PolicyFile {
     version: u32,
+    level: Option<String>,
+    freshness: Option<String>,
     #[serde(default)]
     allow_debug: bool,
+    #[serde(default)]
+    software: SoftwareSection,
     #[serde(default)]
     tcb: TcbSection,
     #[serde(default)]
     profile: Vec<ProfileSection>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SoftwareSection {
+    #[serde(default)]
+    allow: Vec<String>,
 }
 
 #[derive(Default, Deserialize)]
@@ -135,6 +160,30 @@ impl Policy {
         }
         let mut policy = Self::new(MeasurementPolicy::new(profiles));
         policy.tcb = file.tcb.into_policy()?;
+        for digest in &file.software.allow {
+            let digest = super::measurement::parse_hex::<32>(digest)
+                .map_err(PolicyFileError::SoftwareDigest)?;
+            policy.software_allow.insert(digest);
+        }
+        if let Some(level) = file.level {
+            let level = level.parse().map_err(|e: crate::level::UnknownLevel| {
+                PolicyFileError::UnknownName(e.to_string())
+            })?;
+            policy.set_level(level);
+        }
+        match file.freshness.as_deref() {
+            None | Some("per-bond") => {}
+            Some("certificate") => {
+                if !policy.dangerous().certificate_freshness() {
+                    return Err(PolicyFileError::FreshnessNotAllowed(policy.level()));
+                }
+            }
+            Some(other) => {
+                return Err(PolicyFileError::UnknownName(format!(
+                    "unknown freshness {other:?} (expected \"per-bond\" or \"certificate\")"
+                )))
+            }
+        }
         if file.allow_debug {
             policy.dangerous().allow_debug();
         }
@@ -309,6 +358,45 @@ mr_owner_config = "any"
             Policy::from_toml(&with_version(&format!("{PROFILE}{PROFILE}"))),
             Err(PolicyFileError::DuplicateProfile("prod".into()))
         );
+    }
+
+    #[test]
+    fn level_freshness_and_software_allow_list() {
+        let policy = Policy::from_toml(&with_version("")).unwrap();
+        assert_eq!(
+            policy.level(),
+            crate::AttestationLevel::TdxRaTlsBidirectional
+        );
+        assert_eq!(policy.freshness(), super::super::Freshness::PerBond);
+
+        let text = with_version("level = \"TdxLocal\"\nfreshness = \"certificate\"\n");
+        let policy = Policy::from_toml(&text).unwrap();
+        assert_eq!(policy.freshness(), super::super::Freshness::Certificate);
+
+        let text = with_version("freshness = \"certificate\"\n");
+        assert_eq!(
+            Policy::from_toml(&text),
+            Err(PolicyFileError::FreshnessNotAllowed(
+                crate::AttestationLevel::TdxRaTlsBidirectional
+            ))
+        );
+        let text = with_version("level = \"Tdx\"\n");
+        assert!(matches!(
+            Policy::from_toml(&text),
+            Err(PolicyFileError::UnknownName(_))
+        ));
+
+        let digest = "ab".repeat(32);
+        let text = with_version(&format!(
+            "level = \"Software\"\n[software]\nallow = [\"{digest}\"]\n"
+        ));
+        let policy = Policy::from_toml(&text).unwrap();
+        assert!(policy.software_allow.contains(&[0xab; 32]));
+        let text = with_version("[software]\nallow = [\"abc\"]\n");
+        assert!(matches!(
+            Policy::from_toml(&text),
+            Err(PolicyFileError::SoftwareDigest(_))
+        ));
     }
 
     #[test]

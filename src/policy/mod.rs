@@ -16,26 +16,91 @@ pub use measurement::{
 };
 pub use tcb::TcbPolicy;
 
+use std::collections::BTreeSet;
+
+use crate::level::AttestationLevel;
 use crate::tdx::{Measurements, TcbStatus};
 
-/// Everything a verifier requires of a quote beyond its authenticity.
+/// How fresh the evidence of a bond must be.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Freshness {
+    /// Each attested side proves itself with a fresh quote bound to this very connection (its
+    /// TLS exporter) before the connection is handed out. Required at
+    /// [`AttestationLevel::TdxRaTlsBidirectional`] and above.
+    #[default]
+    PerBond,
+    /// Only the quote in the short-lived certificate: no quote per connection. For high
+    /// connection rates, allowed only at [`AttestationLevel::TdxLocal`] and
+    /// [`AttestationLevel::TdxRemote`]; every bond it admits is logged.
+    Certificate,
+}
+
+impl Freshness {
+    /// The name used in policy files: `per-bond` or `certificate`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PerBond => "per-bond",
+            Self::Certificate => "certificate",
+        }
+    }
+}
+
+/// Everything a verifier requires of a peer beyond the authenticity of its quote.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
     /// Accepted Measurements.
     pub measurements: MeasurementPolicy,
     /// Accepted TCB states and collateral ages.
     pub tcb: TcbPolicy,
+    /// Identity digests (blake3 of the Ed25519 public key) accepted from peers that present no
+    /// quote; used only when `level` is [`AttestationLevel::Software`]. Empty accepts none.
+    pub software_allow: BTreeSet<[u8; 32]>,
+    level: AttestationLevel,
+    freshness: Freshness,
     allow_debug: bool,
 }
 
 impl Policy {
     /// A policy with these Measurement profiles and the strict TCB defaults.
+    ///
+    /// The level floor is [`AttestationLevel::TdxRaTlsBidirectional`] with per-bond freshness.
     pub fn new(measurements: MeasurementPolicy) -> Self {
         Self {
             measurements,
             tcb: TcbPolicy::default(),
+            software_allow: BTreeSet::new(),
+            level: AttestationLevel::TdxRaTlsBidirectional,
+            freshness: Freshness::PerBond,
             allow_debug: false,
         }
+    }
+
+    /// The lowest level a peer must reach.
+    pub fn level(&self) -> AttestationLevel {
+        self.level
+    }
+
+    /// The freshness this policy requires of attested peers.
+    pub fn freshness(&self) -> Freshness {
+        self.freshness
+    }
+
+    /// Sets the level floor. Levels from TdxRaTlsBidirectional up require per-bond freshness, so
+    /// this resets [`Freshness::Certificate`] to [`Freshness::PerBond`] there.
+    pub fn set_level(&mut self, level: AttestationLevel) -> &mut Self {
+        self.level = level;
+        if !Self::certificate_freshness_allowed(level) {
+            self.freshness = Freshness::PerBond;
+        }
+        self
+    }
+
+    fn certificate_freshness_allowed(level: AttestationLevel) -> bool {
+        matches!(
+            level,
+            AttestationLevel::TdxLocal | AttestationLevel::TdxRemote
+        )
     }
 
     /// Checks authenticity only: any Measurements, `UpToDate` only, no debug TD. This is what
@@ -105,6 +170,20 @@ impl DangerousPolicy<'_> {
     pub fn allow_debug(self) {
         tracing::warn!("policy accepts debug TDs: their memory is readable by the host");
         self.policy.allow_debug = true;
+    }
+
+    /// Accept certificate evidence without a fresh quote per connection. Only at TdxLocal and
+    /// TdxRemote; refused (returns `false`, policy unchanged) at any other level.
+    pub fn certificate_freshness(self) -> bool {
+        if !Policy::certificate_freshness_allowed(self.policy.level) {
+            return false;
+        }
+        tracing::warn!(
+            level = %self.policy.level,
+            "policy accepts certificate freshness: quotes are not fresh per connection"
+        );
+        self.policy.freshness = Freshness::Certificate;
+        true
     }
 }
 

@@ -1,6 +1,7 @@
 //! DCAP collateral: the signed TCB info, QE identity, CRLs and their chains.
 
 use core::fmt;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -113,4 +114,22 @@ fn issue_date(item: &'static str, json: &str) -> Result<u64, CollateralError> {
     )
     .map_err(|_| date_error())?;
     u64::try_from(time.unix_timestamp()).map_err(|_| date_error())
+}
+
+/// Where a verifier finds the collateral for a quote. Called inside TLS verifier callbacks, so
+/// it must not block or do I/O: fetching belongs in the background, and a miss fails closed.
+pub trait CollateralStore: fmt::Debug + Send + Sync {
+    /// The collateral to verify `quote` with, if the store has it.
+    fn collateral_for(&self, quote: &[u8]) -> Option<Arc<Collateral>>;
+}
+
+/// One collateral set for every quote: a deployment whose platforms share an FMSPC and PCK CA
+/// (and the synthetic test PKI).
+#[derive(Clone, Debug)]
+pub struct StaticCollateral(pub Arc<Collateral>);
+
+impl CollateralStore for StaticCollateral {
+    fn collateral_for(&self, _quote: &[u8]) -> Option<Arc<Collateral>> {
+        Some(Arc::clone(&self.0))
+    }
 }

@@ -16,7 +16,7 @@ pub mod quote;
 pub mod synthetic;
 pub mod verify;
 
-pub use collateral::{Collateral, CollateralError};
+pub use collateral::{Collateral, CollateralError, CollateralStore, StaticCollateral};
 pub use configfs::ConfigfsTsm;
 pub use measurements::{Measurements, ReportData, MEASUREMENT_LEN};
 pub use provider::{QuoteProvider, QuoteProviderError};

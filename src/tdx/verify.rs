@@ -145,6 +145,7 @@ impl QuoteVerifier {
             tcb_status,
             advisory_ids: report.advisory_ids,
             quote_digest: *blake3::hash(quote).as_bytes(),
+            pck_chain_digest: *blake3::hash(&quote[layout.pck_chain_offset..]).as_bytes(),
             profile: None,
         })
     }
@@ -198,6 +199,7 @@ pub struct VerifiedQuote {
     tcb_status: TcbStatus,
     advisory_ids: Vec<String>,
     quote_digest: [u8; 32],
+    pck_chain_digest: [u8; 32],
     profile: Option<String>,
 }
 
@@ -240,6 +242,12 @@ impl VerifiedQuote {
     /// blake3 of the canonical quote bytes (without padding): the public name of this quote.
     pub fn quote_digest(&self) -> &[u8; 32] {
         &self.quote_digest
+    }
+
+    /// blake3 of the PCK certificate chain the quote carries: equal for two quotes from the same
+    /// platform at the same TCB (the PCK leaf names the platform and its TCB level).
+    pub fn pck_chain_digest(&self) -> &[u8; 32] {
+        &self.pck_chain_digest
     }
 
     /// The name of the Measurement profile that matched; `None` only inside a

@@ -1,0 +1,219 @@
+//! Endpoint configuration: a typestate builder, so a missing choice does not compile.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::evidence::{EvidenceError, MAX_VALIDITY_SECS};
+use crate::identity::Identity;
+use crate::level::AttestationLevel;
+use crate::policy::{Freshness, Policy};
+use crate::tdx::{CollateralStore, QuoteProvider, QuoteProviderError, QuoteVerifier};
+
+/// A configuration that cannot work.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The certificate lifetime is zero or longer than certificates may be.
+    #[error("certificate lifetime {0:?} is outside 1 s ..= {MAX_VALIDITY_SECS} s")]
+    CertificateLifetime(Duration),
+    /// Issuing this side's certificate failed.
+    #[error("issuing the endpoint certificate: {0}")]
+    Evidence(#[from] EvidenceError),
+    /// Binding the UDP socket failed.
+    #[error("binding the UDP socket: {0}")]
+    Io(#[from] std::io::Error),
+    /// The policy level requires this side to be attested, but no quote provider is set.
+    #[error("level {0} requires this side to present quotes: set a quote provider")]
+    LevelNeedsQuoteProvider(AttestationLevel),
+    /// The policy level is not implemented by this transport yet.
+    #[error("level {0} is not supported by this transport yet")]
+    LevelNotSupported(AttestationLevel),
+    /// The quote provider failed while issuing the first certificate.
+    #[error("quote provider: {0}")]
+    Provider(#[from] QuoteProviderError),
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// Builder state: the policy is still missing.
+#[derive(Debug)]
+pub struct WantsPolicy;
+/// Builder state: whether this side presents quotes is still open.
+#[derive(Debug)]
+pub struct WantsEvidence;
+/// Builder state: the quote verifier and collateral are still missing.
+#[derive(Debug)]
+pub struct WantsVerifier;
+/// Builder state: complete.
+#[derive(Debug)]
+pub struct Ready;
+
+/// Everything an [`super::Endpoint`] needs. Immutable once built; shared by `Arc`.
+#[derive(Debug)]
+pub struct EndpointConfig {
+    pub(crate) identity: Arc<Identity>,
+    pub(crate) policy: Arc<Policy>,
+    pub(crate) provider: Option<Arc<dyn QuoteProvider>>,
+    pub(crate) quote_verifier: QuoteVerifier,
+    pub(crate) collateral: Arc<dyn CollateralStore>,
+    pub(crate) cert_lifetime: Duration,
+    pub(crate) bond_timeout: Duration,
+    pub(crate) socket_buffer_bytes: usize,
+}
+
+impl EndpointConfig {
+    /// Starts a configuration for the peer with this identity.
+    pub fn builder(identity: Identity) -> EndpointConfigBuilder<WantsPolicy> {
+        EndpointConfigBuilder {
+            identity,
+            policy: None,
+            provider: None,
+            verifier: None,
+            cert_lifetime: Duration::from_secs(3600),
+            bond_timeout: Duration::from_secs(10),
+            socket_buffer_bytes: 8 << 20,
+            state: PhantomData,
+        }
+    }
+
+    /// This side's identity.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The policy peers must satisfy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Whether this side presents quotes.
+    pub fn is_attested(&self) -> bool {
+        self.provider.is_some()
+    }
+}
+
+/// Builds an [`EndpointConfig`]; see [`EndpointConfig::builder`].
+#[derive(Debug)]
+pub struct EndpointConfigBuilder<State> {
+    identity: Identity,
+    policy: Option<Policy>,
+    provider: Option<Arc<dyn QuoteProvider>>,
+    verifier: Option<(QuoteVerifier, Arc<dyn CollateralStore>)>,
+    cert_lifetime: Duration,
+    bond_timeout: Duration,
+    socket_buffer_bytes: usize,
+    state: PhantomData<State>,
+}
+
+impl<S> EndpointConfigBuilder<S> {
+    fn to<T>(self) -> EndpointConfigBuilder<T> {
+        EndpointConfigBuilder {
+            identity: self.identity,
+            policy: self.policy,
+            provider: self.provider,
+            verifier: self.verifier,
+            cert_lifetime: self.cert_lifetime,
+            bond_timeout: self.bond_timeout,
+            socket_buffer_bytes: self.socket_buffer_bytes,
+            state: PhantomData,
+        }
+    }
+}
+
+impl EndpointConfigBuilder<WantsPolicy> {
+    /// The policy every peer must satisfy (level floor, Measurements, TCB, freshness).
+    pub fn with_policy(mut self, policy: Policy) -> EndpointConfigBuilder<WantsEvidence> {
+        self.policy = Some(policy);
+        self.to()
+    }
+}
+
+impl EndpointConfigBuilder<WantsEvidence> {
+    /// This side presents quotes from `provider`: in its certificate (renewed in the
+    /// background) and, under per-bond freshness, one fresh quote per connection.
+    pub fn with_quote_provider(
+        mut self,
+        provider: Arc<dyn QuoteProvider>,
+    ) -> EndpointConfigBuilder<WantsVerifier> {
+        self.provider = Some(provider);
+        self.to()
+    }
+
+    /// This side presents no quote (level Software). Peers whose policy floor is above Software
+    /// will refuse it.
+    pub fn without_quotes(self) -> EndpointConfigBuilder<WantsVerifier> {
+        self.to()
+    }
+}
+
+impl EndpointConfigBuilder<WantsVerifier> {
+    /// How peer quotes are verified: the trusted root, and where collateral comes from.
+    pub fn with_quote_verifier(
+        mut self,
+        verifier: QuoteVerifier,
+        collateral: Arc<dyn CollateralStore>,
+    ) -> EndpointConfigBuilder<Ready> {
+        self.verifier = Some((verifier, collateral));
+        self.to()
+    }
+}
+
+impl EndpointConfigBuilder<Ready> {
+    /// Certificate lifetime (default one hour); renewed at about two thirds of it.
+    pub fn cert_lifetime(&mut self, lifetime: Duration) -> &mut Self {
+        self.cert_lifetime = lifetime;
+        self
+    }
+
+    /// How long a bond proof exchange may take after the handshake (default 10 s).
+    pub fn bond_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.bond_timeout = timeout;
+        self
+    }
+
+    /// UDP send and receive buffer size (default 8 MiB).
+    pub fn socket_buffer_bytes(&mut self, bytes: usize) -> &mut Self {
+        self.socket_buffer_bytes = bytes;
+        self
+    }
+
+    /// Checks the choices fit together.
+    pub fn build(self) -> Result<EndpointConfig, ConfigError> {
+        let (Some(policy), Some((quote_verifier, collateral))) = (self.policy, self.verifier)
+        else {
+            // The typestate makes this unreachable; kept as an error rather than a panic.
+            return Err(ConfigError::Tls(rustls::Error::General(
+                "incomplete endpoint configuration".into(),
+            )));
+        };
+        let level = policy.level();
+        if matches!(
+            level,
+            AttestationLevel::TdxRemote | AttestationLevel::TdxPlusReproducibleBuild
+        ) {
+            return Err(ConfigError::LevelNotSupported(level));
+        }
+        if level >= AttestationLevel::TdxRaTlsBidirectional && self.provider.is_none() {
+            return Err(ConfigError::LevelNeedsQuoteProvider(level));
+        }
+        let secs = self.cert_lifetime.as_secs();
+        if secs == 0 || secs > MAX_VALIDITY_SECS {
+            return Err(ConfigError::CertificateLifetime(self.cert_lifetime));
+        }
+        if policy.freshness() == Freshness::Certificate {
+            tracing::warn!(%level, "certificate freshness: bonds admitted without per-connection quotes");
+        }
+        Ok(EndpointConfig {
+            identity: Arc::new(self.identity),
+            policy: Arc::new(policy),
+            provider: self.provider,
+            quote_verifier,
+            collateral,
+            cert_lifetime: self.cert_lifetime,
+            bond_timeout: self.bond_timeout,
+            socket_buffer_bytes: self.socket_buffer_bytes,
+        })
+    }
+}

@@ -1,0 +1,106 @@
+use core::ops::Deref;
+
+use crate::identity::PeerId;
+use crate::level::AttestationLevel;
+use crate::tdx::{Measurements, TcbStatus, VerifiedQuote};
+
+/// What this side verified about the peer of an [`AttestedConnection`].
+#[derive(Clone, Debug)]
+pub struct PeerInfo {
+    peer_id: PeerId,
+    level: AttestationLevel,
+    cert_quote: Option<VerifiedQuote>,
+    bond_quote: Option<VerifiedQuote>,
+}
+
+impl PeerInfo {
+    pub(crate) fn new(
+        peer_id: PeerId,
+        level: AttestationLevel,
+        cert_quote: Option<VerifiedQuote>,
+        bond_quote: Option<VerifiedQuote>,
+    ) -> Self {
+        Self {
+            peer_id,
+            level,
+            cert_quote,
+            bond_quote,
+        }
+    }
+
+    /// The peer's identity (its Ed25519 public key).
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// The level the bond reached.
+    pub fn level(&self) -> AttestationLevel {
+        self.level
+    }
+
+    /// The peer's verified Measurements; `None` for a Software peer.
+    pub fn measurements(&self) -> Option<&Measurements> {
+        self.cert_quote.as_ref().map(VerifiedQuote::measurements)
+    }
+
+    /// The peer platform's TCB status; `None` for a Software peer.
+    pub fn tcb_status(&self) -> Option<TcbStatus> {
+        self.cert_quote.as_ref().map(VerifiedQuote::tcb_status)
+    }
+
+    /// blake3 of the quote that admitted this bond: the bond proof's quote under per-bond
+    /// freshness, the certificate's otherwise; `None` for a Software peer.
+    pub fn quote_digest(&self) -> Option<&[u8; 32]> {
+        self.bond_quote
+            .as_ref()
+            .or(self.cert_quote.as_ref())
+            .map(VerifiedQuote::quote_digest)
+    }
+
+    /// The verified quote from the peer's certificate.
+    pub fn certificate_quote(&self) -> Option<&VerifiedQuote> {
+        self.cert_quote.as_ref()
+    }
+
+    /// The verified bond-proof quote (per-bond freshness).
+    pub fn bond_quote(&self) -> Option<&VerifiedQuote> {
+        self.bond_quote.as_ref()
+    }
+}
+
+/// A QUIC connection whose peer passed the handshake verifiers and, where required, the bond
+/// proof. Dereferences to [`quinn::Connection`] for streams and datagrams.
+#[derive(Clone, Debug)]
+pub struct AttestedConnection {
+    inner: quinn::Connection,
+    peer: PeerInfo,
+}
+
+impl AttestedConnection {
+    pub(crate) fn new(inner: quinn::Connection, peer: PeerInfo) -> Self {
+        Self { inner, peer }
+    }
+
+    /// What was verified about the peer.
+    pub fn peer(&self) -> &PeerInfo {
+        &self.peer
+    }
+
+    /// The underlying QUIC connection.
+    pub fn connection(&self) -> &quinn::Connection {
+        &self.inner
+    }
+
+    /// Gives up the attestation facts and returns the QUIC connection.
+    pub fn into_inner(self) -> quinn::Connection {
+        self.inner
+    }
+}
+
+impl Deref for AttestedConnection {
+    type Target = quinn::Connection;
+
+    fn deref(&self) -> &quinn::Connection {
+        &self.inner
+    }
+}

@@ -1,0 +1,283 @@
+//! The attested QUIC endpoint: bind, connect, accept. A connection is handed out only after the
+//! peer passed the verifiers in the handshake and, under per-bond freshness, the bond proof.
+
+mod bond;
+mod certs;
+mod config;
+mod connection;
+mod error;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use bond::{BOND_REFUSED, EXPORTER_LABEL};
+pub use config::{
+    ConfigError, EndpointConfig, EndpointConfigBuilder, Ready, WantsEvidence, WantsPolicy,
+    WantsVerifier,
+};
+pub use connection::{AttestedConnection, PeerInfo};
+pub use error::Error;
+
+use crate::evidence::Role;
+use crate::identity::PeerId;
+use crate::tls::{
+    client_config, server_config, CertificateSlot, CertifiedPeer, ExpectedPeer, PeerCheck,
+    PeerRejection, VerdictSlot,
+};
+use bond::Parties;
+
+/// Name sent as SNI. Peers are identified by key, not by name, so it carries nothing.
+const SERVER_NAME: &str = "ratls.invalid";
+
+/// An attested QUIC endpoint: dials and accepts connections whose peers satisfy the policy.
+#[derive(Debug)]
+pub struct Endpoint {
+    quic: quinn::Endpoint,
+    config: Arc<EndpointConfig>,
+    check: Arc<PeerCheck>,
+    certs: Arc<CertificateSlot>,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.renewal.abort();
+    }
+}
+
+impl Endpoint {
+    /// Binds a UDP socket at `addr` and issues this side's first certificate (asking the quote
+    /// provider off the executor). Must run inside a tokio runtime.
+    pub async fn bind(addr: SocketAddr, config: EndpointConfig) -> Result<Self, ConfigError> {
+        let config = Arc::new(config);
+        let issued = {
+            let config = Arc::clone(&config);
+            tokio::task::spawn_blocking(move || {
+                certs::issue(
+                    &config.identity,
+                    config.provider.as_deref(),
+                    config.cert_lifetime,
+                    certs::unix_now(),
+                )
+            })
+            .await
+            .map_err(|e| ConfigError::Io(std::io::Error::other(e)))??
+        };
+        let certs = Arc::new(CertificateSlot::new(&issued)?);
+        let check = Arc::new(PeerCheck::new(
+            Arc::clone(&config.policy),
+            config.quote_verifier.clone(),
+            Arc::clone(&config.collateral),
+            config.provider.is_some(),
+        ));
+        let socket = bind_socket(addr, config.socket_buffer_bytes)?;
+        // Incoming connections get a per-connection configuration in `accept`; this default
+        // one only makes quinn accept connections at all.
+        let default_server = quic_server_config(&check, &certs, Arc::default())?;
+        let quic = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(default_server),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )?;
+        let renewal = tokio::spawn(certs::renew_forever(
+            Arc::clone(&config.identity),
+            config.provider.clone(),
+            config.cert_lifetime,
+            Arc::clone(&certs),
+        ));
+        Ok(Self {
+            quic,
+            config,
+            check,
+            certs,
+            renewal,
+        })
+    }
+
+    /// The local UDP address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.quic.local_addr()
+    }
+
+    /// This side's identity.
+    pub fn peer_id(&self) -> PeerId {
+        self.config.identity.peer_id()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EndpointConfig {
+        &self.config
+    }
+
+    /// How many peer certificates this endpoint has checked: one per full handshake, so a
+    /// resumed handshake (which would skip the verifiers, and is disabled) would not count.
+    pub fn handshake_checks(&self) -> u64 {
+        self.check.checks_run()
+    }
+
+    /// The DER certificate this side currently presents.
+    pub fn current_certificate(&self) -> rustls::pki_types::CertificateDer<'static> {
+        self.certs
+            .current()
+            .cert
+            .first()
+            .cloned()
+            .unwrap_or_else(|| rustls::pki_types::CertificateDer::from(Vec::new()))
+    }
+
+    /// Dials `addr` and returns the connection once the peer passed the handshake verifiers
+    /// and the bond proof. The dialer waits one round trip more than plain mutual TLS: the
+    /// acceptor can compute the exporter, and so send its proof, only once the dialer's Finished
+    /// arrived.
+    pub async fn connect(
+        &self,
+        addr: SocketAddr,
+        expected: ExpectedPeer,
+    ) -> Result<AttestedConnection, Error> {
+        let slot = Arc::new(VerdictSlot::default());
+        let tls = client_config(
+            Arc::clone(&self.check),
+            Arc::clone(&self.certs),
+            expected,
+            Arc::clone(&slot),
+        )?;
+        let quic_tls = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+            .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
+        let client = quinn::ClientConfig::new(Arc::new(quic_tls));
+        let connecting = self.quic.connect_with(client, addr, SERVER_NAME)?;
+        let conn = match connecting.await {
+            Ok(conn) => conn,
+            Err(error) => return Err(verdict_error(&slot).unwrap_or(error.into())),
+        };
+        let peer = take_verdict(&slot)?;
+        let parties = Parties {
+            role: Role::Client,
+            client: self.peer_id(),
+            server: peer.peer_id,
+        };
+        self.finish_bond(conn, parties, peer).await
+    }
+
+    /// Waits for the next incoming connection; `None` once the endpoint is closed. The
+    /// returned [`Accepting`] runs the handshake and bond proof: await it in its own task so
+    /// that one slow peer does not hold up others.
+    pub async fn accept(&self) -> Option<Accepting<'_>> {
+        let incoming = self.quic.accept().await?;
+        Some(Accepting {
+            endpoint: self,
+            incoming,
+        })
+    }
+
+    /// Closes every connection and stops accepting.
+    pub fn close(&self) {
+        self.quic.close(0u32.into(), b"endpoint closed");
+    }
+
+    async fn finish_bond(
+        &self,
+        conn: quinn::Connection,
+        parties: Parties,
+        peer: CertifiedPeer,
+    ) -> Result<AttestedConnection, Error> {
+        let bond_quote = bond::exchange(&conn, &self.config, &self.check, parties, &peer).await?;
+        let info = PeerInfo::new(peer.peer_id, peer.level, peer.quote, bond_quote);
+        tracing::info!(peer = %info.peer_id(), level = %info.level(), "attested bond established");
+        Ok(AttestedConnection::new(conn, info))
+    }
+}
+
+/// An incoming connection whose handshake and bond proof have not run yet.
+#[derive(Debug)]
+pub struct Accepting<'a> {
+    endpoint: &'a Endpoint,
+    incoming: quinn::Incoming,
+}
+
+impl Accepting<'_> {
+    /// The address the connection comes from (not yet validated).
+    pub fn remote_address(&self) -> SocketAddr {
+        self.incoming.remote_address()
+    }
+
+    /// Runs the handshake and the bond proof.
+    pub async fn establish(self) -> Result<AttestedConnection, Error> {
+        let endpoint = self.endpoint;
+        let slot = Arc::new(VerdictSlot::default());
+        let server = quic_server_config(&endpoint.check, &endpoint.certs, Arc::clone(&slot))
+            .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
+        let connecting = self.incoming.accept_with(Arc::new(server))?;
+        let conn = match connecting.await {
+            Ok(conn) => conn,
+            Err(error) => {
+                return Err(verdict_error(&slot).unwrap_or_else(|| missing_certificate(error)))
+            }
+        };
+        let peer = take_verdict(&slot)?;
+        let parties = Parties {
+            role: Role::Server,
+            client: peer.peer_id,
+            server: endpoint.peer_id(),
+        };
+        endpoint.finish_bond(conn, parties, peer).await
+    }
+}
+
+fn quic_server_config(
+    check: &Arc<PeerCheck>,
+    certs: &Arc<CertificateSlot>,
+    slot: Arc<VerdictSlot>,
+) -> Result<quinn::ServerConfig, ConfigError> {
+    let tls = server_config(Arc::clone(check), Arc::clone(certs), slot)?;
+    let quic_tls = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| ConfigError::Tls(rustls::Error::General(e.to_string())))?;
+    Ok(quinn::ServerConfig::with_crypto(Arc::new(quic_tls)))
+}
+
+/// The typed rejection, when this side's verifier refused the peer.
+fn verdict_error(slot: &VerdictSlot) -> Option<Error> {
+    match slot.take() {
+        Some(Err(rejection)) => Some(Error::Rejected(rejection)),
+        _ => None,
+    }
+}
+
+/// rustls refuses a client without a certificate before any verifier runs; name that case.
+fn missing_certificate(error: quinn::ConnectionError) -> Error {
+    const CERTIFICATE_REQUIRED: u8 = 116;
+    match &error {
+        quinn::ConnectionError::TransportError(transport)
+            if transport.code == quinn::TransportErrorCode::crypto(CERTIFICATE_REQUIRED) =>
+        {
+            Error::Rejected(PeerRejection::NoCertificate)
+        }
+        _ => error.into(),
+    }
+}
+
+fn take_verdict(slot: &VerdictSlot) -> Result<CertifiedPeer, Error> {
+    match slot.take() {
+        Some(Ok(peer)) => Ok(peer),
+        Some(Err(rejection)) => Err(Error::Rejected(rejection)),
+        // A handshake that completed without the verifier running: never accept it.
+        None => Err(Error::Rejected(PeerRejection::NoCertificate)),
+    }
+}
+
+fn bind_socket(addr: SocketAddr, buffer: usize) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false).ok();
+    }
+    // Best effort: the kernel caps these at net.core.{r,w}mem_max.
+    if let Err(error) = socket.set_recv_buffer_size(buffer) {
+        tracing::debug!(%error, "cannot set UDP receive buffer");
+    }
+    if let Err(error) = socket.set_send_buffer_size(buffer) {
+        tracing::debug!(%error, "cannot set UDP send buffer");
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}

@@ -1,0 +1,118 @@
+//! Why a peer was refused, and the one place where that becomes a TLS alert.
+
+use std::sync::Arc;
+
+use rustls::{CertificateError, OtherError};
+
+use crate::evidence::EvidenceError;
+use crate::identity::PeerId;
+use crate::level::AttestationLevel;
+use crate::tdx::AttestationError;
+
+/// Why a peer was refused. The refusing side keeps this typed reason (returned from
+/// `connect`/`accept` and logged); only the TLS alert or close code crosses the wire.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerRejection {
+    /// The peer's attestation level is below the policy floor. Alert `certificate_unknown`.
+    #[error("peer reached level {presented}, policy requires at least {required}")]
+    BelowFloor {
+        /// The policy floor.
+        required: AttestationLevel,
+        /// What the peer presented.
+        presented: AttestationLevel,
+    },
+    /// The bond proof after the handshake failed (no TLS alert: the connection is closed with an
+    /// application error code).
+    #[error("bond proof refused: {0}")]
+    Bond(#[from] BondFailure),
+    /// The certificate or its evidence is malformed, unbound, or outside its validity. Alert
+    /// `bad_certificate` (malformed), `certificate_expired` (validity) or `certificate_unknown`.
+    #[error("certificate evidence: {0}")]
+    Evidence(#[from] EvidenceError),
+    /// No collateral for the peer's quote; verification fails closed. Alert
+    /// `certificate_unknown`.
+    #[error("no collateral available for the peer's quote")]
+    MissingCollateral,
+    /// The peer presented no certificate. Alert `certificate_required`.
+    #[error("peer presented no certificate")]
+    NoCertificate,
+    /// The quote in the certificate is not authentic or the policy refuses it. Alert
+    /// `certificate_unknown`.
+    #[error("certificate quote: {0}")]
+    Quote(#[from] AttestationError),
+    /// The peer is not the one the caller asked for. Alert `certificate_unknown`.
+    #[error("expected peer {expected}, found {found}")]
+    UnexpectedPeer {
+        /// The identity asked for.
+        expected: PeerId,
+        /// The identity presented.
+        found: PeerId,
+    },
+    /// A Software-level peer whose identity digest is not on the allow-list. Alert
+    /// `certificate_unknown`.
+    #[error("software peer {0} is not on the policy's allow-list")]
+    UnknownSoftwareIdentity(PeerId),
+}
+
+/// Why a bond proof was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BondFailure {
+    /// The proof's report_data does not bind this connection, these roles and these peers
+    /// (a proof replayed from another connection, or with the roles swapped).
+    #[error("bond proof is not bound to this connection and role: {0}")]
+    Binding(EvidenceError),
+    /// The proof message does not follow the format.
+    #[error("malformed bond proof: {0}")]
+    Malformed(&'static str),
+    /// The proof quote's Measurements differ from those of the certificate quote.
+    #[error("bond proof Measurements differ from the certificate's")]
+    MeasurementsChanged,
+    /// An attested peer sent no proof although the policy requires per-bond freshness.
+    #[error("peer sent no bond proof; the policy requires per-bond freshness")]
+    Missing,
+    /// The proof quote comes from another platform than the certificate quote.
+    #[error("bond proof comes from another platform than the certificate quote")]
+    PlatformChanged,
+    /// The proof quote is not authentic or the policy refuses it.
+    #[error("bond proof quote: {0}")]
+    Quote(AttestationError),
+    /// The proof quote is the certificate's quote again.
+    #[error("bond proof reuses the certificate quote")]
+    Replayed,
+    /// A Software peer sent a quote in its bond proof, or an attested one sent an unexpected
+    /// message.
+    #[error("unexpected bond proof: {0}")]
+    Unexpected(&'static str),
+}
+
+impl PeerRejection {
+    /// The rustls error (and so the TLS alert) this rejection is reported with. The typed
+    /// rejection stays with the caller; the error carries its message.
+    pub fn to_rustls_error(&self) -> rustls::Error {
+        use EvidenceError as E;
+        let certificate_error = match &self {
+            Self::NoCertificate => {
+                return rustls::Error::NoCertificatesPresented;
+            }
+            Self::Evidence(
+                E::Malformed(_)
+                | E::TooLarge { .. }
+                | E::DuplicateExtension
+                | E::UnknownVersion(_)
+                | E::UnsupportedAlgorithm
+                | E::BadSignature,
+            ) => CertificateError::BadEncoding,
+            Self::Evidence(E::Expired { .. }) => CertificateError::Expired,
+            Self::Evidence(E::NotYetValid { .. }) => CertificateError::NotValidYet,
+            _ => CertificateError::Other(OtherError(Arc::new(RejectedPeer(self.to_string())))),
+        };
+        rustls::Error::InvalidCertificate(certificate_error)
+    }
+}
+
+/// The message of a [`PeerRejection`], as carried inside a rustls error.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RejectedPeer(pub String);

@@ -1,0 +1,199 @@
+//! rustls verifiers that run [`PeerCheck`] on the peer certificate inside the handshake.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls13_signature, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+
+use super::peer::{CertifiedPeer, ExpectedPeer, PeerCheck};
+use super::PeerRejection;
+
+/// Where a verifier leaves its verdict for the connection that ran it: one slot per
+/// connection, read once the handshake ends.
+#[derive(Debug, Default)]
+pub struct VerdictSlot(Mutex<Option<Result<CertifiedPeer, PeerRejection>>>);
+
+impl VerdictSlot {
+    /// Takes the verdict, if the verifier ran.
+    pub fn take(&self) -> Option<Result<CertifiedPeer, PeerRejection>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
+    fn put(&self, verdict: Result<CertifiedPeer, PeerRejection>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(verdict);
+    }
+}
+
+/// Runs the check, records the typed verdict, and returns what rustls needs.
+fn judge(
+    check: &PeerCheck,
+    slot: &VerdictSlot,
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    now: UnixTime,
+    expected: ExpectedPeer,
+) -> Result<(), rustls::Error> {
+    let verdict = if intermediates.is_empty() {
+        check.check(end_entity, now.as_secs(), expected)
+    } else {
+        Err(PeerRejection::Evidence(
+            crate::evidence::EvidenceError::Malformed("self-signed certificates have no chain"),
+        ))
+    };
+    let result = match &verdict {
+        Ok(_) => Ok(()),
+        Err(rejection) => {
+            tracing::warn!(%rejection, "peer certificate refused");
+            Err(rejection.to_rustls_error())
+        }
+    };
+    slot.put(verdict);
+    result
+}
+
+/// Identities are Ed25519 keys; no other handshake signature is accepted.
+static ED25519_ONLY: WebPkiSupportedAlgorithms = WebPkiSupportedAlgorithms {
+    all: &[webpki::ring::ED25519],
+    mapping: &[(SignatureScheme::ED25519, &[webpki::ring::ED25519])],
+};
+
+fn tls13_signature(
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+) -> Result<HandshakeSignatureValid, rustls::Error> {
+    verify_tls13_signature(message, cert, dss, &ED25519_ONLY)
+}
+
+/// Verifies the server on the client side: the server's certificate evidence against the
+/// client's policy, and that the server is the expected peer.
+#[derive(Debug)]
+pub struct AttestedServerVerifier {
+    check: Arc<PeerCheck>,
+    expected: ExpectedPeer,
+    slot: Arc<VerdictSlot>,
+}
+
+impl AttestedServerVerifier {
+    /// A verifier for one connection; its verdict lands in `slot`.
+    pub fn new(check: Arc<PeerCheck>, expected: ExpectedPeer, slot: Arc<VerdictSlot>) -> Self {
+        Self {
+            check,
+            expected,
+            slot,
+        }
+    }
+}
+
+impl ServerCertVerifier for AttestedServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        judge(
+            &self.check,
+            &self.slot,
+            end_entity,
+            intermediates,
+            now,
+            self.expected,
+        )?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls12NotOffered,
+        ))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        vec![SignatureScheme::ED25519]
+    }
+}
+
+/// Verifies the client on the server side. Client certificates are mandatory.
+#[derive(Debug)]
+pub struct AttestedClientVerifier {
+    check: Arc<PeerCheck>,
+    slot: Arc<VerdictSlot>,
+}
+
+impl AttestedClientVerifier {
+    /// A verifier for one connection; its verdict lands in `slot`.
+    pub fn new(check: Arc<PeerCheck>, slot: Arc<VerdictSlot>) -> Self {
+        Self { check, slot }
+    }
+}
+
+impl ClientCertVerifier for AttestedClientVerifier {
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        judge(
+            &self.check,
+            &self.slot,
+            end_entity,
+            intermediates,
+            now,
+            ExpectedPeer::AnyAllowedByPolicy,
+        )?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls12NotOffered,
+        ))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        vec![SignatureScheme::ED25519]
+    }
+}

@@ -1,0 +1,118 @@
+//! Shared fixtures for endpoint tests: a synthetic PKI, identities, policies and endpoints on
+//! loopback.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use ratls_quic::endpoint::{AttestedConnection, Endpoint, EndpointConfig, Error};
+use ratls_quic::identity::Identity;
+use ratls_quic::policy::{MeasurementPolicy, MeasurementProfile, Policy};
+use ratls_quic::tdx::synthetic::{
+    sample_measurements, SyntheticPki, SyntheticPkiParams, SyntheticQuoteProvider, SyntheticTcb,
+};
+use ratls_quic::tdx::{Collateral, Measurements, QuoteVerifier, StaticCollateral};
+use ratls_quic::tls::ExpectedPeer;
+use ratls_quic::AttestationLevel;
+
+/// One synthetic PKI per test binary, valid around the real clock (endpoints use it).
+pub fn pki() -> Arc<SyntheticPki> {
+    static PKI: OnceLock<Arc<SyntheticPki>> = OnceLock::new();
+    Arc::clone(PKI.get_or_init(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        Arc::new(SyntheticPki::generate(SyntheticPkiParams::new(now - 86_400)).unwrap())
+    }))
+}
+
+pub fn provider(measurements: Measurements) -> Arc<SyntheticQuoteProvider> {
+    Arc::new(SyntheticQuoteProvider::new(
+        pki(),
+        measurements,
+        SyntheticTcb::UpToDate,
+    ))
+}
+
+/// A policy pinning the sample Measurements, at `level`.
+pub fn policy(level: AttestationLevel) -> Policy {
+    let mut policy = Policy::new(MeasurementPolicy::new(vec![MeasurementProfile::exact(
+        "sample",
+        &sample_measurements(),
+    )]));
+    policy.set_level(level);
+    policy
+}
+
+pub fn verifier() -> (QuoteVerifier, Arc<StaticCollateral>) {
+    let pki = pki();
+    (
+        QuoteVerifier::with_root(pki.root_der().to_vec()),
+        Arc::new(StaticCollateral(Arc::new(
+            Collateral::new(pki.collateral().clone()).unwrap(),
+        ))),
+    )
+}
+
+/// How one side presents itself.
+pub enum Side {
+    /// No quote.
+    Software,
+    /// Synthetic quotes with these Measurements.
+    Attested(Measurements),
+}
+
+pub fn config(identity: Identity, side: Side, policy: Policy) -> EndpointConfig {
+    let (verifier, collateral) = verifier();
+    let builder = EndpointConfig::builder(identity).with_policy(policy);
+    let builder = match side {
+        Side::Software => builder.without_quotes(),
+        Side::Attested(m) => builder.with_quote_provider(provider(m)),
+    };
+    builder.with_quote_verifier(verifier, collateral).build().unwrap()
+}
+
+pub async fn bind(config: EndpointConfig) -> Endpoint {
+    Endpoint::bind("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap()
+}
+
+pub fn addr(endpoint: &Endpoint) -> SocketAddr {
+    endpoint.local_addr().unwrap()
+}
+
+/// Accepts one connection on `server` while `client` dials it; returns both outcomes.
+pub async fn pair(
+    server: &Endpoint,
+    client: &Endpoint,
+    expected: ExpectedPeer,
+) -> (
+    Result<AttestedConnection, Error>,
+    Result<AttestedConnection, Error>,
+) {
+    let accept = async {
+        let accepting = server.accept().await.expect("endpoint open");
+        accepting.establish().await
+    };
+    let connect = client.connect(addr(server), expected);
+    tokio::join!(accept, connect)
+}
+
+/// Sends `message` on a new bi stream and returns the peer's echo (run `echo_once` there).
+pub async fn round_trip(conn: &AttestedConnection, message: &[u8]) -> Vec<u8> {
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    send.write_all(message).await.unwrap();
+    send.finish().unwrap();
+    recv.read_to_end(1 << 16).await.unwrap()
+}
+
+/// Accepts one bi stream and echoes it back.
+pub async fn echo_once(conn: &AttestedConnection) {
+    let (mut send, mut recv) = conn.accept_bi().await.unwrap();
+    let data = recv.read_to_end(1 << 16).await.unwrap();
+    send.write_all(&data).await.unwrap();
+    send.finish().unwrap();
+}

@@ -1,0 +1,85 @@
+//! Every level that works end to end, over real UDP on loopback.
+
+mod common;
+
+use common::*;
+use ratls_quic::identity::Identity;
+use ratls_quic::tdx::synthetic::sample_measurements;
+use ratls_quic::tls::ExpectedPeer;
+use ratls_quic::AttestationLevel;
+
+#[tokio::test]
+async fn bidirectional_bond_with_per_bond_proofs() {
+    let level = AttestationLevel::TdxRaTlsBidirectional;
+    let server_id = Identity::generate().unwrap();
+    let server_peer = server_id.peer_id();
+    let server = bind(config(server_id, Side::Attested(sample_measurements()), policy(level))).await;
+    let client_id = Identity::generate().unwrap();
+    let client_peer = client_id.peer_id();
+    let client = bind(config(client_id, Side::Attested(sample_measurements()), policy(level))).await;
+
+    let (accepted, connected) = pair(&server, &client, ExpectedPeer::Exactly(server_peer)).await;
+    let (accepted, connected) = (accepted.unwrap(), connected.unwrap());
+    assert_eq!(connected.peer().peer_id(), server_peer);
+    assert_eq!(accepted.peer().peer_id(), client_peer);
+    for conn in [&accepted, &connected] {
+        assert_eq!(conn.peer().level(), level);
+        assert_eq!(conn.peer().measurements(), Some(&sample_measurements()));
+        assert!(conn.peer().bond_quote().is_some());
+        assert_ne!(
+            conn.peer().bond_quote().unwrap().quote_digest(),
+            conn.peer().certificate_quote().unwrap().quote_digest()
+        );
+    }
+    let (echo, reply) = tokio::join!(echo_once(&accepted), round_trip(&connected, b"ping"));
+    let _ = echo;
+    assert_eq!(reply, b"ping");
+    let (echo, reply) = tokio::join!(echo_once(&connected), round_trip(&accepted, b"pong"));
+    let _ = echo;
+    assert_eq!(reply, b"pong");
+}
+
+#[tokio::test]
+async fn tdx_local_attested_server_software_client() {
+    let server_id = Identity::generate().unwrap();
+    let client_id = Identity::generate().unwrap();
+    let mut server_policy = policy(AttestationLevel::Software);
+    server_policy
+        .software_allow
+        .insert(client_id.peer_id().attestation_digest());
+    let server = bind(config(server_id, Side::Attested(sample_measurements()), server_policy)).await;
+    let client = bind(config(client_id, Side::Software, policy(AttestationLevel::TdxLocal))).await;
+
+    let (accepted, connected) = pair(&server, &client, ExpectedPeer::AnyAllowedByPolicy).await;
+    let (accepted, connected) = (accepted.unwrap(), connected.unwrap());
+    assert_eq!(connected.peer().level(), AttestationLevel::TdxLocal);
+    assert_eq!(connected.peer().measurements(), Some(&sample_measurements()));
+    assert!(connected.peer().bond_quote().is_some());
+    assert_eq!(accepted.peer().level(), AttestationLevel::Software);
+    assert!(accepted.peer().measurements().is_none());
+    let (_, reply) = tokio::join!(echo_once(&accepted), round_trip(&connected, b"hello"));
+    assert_eq!(reply, b"hello");
+}
+
+#[tokio::test]
+async fn software_bond_with_allow_lists() {
+    let server_id = Identity::generate().unwrap();
+    let client_id = Identity::generate().unwrap();
+    let mut server_policy = policy(AttestationLevel::Software);
+    server_policy
+        .software_allow
+        .insert(client_id.peer_id().attestation_digest());
+    let mut client_policy = policy(AttestationLevel::Software);
+    client_policy
+        .software_allow
+        .insert(server_id.peer_id().attestation_digest());
+    let server = bind(config(server_id, Side::Software, server_policy)).await;
+    let client = bind(config(client_id, Side::Software, client_policy)).await;
+    let (accepted, connected) = pair(&server, &client, ExpectedPeer::AnyAllowedByPolicy).await;
+    let (accepted, connected) = (accepted.unwrap(), connected.unwrap());
+    assert_eq!(accepted.peer().level(), AttestationLevel::Software);
+    assert_eq!(connected.peer().level(), AttestationLevel::Software);
+    assert!(connected.peer().quote_digest().is_none());
+    let (_, reply) = tokio::join!(echo_once(&accepted), round_trip(&connected, b"hi"));
+    assert_eq!(reply, b"hi");
+}
