@@ -24,6 +24,7 @@
 
 pub mod level;
 pub mod policy;
+pub mod repro;
 pub mod tdx;
 
 pub use level::AttestationLevel;

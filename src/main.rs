@@ -18,9 +18,17 @@ struct Cli {
 
 // One variant per subcommand; each lives in its own file under `src/cli/`.
 #[derive(Debug, clap::Subcommand)]
-enum Command {}
+enum Command {
+    /// Compute MRTD from a TDVF firmware image.
+    Measure(cli::measure::MeasureArgs),
+    /// Rebuild firmware from a declared recipe and check its measurements.
+    VerifyBuild(cli::verify_build::VerifyBuildArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Measure(args) => cli::measure::run(&args),
+        Command::VerifyBuild(args) => cli::verify_build::run(&args),
+    }
 }
