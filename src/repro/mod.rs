@@ -3,25 +3,31 @@
 //! - [`tdvf`] parses the TDVF metadata of an OVMF/TDVF firmware image.
 //! - [`mrtd`] replays the TDX module's TDH.MEM.PAGE.ADD / TDH.MR.EXTEND measurement of that image
 //!   into MRTD, in either host order ([`PageAddOrder`]).
+//! - [`kernel`] and [`rtmr`] compute RTMR1/RTMR2 for direct kernel boot.
 //! - [`recipe`] checks a declared build: recipe digest (blake3), rebuild, measurement, comparison.
 //! - [`synthetic`] builds small TDVF images for tests.
 //!
 //! # Which registers are computed
 //!
-//! Only MRTD. RTMR0 depends on the VMM's ACPI tables and TD HOB, and RTMR1/RTMR2 (kernel,
-//! initrd, command line for direct kernel boot) depend on how the VMM patches the kernel setup
-//! header before the firmware measures it; neither is computed here. A policy or a command that
-//! asks for them is refused rather than answered with a partial value.
+//! - MRTD, from the firmware image ([`mrtd`]).
+//! - RTMR1 and RTMR2 for a direct kernel boot (QEMU `-kernel/-initrd/-append`), from the kernel,
+//!   initrd, command line and guest memory size ([`rtmr`], [`kernel`]).
+//! - Not RTMR0: it depends on the VMM's ACPI tables, the TD HOB (memory layout) and UEFI
+//!   variables. Not RTMR3 (run time).
 //!
 //! The parser and [`mrtd`] are pure functions of the image bytes; [`recipe`] does I/O (files,
 //! processes) and is the shell of this module.
 
+pub mod kernel;
 pub mod mrtd;
 pub mod recipe;
+pub mod rtmr;
 pub mod synthetic;
 pub mod tdvf;
 
+pub use kernel::KernelError;
 pub use mrtd::{compute_mr_td, PageAddOrder};
+pub use rtmr::{compute_boot_rtmrs, BootRtmrs, DirectBoot};
 pub use tdvf::{TdvfError, TdvfMetadata, TdvfSection};
 
 use crate::tdx::MEASUREMENT_LEN;

@@ -127,3 +127,37 @@ impl SyntheticTdvf {
         }
     }
 }
+
+/// A minimal kernel image for direct boot: a PE32+ file with a Linux boot-protocol 2.15 setup
+/// header (initrd below 0x37ffffff, no xloadflags), one section covering everything after the 1 KiB of
+/// headers, `len` bytes long (at least 2 KiB), contents derived from `seed`.
+pub fn synthetic_kernel(len: usize, seed: u8) -> Vec<u8> {
+    let len = len.max(2048);
+    let mut k: Vec<u8> = (0..len)
+        .map(|i| (i as u8).wrapping_mul(13).wrapping_add(seed))
+        .collect();
+    k[..0x400].fill(0);
+    let mut put = |at: usize, bytes: &[u8]| k[at..at + bytes.len()].copy_from_slice(bytes);
+    put(0, b"MZ");
+    put(0x3c, &0x80u32.to_le_bytes());
+    put(0x80, b"PE\0\0");
+    // COFF: x86-64, one section, 240-byte optional header.
+    put(0x84, &0x8664u16.to_le_bytes());
+    put(0x86, &1u16.to_le_bytes());
+    put(0x94, &240u16.to_le_bytes());
+    // Optional header (PE32+) at 0x98: SizeOfHeaders 0x400, six data directories.
+    put(0x98, &0x20bu16.to_le_bytes());
+    put(0x98 + 60, &0x400u32.to_le_bytes());
+    put(0x98 + 108, &6u32.to_le_bytes());
+    // Section table at 0x188: ".text", raw size and pointer.
+    put(0x188, b".text\0\0\0");
+    put(0x188 + 16, &((len - 0x400) as u32).to_le_bytes());
+    put(0x188 + 20, &0x400u32.to_le_bytes());
+    // Linux setup header.
+    put(0x1f1, &[1]);
+    put(0x202, b"HdrS");
+    put(0x206, &0x020fu16.to_le_bytes());
+    put(0x211, &[0x01]);
+    put(0x22c, &0x37ff_ffffu32.to_le_bytes());
+    k
+}
