@@ -16,11 +16,22 @@
 //!
 //! Its `tdvf.mrtd.single_pass` is our per-page order, `two_pass` our per-section order. The kernel
 //! and initrd do not enter MRTD.
+//!
+//! RTMR1/RTMR2 expectations come from the same commit's library function
+//! `dstack_mr::tdx::tdx_measurements_for_image_dir_without_rtmr0(dir, &VmConfig { memory_size,
+//! cpu_count: 1, .. })`, called from a six-line local driver that prints its `rtmr1`/`rtmr2`,
+//! on the same kind of directory holding `synthetic_kernel(20000, 1)` (optionally with byte
+//! 0x236 set to 0x42) and the 5,000-byte initrd below. dstack-mr measures its metadata
+//! `cmdline` followed by `" initrd=initrd"`, which is what OVMF passes to the kernel when an
+//! initrd is given and what `DirectBoot` adds to the `-append` string.
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use ratls_quic::repro::{measure_mr_td, synthetic::SyntheticTdvf, PageAddOrder, TdvfError};
+use ratls_quic::repro::synthetic::{synthetic_kernel, SyntheticTdvf};
+use ratls_quic::repro::{
+    compute_boot_rtmrs, measure_mr_td, DirectBoot, KernelError, PageAddOrder, TdvfError,
+};
 use sha2::{Digest, Sha256};
 
 /// Debian bookworm `ovmf` 2022.11-6+deb12u2, `/usr/share/ovmf/OVMF.fd`.
@@ -178,16 +189,134 @@ fn measure_command_corrupted_image_exits_2() {
     assert!(err.contains("points outside the image"), "{err}");
 }
 
+const CMDLINE: &str =
+    "console=ttyS0 dstack.rootfs_hash=0000000000000000000000000000000000000000000000000000000000000000";
+/// dstack-mr on `synthetic_kernel(20000, 1)`, at 1, 2, 3 and 4 GiB (initrd below 0x37ffffff).
+const RTMR1_PLAIN_HIGH_MEM: &str = "d0effbabed433f680099a088bc2e65dec5355a11f235ff17\
+                                    faabf434b8fc6a1bb8a8fef0739331191624bd6834a3a889";
+/// The same kernel at 512 MiB: the initrd moves below the smaller low memory.
+const RTMR1_PLAIN_512M: &str = "7d10f63fd5e44ac44491eb1c9700bcb60a980b5080d2e078\
+                                2aa9a6fb2ef01106bb1679caa78d20be7f2586770da63dc2";
+/// Byte 0x236 (xloadflags) = 0x42: initrd may go anywhere below 4 GiB; at 2 and 3 GiB.
+const RTMR1_XLF_HIGH_MEM: &str = "016b604938a8307ef51afeaf8cfe9c37c42c6b9ac010d45e\
+                                  d8016f52af2edf2a511474ed503bbf6812998508801da5d8";
+/// The same at 512 MiB.
+const RTMR1_XLF_512M: &str = "cdcd70a463aea2d0c8f7d46fe3866a0885157e264553d794\
+                              7096326aa2431b557b0df54980cdc96914ef38f4e93022b5";
+/// dstack-mr RTMR2 for `CMDLINE` and the initrd, at every memory size.
+const RTMR2: &str = "d0c4789438a5280a59ff3fb5a230c08c1b29f97585afb3c7\
+                     36e10abd3925eec435da68d9450ff4500b81d79b789f2af0";
+
+fn initrd() -> Vec<u8> {
+    (0..5000u32).map(|i| (i % 251) as u8).collect()
+}
+
+fn rtmrs(kernel: &[u8], memory_size: u64) -> (String, String) {
+    let initrd = initrd();
+    let boot = DirectBoot {
+        kernel,
+        initrd: &initrd,
+        cmdline: CMDLINE,
+        memory_size,
+    };
+    let r = compute_boot_rtmrs(&boot).unwrap();
+    (hex::encode(r.rtmr1), hex::encode(r.rtmr2))
+}
+
 #[test]
-fn measure_command_refuses_rtmr_inputs() {
-    let file = write_temp(&SyntheticTdvf::typical(1, 1).build().bytes);
+fn boot_rtmrs_match_independent_implementation() {
+    let plain = synthetic_kernel(20000, 1);
+    let mut xlf = plain.clone();
+    xlf[0x236] = 0x42;
+    for gib in [1u64, 2, 3, 4] {
+        assert_eq!(
+            rtmrs(&plain, gib << 30),
+            (RTMR1_PLAIN_HIGH_MEM.into(), RTMR2.into())
+        );
+    }
+    assert_eq!(rtmrs(&plain, 512 << 20).0, RTMR1_PLAIN_512M);
+    assert_eq!(rtmrs(&xlf, 2 << 30).0, RTMR1_XLF_HIGH_MEM);
+    assert_eq!(rtmrs(&xlf, 3 << 30).0, RTMR1_XLF_HIGH_MEM);
+    assert_eq!(rtmrs(&xlf, 512 << 20).0, RTMR1_XLF_512M);
+}
+
+#[test]
+fn kernel_without_pe_or_setup_header_rejected() {
+    let initrd = initrd();
+    let mut boot = DirectBoot {
+        kernel: &[0u8; 8192],
+        initrd: &initrd,
+        cmdline: "",
+        memory_size: 2 << 30,
+    };
+    assert!(matches!(
+        compute_boot_rtmrs(&boot),
+        Err(KernelError::BadSetupHeader(_))
+    ));
+    let mut no_pe = synthetic_kernel(8192, 0);
+    no_pe[0x80] = b'X';
+    boot.kernel = &no_pe;
+    assert!(matches!(
+        compute_boot_rtmrs(&boot),
+        Err(KernelError::BadPe(_))
+    ));
+    let truncated = synthetic_kernel(8192, 0);
+    boot.kernel = &truncated[..0x300];
+    assert!(compute_boot_rtmrs(&boot).is_err());
+}
+
+#[test]
+fn measure_command_prints_rtmrs_for_direct_boot() {
+    let firmware = write_temp(&SyntheticTdvf::typical(3, 0x42).build().bytes);
+    let kernel = write_temp(&synthetic_kernel(20000, 1));
+    let initrd = write_temp(&initrd());
     let out = ratls()
-        .args(["measure", "--cmdline", "console=ttyS0", "--firmware"])
-        .arg(file.path())
+        .args(["measure", "--json", "--memory", "2G", "--cmdline", CMDLINE])
+        .arg("--firmware")
+        .arg(firmware.path())
+        .arg("--kernel")
+        .arg(kernel.path())
+        .arg("--initrd")
+        .arg(initrd.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["mr_td"], SYNTHETIC_MRTD_PER_PAGE);
+    assert_eq!(json["rtmr1"], RTMR1_PLAIN_HIGH_MEM);
+    assert_eq!(json["rtmr2"], RTMR2);
+}
+
+#[test]
+fn measure_command_kernel_input_errors_exit_2() {
+    let firmware = write_temp(&SyntheticTdvf::typical(1, 1).build().bytes);
+    let kernel = write_temp(&synthetic_kernel(8192, 1));
+    let run = |extra: &[&str], with_kernel: bool| {
+        let mut cmd = ratls();
+        cmd.arg("measure").arg("--firmware").arg(firmware.path());
+        if with_kernel {
+            cmd.arg("--kernel").arg(kernel.path());
+        }
+        cmd.args(extra).output().unwrap()
+    };
+    let no_memory = run(&[], true);
+    assert_eq!(no_memory.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_memory.stderr).contains("--memory"));
+    assert_eq!(run(&["--memory", "lots"], true).status.code(), Some(2));
+    assert_eq!(run(&["--cmdline", "x"], false).status.code(), Some(2));
+    let not_pe = write_temp(&[0u8; 8192]);
+    let out = ratls()
+        .arg("measure")
+        .arg("--firmware")
+        .arg(firmware.path())
+        .arg("--kernel")
+        .arg(not_pe.path())
+        .args(["--memory", "2G"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8(out.stderr)
-        .unwrap()
-        .contains("not computed"));
 }

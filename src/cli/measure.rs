@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ratls_quic::repro::{measure_mr_td, PageAddOrder};
+use ratls_quic::repro::rtmr::parse_memory_size;
+use ratls_quic::repro::{compute_boot_rtmrs, measure_mr_td, DirectBoot, PageAddOrder};
 
 /// Host order of TDH.MEM.PAGE.ADD and TDH.MR.EXTEND.
 #[derive(Clone, Copy, Debug, Default, clap::ValueEnum)]
@@ -30,15 +31,18 @@ pub(crate) struct MeasureArgs {
     /// TDVF firmware image (the full OVMF.fd given to the VMM with -bios).
     #[arg(long)]
     firmware: PathBuf,
-    /// Kernel for direct boot (RTMR1; not computed yet, refused).
+    /// Kernel for direct boot (QEMU -kernel): RTMR1 and RTMR2 are computed when given.
     #[arg(long)]
     kernel: Option<PathBuf>,
-    /// Initrd for direct boot (RTMR2; not computed yet, refused).
-    #[arg(long)]
+    /// Initrd for direct boot (QEMU -initrd).
+    #[arg(long, requires = "kernel")]
     initrd: Option<PathBuf>,
-    /// Kernel command line (RTMR2; not computed yet, refused).
-    #[arg(long)]
+    /// Kernel command line as given to QEMU -append.
+    #[arg(long, requires = "kernel")]
     cmdline: Option<String>,
+    /// Guest memory size (QEMU -m), e.g. 2G; required with --kernel (it moves the initrd).
+    #[arg(long, requires = "kernel")]
+    memory: Option<String>,
     /// Host order of page adds and extends.
     #[arg(long, value_enum, default_value_t = OrderArg::PerPage)]
     order: OrderArg,
@@ -49,13 +53,6 @@ pub(crate) struct MeasureArgs {
 
 /// Runs `ratls measure`.
 pub(crate) fn run(args: &MeasureArgs) -> ExitCode {
-    if args.kernel.is_some() || args.initrd.is_some() || args.cmdline.is_some() {
-        eprintln!(
-            "error: RTMR1/RTMR2 (--kernel, --initrd, --cmdline) are not computed by this version; \
-             only MRTD is (see docs/measure.md)"
-        );
-        return ExitCode::from(2);
-    }
     let image = match std::fs::read(&args.firmware) {
         Ok(image) => image,
         Err(e) => {
@@ -70,10 +67,53 @@ pub(crate) fn run(args: &MeasureArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let rtmrs = match &args.kernel {
+        Some(kernel) => match boot_rtmrs(args, kernel) {
+            Ok(rtmrs) => Some(rtmrs),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
     if args.json {
-        println!("{}", serde_json::json!({ "mr_td": mr_td }));
+        let mut out = serde_json::json!({ "mr_td": mr_td });
+        if let Some((rtmr1, rtmr2)) = &rtmrs {
+            out["rtmr1"] = rtmr1.as_str().into();
+            out["rtmr2"] = rtmr2.as_str().into();
+        }
+        println!("{out}");
     } else {
         println!("mr_td {mr_td}");
+        if let Some((rtmr1, rtmr2)) = &rtmrs {
+            println!("rtmr1 {rtmr1}");
+            println!("rtmr2 {rtmr2}");
+        }
     }
     ExitCode::SUCCESS
+}
+
+/// RTMR1 and RTMR2 (hex) for a direct kernel boot.
+fn boot_rtmrs(args: &MeasureArgs, kernel: &PathBuf) -> Result<(String, String), String> {
+    let memory = args
+        .memory
+        .as_deref()
+        .ok_or("--memory is required with --kernel")?;
+    let memory_size =
+        parse_memory_size(memory).ok_or_else(|| format!("--memory {memory:?}: not a size"))?;
+    let read = |p: &PathBuf| std::fs::read(p).map_err(|e| format!("reading {}: {e}", p.display()));
+    let kernel_bytes = read(kernel)?;
+    let initrd = match &args.initrd {
+        Some(path) => read(path)?,
+        None => Vec::new(),
+    };
+    let boot = DirectBoot {
+        kernel: &kernel_bytes,
+        initrd: &initrd,
+        cmdline: args.cmdline.as_deref().unwrap_or_default(),
+        memory_size,
+    };
+    let rtmrs = compute_boot_rtmrs(&boot).map_err(|e| format!("{}: {e}", kernel.display()))?;
+    Ok((hex::encode(rtmrs.rtmr1), hex::encode(rtmrs.rtmr2)))
 }

@@ -18,6 +18,7 @@
 //! The parser and [`mrtd`] are pure functions of the image bytes; [`recipe`] does I/O (files,
 //! processes) and is the shell of this module.
 
+mod build_policy;
 pub mod kernel;
 pub mod mrtd;
 pub mod recipe;

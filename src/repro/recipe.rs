@@ -10,6 +10,13 @@
 //! output = "out/OVMF.fd"          # relative path of the built image in that directory
 //! expected_mr_td = "<hex>"
 //! order = "per-page"              # optional: "per-page" (default) or "section"
+//! # Optional, for RTMR1/RTMR2 of a direct kernel boot built by the same recipe:
+//! kernel = "out/bzImage"          # relative paths in the build directory
+//! initrd = "out/initrd.img"
+//! cmdline = "console=ttyS0"
+//! memory = "2G"
+//! expected_rtmr1 = "<hex>"
+//! expected_rtmr2 = "<hex>"
 //! ```
 //!
 //! [`verify_build`] runs the steps in order (fetch, digest, build, measure, compare) and reports
@@ -18,152 +25,19 @@
 //! of an HTTP client and an async runtime.
 
 use std::fmt;
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use serde::Deserialize;
 use thiserror::Error;
 
-use super::{measure_mr_td, PageAddOrder, TdvfError};
+pub use super::build_policy::{BootPolicy, BuildPolicy, PolicyError, RecipeLocation};
+use super::{compute_boot_rtmrs, measure_mr_td, DirectBoot, KernelError, TdvfError};
 use crate::tdx::MEASUREMENT_LEN;
 
 /// Largest recipe accepted (16 MiB).
 pub const MAX_RECIPE_LEN: usize = 16 << 20;
 /// Largest built image accepted (256 MiB).
 pub const MAX_IMAGE_LEN: u64 = 256 << 20;
-
-/// Where the recipe comes from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RecipeLocation {
-    /// A local file.
-    Path(PathBuf),
-    /// An `http://` or `https://` URL.
-    Url(String),
-}
-
-impl fmt::Display for RecipeLocation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Path(p) => write!(f, "{}", p.display()),
-            Self::Url(u) => f.write_str(u),
-        }
-    }
-}
-
-/// The `[build]` section of a policy, checked.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BuildPolicy {
-    /// blake3 digest of the recipe.
-    pub recipe_digest: [u8; 32],
-    /// Where to get the recipe.
-    pub recipe: RecipeLocation,
-    /// Shell command that builds the image.
-    pub command: String,
-    /// Relative path of the built image in the build directory.
-    pub output: PathBuf,
-    /// MRTD the built image must have.
-    pub expected_mr_td: [u8; MEASUREMENT_LEN],
-    /// Host page-add order used to compute MRTD.
-    pub order: PageAddOrder,
-}
-
-/// A policy that cannot be used.
-#[non_exhaustive]
-#[derive(Debug, Error)]
-pub enum PolicyError {
-    /// A hex field has the wrong length or characters.
-    #[error("{field}: expected {len} bytes of hex")]
-    BadHex {
-        /// Field name.
-        field: &'static str,
-        /// Expected length in bytes.
-        len: usize,
-    },
-    /// The output path is absolute or leaves the build directory.
-    #[error("output must be a relative path inside the build directory: {0}")]
-    BadOutput(String),
-    /// The `order` value is not known.
-    #[error("order must be \"per-page\" or \"section\", got {0:?}")]
-    BadOrder(String),
-    /// The policy has no `[build]` table.
-    #[error("policy has no [build] section")]
-    MissingBuild,
-    /// The TOML does not parse or has unknown or missing fields.
-    #[error("policy is not valid TOML: {0}")]
-    Toml(#[from] toml::de::Error),
-    /// The policy asks for registers this tool does not compute.
-    #[error("{0} is declared but not computed by this tool; refusing rather than skipping it")]
-    Unsupported(&'static str),
-}
-
-#[derive(Deserialize)]
-struct PolicyFile {
-    build: Option<RawBuild>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawBuild {
-    recipe_digest: String,
-    recipe: String,
-    command: String,
-    output: String,
-    expected_mr_td: String,
-    order: Option<String>,
-    expected_rtmr1: Option<String>,
-    expected_rtmr2: Option<String>,
-    kernel: Option<String>,
-    initrd: Option<String>,
-    cmdline: Option<String>,
-}
-
-impl BuildPolicy {
-    /// Parses the `[build]` table of a policy file; relative recipe paths are resolved against
-    /// `base_dir` (the directory of the policy file). Other tables are ignored.
-    pub fn from_toml(text: &str, base_dir: &Path) -> Result<Self, PolicyError> {
-        let file: PolicyFile = toml::from_str(text)?;
-        let raw = file.build.ok_or(PolicyError::MissingBuild)?;
-        if raw.expected_rtmr1.is_some() || raw.kernel.is_some() {
-            return Err(PolicyError::Unsupported("RTMR1 (kernel)"));
-        }
-        if raw.expected_rtmr2.is_some() || raw.initrd.is_some() || raw.cmdline.is_some() {
-            return Err(PolicyError::Unsupported("RTMR2 (initrd, command line)"));
-        }
-        let recipe = if raw.recipe.starts_with("http://") || raw.recipe.starts_with("https://") {
-            RecipeLocation::Url(raw.recipe)
-        } else {
-            RecipeLocation::Path(base_dir.join(raw.recipe))
-        };
-        let output = PathBuf::from(&raw.output);
-        let inside = output.components().count() > 0
-            && output
-                .components()
-                .all(|c| matches!(c, Component::Normal(_)));
-        if !inside {
-            return Err(PolicyError::BadOutput(raw.output));
-        }
-        let order = match raw.order.as_deref() {
-            None | Some("per-page") => PageAddOrder::PerPage,
-            Some("section") => PageAddOrder::PerSection,
-            Some(other) => return Err(PolicyError::BadOrder(other.to_owned())),
-        };
-        Ok(Self {
-            recipe_digest: parse_hex("recipe_digest", &raw.recipe_digest)?,
-            recipe,
-            command: raw.command,
-            output,
-            expected_mr_td: parse_hex("expected_mr_td", &raw.expected_mr_td)?,
-            order,
-        })
-    }
-}
-
-fn parse_hex<const N: usize>(field: &'static str, text: &str) -> Result<[u8; N], PolicyError> {
-    let mut out = [0u8; N];
-    hex::decode_to_slice(text.trim(), &mut out)
-        .map_err(|_| PolicyError::BadHex { field, len: N })?;
-    Ok(out)
-}
 
 /// A step of [`verify_build`].
 #[non_exhaustive]
@@ -214,6 +88,9 @@ pub enum VerifyBuildError {
     /// The build did not leave a usable image at the declared output path.
     #[error("step measure: {0}")]
     Image(String),
+    /// The built kernel cannot be measured.
+    #[error("step measure: kernel: {0}")]
+    Kernel(#[from] KernelError),
     /// The built image is not a valid TDVF image.
     #[error("step measure: {0}")]
     Measure(#[from] TdvfError),
@@ -225,6 +102,18 @@ pub enum VerifyBuildError {
         /// MRTD of the rebuilt image (hex).
         actual: String,
     },
+    /// An RTMR of the rebuilt boot differs from the declared one.
+    #[error(
+        "step compare: {register} of the rebuilt boot {actual} does not match declared {expected}"
+    )]
+    RtmrMismatch {
+        /// `RTMR1` or `RTMR2`.
+        register: &'static str,
+        /// Declared value (hex).
+        expected: String,
+        /// Value computed from the rebuild (hex).
+        actual: String,
+    },
 }
 
 impl VerifyBuildError {
@@ -234,8 +123,8 @@ impl VerifyBuildError {
             Self::Build(_) => Step::Build,
             Self::DigestMismatch { .. } => Step::Digest,
             Self::Fetch(_) => Step::Fetch,
-            Self::Image(_) | Self::Measure(_) => Step::Measure,
-            Self::MrTdMismatch { .. } => Step::Compare,
+            Self::Image(_) | Self::Kernel(_) | Self::Measure(_) => Step::Measure,
+            Self::MrTdMismatch { .. } | Self::RtmrMismatch { .. } => Step::Compare,
         }
     }
 }
@@ -247,6 +136,8 @@ pub struct BuildVerdict {
     pub recipe_digest: [u8; 32],
     /// MRTD of the rebuilt image (equal to the declared one).
     pub mr_td: [u8; MEASUREMENT_LEN],
+    /// RTMR1 and RTMR2 of the rebuilt boot, when the policy declares one.
+    pub boot_rtmrs: Option<super::BootRtmrs>,
 }
 
 /// Fetches a recipe URL; supplied by the caller (the library has no HTTP client).
@@ -329,6 +220,24 @@ pub fn verify_build(
         ),
     );
 
+    let boot_rtmrs = match &policy.boot {
+        Some(boot) => {
+            let rtmrs = measure_boot(dir.path(), boot)?;
+            report(
+                Step::Measure,
+                &format!(
+                    "{} (memory {} bytes): RTMR1 {}, RTMR2 {}",
+                    boot.kernel.display(),
+                    boot.memory_size,
+                    hex::encode(rtmrs.rtmr1),
+                    hex::encode(rtmrs.rtmr2)
+                ),
+            );
+            Some(rtmrs)
+        }
+        None => None,
+    };
+
     if mr_td != policy.expected_mr_td {
         return Err(VerifyBuildError::MrTdMismatch {
             expected: hex::encode(policy.expected_mr_td),
@@ -336,10 +245,50 @@ pub fn verify_build(
         });
     }
     report(Step::Compare, "MRTD matches the declared value");
+    if let (Some(boot), Some(rtmrs)) = (&policy.boot, &boot_rtmrs) {
+        let pairs = [
+            ("RTMR1", boot.expected_rtmr1, rtmrs.rtmr1),
+            ("RTMR2", boot.expected_rtmr2, rtmrs.rtmr2),
+        ];
+        for (register, expected, actual) in pairs {
+            let Some(expected) = expected else { continue };
+            if expected != actual {
+                return Err(VerifyBuildError::RtmrMismatch {
+                    register,
+                    expected: hex::encode(expected),
+                    actual: hex::encode(actual),
+                });
+            }
+            report(
+                Step::Compare,
+                &format!("{register} matches the declared value"),
+            );
+        }
+    }
     Ok(BuildVerdict {
         recipe_digest: digest,
         mr_td,
+        boot_rtmrs,
     })
+}
+
+fn measure_boot(dir: &Path, boot: &BootPolicy) -> Result<super::BootRtmrs, VerifyBuildError> {
+    let read = |p: &Path| {
+        read_capped(&dir.join(p), MAX_IMAGE_LEN)
+            .map_err(|e| VerifyBuildError::Image(format!("{}: {e}", p.display())))
+    };
+    let kernel = read(&boot.kernel)?;
+    let initrd = match &boot.initrd {
+        Some(p) => read(p)?,
+        None => Vec::new(),
+    };
+    let rtmrs = compute_boot_rtmrs(&DirectBoot {
+        kernel: &kernel,
+        initrd: &initrd,
+        cmdline: &boot.cmdline,
+        memory_size: boot.memory_size,
+    })?;
+    Ok(rtmrs)
 }
 
 /// Name the recipe gets in the build directory: its last path segment if that is a plain file
