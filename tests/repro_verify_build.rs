@@ -6,7 +6,8 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use ratls_quic::repro::{measure_mr_td, synthetic::SyntheticTdvf, PageAddOrder};
+use ratls_quic::repro::synthetic::{synthetic_kernel, SyntheticTdvf};
+use ratls_quic::repro::{compute_boot_rtmrs, measure_mr_td, DirectBoot, PageAddOrder};
 
 /// A build setup: a "source" image outside the build directory and a recipe that copies it.
 struct Fixture {
@@ -216,4 +217,74 @@ fn recipe_http_error_fails_at_fetch() {
         "fetch",
     );
     server.join().unwrap();
+}
+
+/// A recipe that also "builds" a kernel and an initrd; the policy pins RTMR1 and RTMR2.
+fn boot_policy(fx: &Fixture, rtmr2_override: Option<&str>) -> std::path::PathBuf {
+    let kernel = synthetic_kernel(12000, 3);
+    let initrd = vec![0xabu8; 3000];
+    std::fs::write(fx.dir.path().join("kernel.src"), &kernel).unwrap();
+    std::fs::write(fx.dir.path().join("initrd.src"), &initrd).unwrap();
+    let recipe = format!(
+        "{}cp '{}' out/bzImage\ncp '{}' out/initrd\n",
+        fx.recipe,
+        fx.dir.path().join("kernel.src").display(),
+        fx.dir.path().join("initrd.src").display()
+    );
+    std::fs::write(fx.dir.path().join("recipe.sh"), &recipe).unwrap();
+    let rtmrs = compute_boot_rtmrs(&DirectBoot {
+        kernel: &kernel,
+        initrd: &initrd,
+        cmdline: "console=ttyS0",
+        memory_size: 4 << 30,
+    })
+    .unwrap();
+    let rtmr2 = rtmr2_override.map_or_else(|| hex::encode(rtmrs.rtmr2), str::to_owned);
+    let text = format!(
+        "[build]\nrecipe_digest = \"{}\"\nrecipe = \"recipe.sh\"\ncommand = \"sh recipe.sh\"\n\
+         output = \"out/tdvf.fd\"\nexpected_mr_td = \"{}\"\nkernel = \"out/bzImage\"\n\
+         initrd = \"out/initrd\"\ncmdline = \"console=ttyS0\"\nmemory = \"4G\"\n\
+         expected_rtmr1 = \"{}\"\nexpected_rtmr2 = \"{rtmr2}\"\n",
+        blake3::hash(recipe.as_bytes()).to_hex(),
+        fx.mr_td,
+        hex::encode(rtmrs.rtmr1),
+    );
+    let path = fx.dir.path().join("policy.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn recipe_with_direct_boot_checks_rtmrs() {
+    let fx = Fixture::new();
+    let out = verify_build(&boot_policy(&fx, None));
+    let text = stdout(&out);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("RTMR1 matches") && text.contains("RTMR2 matches"),
+        "{text}"
+    );
+}
+
+#[test]
+fn changed_rtmr_fails_at_compare() {
+    let fx = Fixture::new();
+    let out = verify_build(&boot_policy(&fx, Some(&"00".repeat(48))));
+    assert_failed_at(&out, "compare");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RTMR2"));
+}
+
+#[test]
+fn incomplete_boot_declaration_is_usage_error() {
+    let fx = Fixture::new();
+    let path = fx.good_policy();
+    let text = std::fs::read_to_string(&path).unwrap() + "kernel = \"out/bzImage\"\n";
+    std::fs::write(&path, text).unwrap();
+    let out = verify_build(&path);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("incomplete direct-boot"));
 }

@@ -149,3 +149,72 @@ proptest::proptest! {
         let _ = measure_mr_td(&image[image.len() - keep..], PageAddOrder::PerSection);
     }
 }
+
+mod direct_boot {
+    use crate::repro::kernel::{qemu_patch_kernel, KernelError};
+    use crate::repro::rtmr::{parse_memory_size, replay};
+    use crate::repro::synthetic::synthetic_kernel;
+
+    fn u16_at(k: &[u8], at: usize) -> u16 {
+        u16::from_le_bytes([k[at], k[at + 1]])
+    }
+
+    fn u32_at(k: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes(k[at..at + 4].try_into().unwrap())
+    }
+
+    #[test]
+    fn qemu_patch_writes_loader_fields() {
+        let k = synthetic_kernel(8192, 0);
+        let p = qemu_patch_kernel(&k, 5000, "console=ttyS0", 4 << 30).unwrap();
+        assert_eq!(p[0x210], 0xb0);
+        assert_eq!(p[0x211], 0x81);
+        assert_eq!(u16_at(&p, 0x224), 0xfe00);
+        assert_eq!(u32_at(&p, 0x228), 0x2_0000);
+        assert_eq!(u32_at(&p, 0x218), (0x37ff_ffff - 5000) & !4095);
+        assert_eq!(u32_at(&p, 0x21c), 5000);
+        assert_eq!(p.len(), k.len());
+        // Outside the patched fields the image is unchanged.
+        assert_eq!(p[0x400..], k[0x400..]);
+    }
+
+    #[test]
+    fn small_guest_caps_initrd_below_acpi_data() {
+        let k = synthetic_kernel(8192, 0);
+        let p = qemu_patch_kernel(&k, 4096, "", 256 << 20).unwrap();
+        let initrd_max = (256u32 << 20) - 0x28000 - 1;
+        assert_eq!(u32_at(&p, 0x218), (initrd_max - 4096) & !4095);
+        assert_eq!(
+            qemu_patch_kernel(&k, 300 << 20, "", 256 << 20),
+            Err(KernelError::InitrdTooLarge(300 << 20))
+        );
+    }
+
+    #[test]
+    fn vga_parameter_as_qemu_reads_it() {
+        let k = synthetic_kernel(8192, 0);
+        let mode =
+            |cmdline: &str| qemu_patch_kernel(&k, 0, cmdline, 1 << 30).map(|p| u16_at(&p, 0x1fa));
+        assert_eq!(mode("quiet vga=normal"), Ok(0xffff));
+        assert_eq!(mode("vga=ext"), Ok(0xfffe));
+        assert_eq!(mode("vga=0x317 quiet"), Ok(0x317));
+        assert_eq!(mode("vga=791"), Ok(791));
+        assert_eq!(mode("vga=bogus"), Err(KernelError::BadVga));
+        assert_eq!(mode("quiet"), Ok(0));
+    }
+
+    #[test]
+    fn replay_of_nothing_is_zero() {
+        assert_eq!(replay(&[]), [0u8; 48]);
+    }
+
+    #[test]
+    fn memory_sizes_parse_like_qemu() {
+        assert_eq!(parse_memory_size("2G"), Some(2 << 30));
+        assert_eq!(parse_memory_size("512m"), Some(512 << 20));
+        assert_eq!(parse_memory_size("4096"), Some(4096));
+        assert_eq!(parse_memory_size("lots"), None);
+        assert_eq!(parse_memory_size(""), None);
+        assert_eq!(parse_memory_size("99999999999T"), None);
+    }
+}
