@@ -320,3 +320,38 @@ fn measure_command_kernel_input_errors_exit_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Debian bookworm `linux-image-6.1.0-56-amd64` 6.1.192-2, `/boot/vmlinuz-6.1.0-56-amd64` (signed
+/// PE with a certificate table, xloadflags 0x7f), with the same initrd and `CMDLINE`. Expected
+/// values from the dstack-mr driver described at the top of this file.
+const DEBIAN_KERNEL_SHA256: &str =
+    "26f2e57c99338feaf71c46fa4babdc7e1a6c115943002d109fdb746667104f5f";
+const DEBIAN_KERNEL_RTMR1: [(u64, &str); 3] = [
+    (
+        512 << 20,
+        "07ba1af8f2dd610aa2ae8fa5e221533a4b3af7935f2fe8f448a30ff654c6a5c3c553cf7d72325c05f94fdd91842f4935",
+    ),
+    (
+        1 << 30,
+        "9c39900da835f0c68d8e524e701f4759fb24df04c7bc097a44fb85c8a8583924b76d261e297c1ccdb828e728a114377a",
+    ),
+    (
+        4 << 30,
+        "8b747c17c4347aeb85e564b7327256c3ef77b2a7a176378832d22fc7f2760e691f43968f8625898d8c95fa3d8ec1e28c",
+    ),
+];
+
+#[test]
+#[ignore = "needs Debian's vmlinuz-6.1.0-56-amd64 (70 MB package): set RATLS_DEBIAN_KERNEL"]
+fn debian_kernel_rtmrs_match_independent_implementation() {
+    let path = std::env::var_os("RATLS_DEBIAN_KERNEL").expect("set RATLS_DEBIAN_KERNEL");
+    let kernel = std::fs::read(path).unwrap();
+    assert_eq!(hex::encode(Sha256::digest(&kernel)), DEBIAN_KERNEL_SHA256);
+    for (memory, rtmr1) in DEBIAN_KERNEL_RTMR1 {
+        assert_eq!(
+            rtmrs(&kernel, memory),
+            (rtmr1.into(), RTMR2.into()),
+            "{memory}"
+        );
+    }
+}
