@@ -79,15 +79,15 @@ pub enum PolicyError {
     /// The memory size does not parse.
     #[error("memory: not a size: {0:?}")]
     BadMemory(String),
+    /// The `order` value is not known.
+    #[error("order must be \"per-page\" or \"section\", got {0:?}")]
+    BadOrder(String),
     /// An output path is absolute or leaves the build directory.
     #[error("outputs must be relative paths inside the build directory: {0}")]
     BadOutput(String),
     /// The direct-boot fields are incomplete.
     #[error("incomplete direct-boot declaration: {0}")]
     IncompleteBoot(&'static str),
-    /// The `order` value is not known.
-    #[error("order must be \"per-page\" or \"section\", got {0:?}")]
-    BadOrder(String),
     /// The policy has no `[build]` table.
     #[error("policy has no [build] section")]
     MissingBuild,
