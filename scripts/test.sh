@@ -3,9 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for setup in scripts/setup-*.sh; do
-  [ -e "$setup" ] && bash "$setup"
-done
+# Debian's OVMF firmware image for the measurement tests (unpacked under target/ovmf).
+sh scripts/fetch-ovmf.sh
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -27,6 +27,7 @@ pub mod evidence;
 pub mod identity;
 pub mod level;
 pub mod policy;
+pub mod repro;
 pub mod tdx;
 pub mod tls;
 

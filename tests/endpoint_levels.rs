@@ -13,10 +13,20 @@ async fn bidirectional_bond_with_per_bond_proofs() {
     let level = AttestationLevel::TdxRaTlsBidirectional;
     let server_id = Identity::generate().unwrap();
     let server_peer = server_id.peer_id();
-    let server = bind(config(server_id, Side::Attested(sample_measurements()), policy(level))).await;
+    let server = bind(config(
+        server_id,
+        Side::Attested(Box::new(sample_measurements())),
+        policy(level),
+    ))
+    .await;
     let client_id = Identity::generate().unwrap();
     let client_peer = client_id.peer_id();
-    let client = bind(config(client_id, Side::Attested(sample_measurements()), policy(level))).await;
+    let client = bind(config(
+        client_id,
+        Side::Attested(Box::new(sample_measurements())),
+        policy(level),
+    ))
+    .await;
 
     let (accepted, connected) = pair(&server, &client, ExpectedPeer::Exactly(server_peer)).await;
     let (accepted, connected) = (accepted.unwrap(), connected.unwrap());
@@ -31,11 +41,9 @@ async fn bidirectional_bond_with_per_bond_proofs() {
             conn.peer().certificate_quote().unwrap().quote_digest()
         );
     }
-    let (echo, reply) = tokio::join!(echo_once(&accepted), round_trip(&connected, b"ping"));
-    let _ = echo;
+    let ((), reply) = tokio::join!(echo_once(&accepted), round_trip(&connected, b"ping"));
     assert_eq!(reply, b"ping");
-    let (echo, reply) = tokio::join!(echo_once(&connected), round_trip(&accepted, b"pong"));
-    let _ = echo;
+    let ((), reply) = tokio::join!(echo_once(&connected), round_trip(&accepted, b"pong"));
     assert_eq!(reply, b"pong");
 }
 
@@ -47,17 +55,30 @@ async fn tdx_local_attested_server_software_client() {
     server_policy
         .software_allow
         .insert(client_id.peer_id().attestation_digest());
-    let server = bind(config(server_id, Side::Attested(sample_measurements()), server_policy)).await;
-    let client = bind(config(client_id, Side::Software, policy(AttestationLevel::TdxLocal))).await;
+    let server = bind(config(
+        server_id,
+        Side::Attested(Box::new(sample_measurements())),
+        server_policy,
+    ))
+    .await;
+    let client = bind(config(
+        client_id,
+        Side::Software,
+        policy(AttestationLevel::TdxLocal),
+    ))
+    .await;
 
     let (accepted, connected) = pair(&server, &client, ExpectedPeer::AnyAllowedByPolicy).await;
     let (accepted, connected) = (accepted.unwrap(), connected.unwrap());
     assert_eq!(connected.peer().level(), AttestationLevel::TdxLocal);
-    assert_eq!(connected.peer().measurements(), Some(&sample_measurements()));
+    assert_eq!(
+        connected.peer().measurements(),
+        Some(&sample_measurements())
+    );
     assert!(connected.peer().bond_quote().is_some());
     assert_eq!(accepted.peer().level(), AttestationLevel::Software);
     assert!(accepted.peer().measurements().is_none());
-    let (_, reply) = tokio::join!(echo_once(&accepted), round_trip(&connected, b"hello"));
+    let ((), reply) = tokio::join!(echo_once(&accepted), round_trip(&connected, b"hello"));
     assert_eq!(reply, b"hello");
 }
 
@@ -80,6 +101,6 @@ async fn software_bond_with_allow_lists() {
     assert_eq!(accepted.peer().level(), AttestationLevel::Software);
     assert_eq!(connected.peer().level(), AttestationLevel::Software);
     assert!(connected.peer().quote_digest().is_none());
-    let (_, reply) = tokio::join!(echo_once(&accepted), round_trip(&connected, b"hi"));
+    let ((), reply) = tokio::join!(echo_once(&accepted), round_trip(&connected, b"hi"));
     assert_eq!(reply, b"hi");
 }

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+pub(crate) mod measure;
 pub(crate) mod quote;
+pub(crate) mod verify_build;
 pub(crate) mod verify_quote;
 
 /// Reports an input or usage error and returns exit code 2.

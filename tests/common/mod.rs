@@ -61,7 +61,7 @@ pub enum Side {
     /// No quote.
     Software,
     /// Synthetic quotes with these Measurements.
-    Attested(Measurements),
+    Attested(Box<Measurements>),
 }
 
 pub fn config(identity: Identity, side: Side, policy: Policy) -> EndpointConfig {
@@ -69,9 +69,12 @@ pub fn config(identity: Identity, side: Side, policy: Policy) -> EndpointConfig 
     let builder = EndpointConfig::builder(identity).with_policy(policy);
     let builder = match side {
         Side::Software => builder.without_quotes(),
-        Side::Attested(m) => builder.with_quote_provider(provider(m)),
+        Side::Attested(m) => builder.with_quote_provider(provider(*m)),
     };
-    builder.with_quote_verifier(verifier, collateral).build().unwrap()
+    builder
+        .with_quote_verifier(verifier, collateral)
+        .build()
+        .unwrap()
 }
 
 pub async fn bind(config: EndpointConfig) -> Endpoint {
