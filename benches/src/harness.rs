@@ -1,0 +1,299 @@
+//! Runs the scenarios interleaved in rounds, summarises them against the baseline, and renders
+//! the report as a markdown table.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::scenario::{HandshakeScenario, PlainMtls, ScenarioInfo};
+use crate::stats::{Ratio, Stats};
+use crate::verifier::{self, VerifierReport};
+
+/// Name of the baseline scenario; ratios are relative to it.
+pub const BASELINE: &str = "plain-mtls";
+/// Name of the baseline with a quote-sized server certificate.
+pub const BASELINE_BIG_CERT: &str = "plain-mtls-5k-cert";
+
+/// What to run and how often.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Options {
+    /// Timed connections per scenario.
+    pub iterations: usize,
+    /// Untimed connections per scenario before the timed ones.
+    pub warmup: usize,
+    /// The timed connections are split into this many rounds, each running every scenario in
+    /// turn, so drift on a shared machine hits all scenarios alike.
+    pub rounds: usize,
+    /// Timed calls of the quote verifier (0 skips it).
+    pub verify_iterations: usize,
+    /// Bytes of dummy extension in the big server certificate.
+    pub server_padding: usize,
+    /// Socket send and receive buffer asked for on every endpoint, bytes.
+    pub socket_buffer: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            iterations: 300,
+            warmup: 20,
+            rounds: 10,
+            verify_iterations: 200,
+            server_padding: 5000,
+            socket_buffer: 4 << 20,
+        }
+    }
+}
+
+/// The machine the figures come from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Machine {
+    /// CPUs available to the process.
+    pub cpus: usize,
+    /// `model name` from /proc/cpuinfo, when readable.
+    pub cpu_model: Option<String>,
+    /// Operating system and architecture.
+    pub os: String,
+}
+
+impl Machine {
+    /// Describes the current machine.
+    pub fn current() -> Self {
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find(|line| line.starts_with("model name"))
+                    .and_then(|line| line.split_once(':'))
+                    .map(|(_, model)| model.trim().to_owned())
+            });
+        Self {
+            cpus: std::thread::available_parallelism().map_or(1, usize::from),
+            cpu_model,
+            os: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
+        }
+    }
+}
+
+/// Figures of one scenario.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScenarioReport {
+    /// Scenario name.
+    pub name: String,
+    /// Certificate sizes and socket buffers.
+    #[serde(flatten)]
+    pub info: ScenarioInfo,
+    /// From `connect` to the connection established on the client.
+    pub handshake: Stats,
+    /// From `connect` to the 1-byte echo back on a bi stream.
+    pub connect_echo: Stats,
+    /// `handshake` relative to the baseline's.
+    pub handshake_vs_baseline: Ratio,
+    /// `connect_echo` relative to the baseline's.
+    pub connect_echo_vs_baseline: Ratio,
+}
+
+/// Everything one run measured.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    /// Where it ran.
+    pub machine: Machine,
+    /// How it ran.
+    pub options: Options,
+    /// Name of the scenario the ratios refer to.
+    pub baseline: String,
+    /// One entry per scenario, baseline first.
+    pub scenarios: Vec<ScenarioReport>,
+    /// The quote verifier micro-benchmark, unless skipped.
+    pub verifier: Option<VerifierReport>,
+}
+
+/// The scenarios of a run, baseline first. Must run inside a tokio runtime.
+pub fn default_scenarios(options: &Options) -> Result<Vec<Box<dyn HandshakeScenario>>> {
+    Ok(vec![
+        Box::new(PlainMtls::setup(BASELINE, 0, options.socket_buffer)?),
+        Box::new(PlainMtls::setup(
+            BASELINE_BIG_CERT,
+            options.server_padding,
+            options.socket_buffer,
+        )?),
+    ])
+}
+
+/// Runs the default scenarios and the verifier micro-benchmark.
+pub async fn run(options: &Options) -> Result<Report> {
+    let scenarios = default_scenarios(options)?;
+    let measured = measure(&scenarios, options).await?;
+    let verify_iterations = options.verify_iterations;
+    let verifier = if verify_iterations == 0 {
+        None
+    } else {
+        tokio::task::spawn_blocking(move || verifier::run(verify_iterations)).await??
+    };
+    Ok(Report {
+        machine: Machine::current(),
+        options: options.clone(),
+        baseline: measured.first().map(|s| s.name.clone()).unwrap_or_default(),
+        scenarios: measured,
+        verifier,
+    })
+}
+
+/// Warms up every scenario, then times them in interleaved rounds. The first scenario is the
+/// baseline of the ratios.
+pub async fn measure(
+    scenarios: &[Box<dyn HandshakeScenario>],
+    options: &Options,
+) -> Result<Vec<ScenarioReport>> {
+    for scenario in scenarios {
+        for _ in 0..options.warmup {
+            scenario
+                .one_handshake()
+                .await
+                .with_context(|| format!("warm-up of {}", scenario.name()))?;
+        }
+    }
+    let mut handshakes: Vec<Vec<Duration>> = vec![Vec::new(); scenarios.len()];
+    let mut echoes: Vec<Vec<Duration>> = vec![Vec::new(); scenarios.len()];
+    let rounds = options.rounds.clamp(1, options.iterations.max(1));
+    for round in 0..rounds {
+        let per_round =
+            options.iterations / rounds + usize::from(round < options.iterations % rounds);
+        for ((scenario, hs), echo) in scenarios.iter().zip(&mut handshakes).zip(&mut echoes) {
+            for _ in 0..per_round {
+                let sample = scenario
+                    .one_handshake()
+                    .await
+                    .with_context(|| format!("timed connection of {}", scenario.name()))?;
+                hs.push(sample.handshake);
+                echo.push(sample.connect_echo);
+            }
+        }
+    }
+    let mut summaries = Vec::with_capacity(scenarios.len());
+    for ((scenario, hs), echo) in scenarios.iter().zip(&handshakes).zip(&echoes) {
+        let handshake = Stats::from_samples(hs).context("no timed connections")?;
+        let connect_echo = Stats::from_samples(echo).context("no timed connections")?;
+        summaries.push((scenario, handshake, connect_echo));
+    }
+    let Some(&(_, base_hs, base_echo)) = summaries.first() else {
+        return Ok(Vec::new());
+    };
+    Ok(summaries
+        .into_iter()
+        .map(|(scenario, handshake, connect_echo)| ScenarioReport {
+            name: scenario.name().to_owned(),
+            info: scenario.info().clone(),
+            handshake,
+            connect_echo,
+            handshake_vs_baseline: Ratio::of(&handshake, &base_hs),
+            connect_echo_vs_baseline: Ratio::of(&connect_echo, &base_echo),
+        })
+        .collect())
+}
+
+impl Report {
+    /// The report as markdown tables.
+    pub fn to_markdown(&self) -> String {
+        let mut out = String::new();
+        let m = &self.machine;
+        let o = &self.options;
+        // Writing to a String cannot fail.
+        let _ = writeln!(
+            out,
+            "Machine: {} CPUs ({}), {}, loopback UDP. {} timed connections per scenario after {} \
+             warm-up, in {} interleaved rounds. Times in µs; ratios against `{}` in this run.\n",
+            m.cpus,
+            m.cpu_model.as_deref().unwrap_or("unknown CPU"),
+            m.os,
+            o.iterations,
+            o.warmup,
+            o.rounds,
+            self.baseline,
+        );
+        for (title, pick) in [
+            (
+                "Handshake (connect to established, client side)",
+                Pick::Handshake,
+            ),
+            ("Connect + 1-byte echo on a bi stream", Pick::ConnectEcho),
+        ] {
+            let _ = writeln!(out, "### {title}\n");
+            let _ = writeln!(
+                out,
+                "| scenario | p50 | p90 | p99 | mean | p50 ratio | p99 ratio |"
+            );
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+            for s in &self.scenarios {
+                let (stats, ratio) = pick.of(s);
+                let _ = writeln!(
+                    out,
+                    "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2}x | {:.2}x |",
+                    s.name,
+                    stats.p50_us,
+                    stats.p90_us,
+                    stats.p99_us,
+                    stats.mean_us,
+                    ratio.p50,
+                    ratio.p99
+                );
+            }
+            let _ = writeln!(out);
+        }
+        let _ = writeln!(out, "### Scenarios\n");
+        let _ = writeln!(
+            out,
+            "| scenario | server cert (B) | client cert (B) | socket rcv/snd buffers (B) | what |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---|---|");
+        for s in &self.scenarios {
+            let i = &s.info;
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {}/{} | {} |",
+                s.name,
+                i.server_cert_bytes,
+                i.client_cert_bytes,
+                i.server_socket.recv,
+                i.server_socket.send,
+                i.description
+            );
+        }
+        if let Some(v) = &self.verifier {
+            let _ = writeln!(out, "\n### Quote verifier (no network)\n");
+            let _ = writeln!(out, "| call | vector | calls | p50 | p90 | p99 | mean |");
+            let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|");
+            let p = &v.per_call;
+            let _ = writeln!(
+                out,
+                "| `{}` | {} ({} B quote) | {} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                v.description,
+                v.vector,
+                v.quote_bytes,
+                p.n,
+                p.p50_us,
+                p.p90_us,
+                p.p99_us,
+                p.mean_us
+            );
+        }
+        out
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Pick {
+    Handshake,
+    ConnectEcho,
+}
+
+impl Pick {
+    fn of(self, s: &ScenarioReport) -> (&Stats, &Ratio) {
+        match self {
+            Self::Handshake => (&s.handshake, &s.handshake_vs_baseline),
+            Self::ConnectEcho => (&s.connect_echo, &s.connect_echo_vs_baseline),
+        }
+    }
+}
