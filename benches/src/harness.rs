@@ -7,9 +7,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::micro::{self, MicroReport};
+use crate::net::UdpCounts;
 use crate::scenario::{HandshakeScenario, PlainMtls, ScenarioInfo};
 use crate::stats::{Ratio, Stats};
-use crate::verifier::{self, VerifierReport};
 
 /// Name of the baseline scenario; ratios are relative to it.
 pub const BASELINE: &str = "plain-mtls";
@@ -26,8 +27,8 @@ pub struct Options {
     /// The timed connections are split into this many rounds, each running every scenario in
     /// turn, so drift on a shared machine hits all scenarios alike.
     pub rounds: usize,
-    /// Timed calls of the quote verifier (0 skips it).
-    pub verify_iterations: usize,
+    /// Timed calls of each micro-benchmark (0 skips them).
+    pub micro_iterations: usize,
     /// Bytes of dummy extension in the big server certificate.
     pub server_padding: usize,
     /// Socket send and receive buffer asked for on every endpoint, bytes.
@@ -40,7 +41,7 @@ impl Default for Options {
             iterations: 300,
             warmup: 20,
             rounds: 10,
-            verify_iterations: 200,
+            micro_iterations: 200,
             server_padding: 5000,
             socket_buffer: 4 << 20,
         }
@@ -93,6 +94,8 @@ pub struct ScenarioReport {
     pub handshake_vs_baseline: Ratio,
     /// `connect_echo` relative to the baseline's.
     pub connect_echo_vs_baseline: Ratio,
+    /// Median of each client-side UDP counter at established.
+    pub client_udp_p50: UdpCounts,
 }
 
 /// Everything one run measured.
@@ -106,12 +109,12 @@ pub struct Report {
     pub baseline: String,
     /// One entry per scenario, baseline first.
     pub scenarios: Vec<ScenarioReport>,
-    /// The quote verifier micro-benchmark, unless skipped.
-    pub verifier: Option<VerifierReport>,
+    /// The micro-benchmarks (quote verifier, certificate issuance), unless skipped.
+    pub micro: Vec<MicroReport>,
 }
 
 /// The scenarios of a run, baseline first. Must run inside a tokio runtime.
-pub fn default_scenarios(options: &Options) -> Result<Vec<Box<dyn HandshakeScenario>>> {
+pub async fn default_scenarios(options: &Options) -> Result<Vec<Box<dyn HandshakeScenario>>> {
     Ok(vec![
         Box::new(PlainMtls::setup(BASELINE, 0, options.socket_buffer)?),
         Box::new(PlainMtls::setup(
@@ -124,20 +127,16 @@ pub fn default_scenarios(options: &Options) -> Result<Vec<Box<dyn HandshakeScena
 
 /// Runs the default scenarios and the verifier micro-benchmark.
 pub async fn run(options: &Options) -> Result<Report> {
-    let scenarios = default_scenarios(options)?;
+    let scenarios = default_scenarios(options).await?;
     let measured = measure(&scenarios, options).await?;
-    let verify_iterations = options.verify_iterations;
-    let verifier = if verify_iterations == 0 {
-        None
-    } else {
-        tokio::task::spawn_blocking(move || verifier::run(verify_iterations)).await??
-    };
+    let (iterations, padding) = (options.micro_iterations, options.server_padding);
+    let micro = tokio::task::spawn_blocking(move || micro::run_all(iterations, padding)).await??;
     Ok(Report {
         machine: Machine::current(),
         options: options.clone(),
         baseline: measured.first().map(|s| s.name.clone()).unwrap_or_default(),
         scenarios: measured,
-        verifier,
+        micro,
     })
 }
 
@@ -157,11 +156,13 @@ pub async fn measure(
     }
     let mut handshakes: Vec<Vec<Duration>> = vec![Vec::new(); scenarios.len()];
     let mut echoes: Vec<Vec<Duration>> = vec![Vec::new(); scenarios.len()];
+    let mut udp: Vec<Vec<UdpCounts>> = vec![Vec::new(); scenarios.len()];
     let rounds = options.rounds.clamp(1, options.iterations.max(1));
     for round in 0..rounds {
         let per_round =
             options.iterations / rounds + usize::from(round < options.iterations % rounds);
-        for ((scenario, hs), echo) in scenarios.iter().zip(&mut handshakes).zip(&mut echoes) {
+        let columns = handshakes.iter_mut().zip(&mut echoes).zip(&mut udp);
+        for (scenario, ((hs, echo), counts)) in scenarios.iter().zip(columns) {
             for _ in 0..per_round {
                 let sample = scenario
                     .one_handshake()
@@ -169,29 +170,51 @@ pub async fn measure(
                     .with_context(|| format!("timed connection of {}", scenario.name()))?;
                 hs.push(sample.handshake);
                 echo.push(sample.connect_echo);
+                counts.push(sample.client_udp);
             }
         }
     }
     let mut summaries = Vec::with_capacity(scenarios.len());
-    for ((scenario, hs), echo) in scenarios.iter().zip(&handshakes).zip(&echoes) {
+    let columns = handshakes.iter().zip(&echoes).zip(&udp);
+    for (scenario, ((hs, echo), counts)) in scenarios.iter().zip(columns) {
         let handshake = Stats::from_samples(hs).context("no timed connections")?;
         let connect_echo = Stats::from_samples(echo).context("no timed connections")?;
-        summaries.push((scenario, handshake, connect_echo));
+        summaries.push((scenario, handshake, connect_echo, median_counts(counts)));
     }
-    let Some(&(_, base_hs, base_echo)) = summaries.first() else {
+    let Some(&(_, base_hs, base_echo, _)) = summaries.first() else {
         return Ok(Vec::new());
     };
     Ok(summaries
         .into_iter()
-        .map(|(scenario, handshake, connect_echo)| ScenarioReport {
-            name: scenario.name().to_owned(),
-            info: scenario.info().clone(),
-            handshake,
-            connect_echo,
-            handshake_vs_baseline: Ratio::of(&handshake, &base_hs),
-            connect_echo_vs_baseline: Ratio::of(&connect_echo, &base_echo),
-        })
+        .map(
+            |(scenario, handshake, connect_echo, client_udp_p50)| ScenarioReport {
+                name: scenario.name().to_owned(),
+                info: scenario.info().clone(),
+                handshake,
+                connect_echo,
+                handshake_vs_baseline: Ratio::of(&handshake, &base_hs),
+                connect_echo_vs_baseline: Ratio::of(&connect_echo, &base_echo),
+                client_udp_p50,
+            },
+        )
         .collect())
+}
+
+/// Median of each counter separately (lower median).
+fn median_counts(counts: &[UdpCounts]) -> UdpCounts {
+    let median = |field: fn(&UdpCounts) -> u64| {
+        let mut values: Vec<u64> = counts.iter().map(field).collect();
+        values.sort_unstable();
+        values
+            .get(values.len().saturating_sub(1) / 2)
+            .copied()
+            .unwrap_or(0)
+    };
+    UdpCounts {
+        datagrams_sent: median(|c| c.datagrams_sent),
+        datagrams_received: median(|c| c.datagrams_received),
+        bytes_received: median(|c| c.bytes_received),
+    }
 }
 
 impl Report {
@@ -245,39 +268,38 @@ impl Report {
         let _ = writeln!(out, "### Scenarios\n");
         let _ = writeln!(
             out,
-            "| scenario | server cert (B) | client cert (B) | socket rcv/snd buffers (B) | what |"
+            "| scenario | server cert (B) | client cert (B) | client datagrams sent/rcvd \
+             to established (p50) | client bytes rcvd (p50) | socket rcv/snd buffers (B) | what |"
         );
-        let _ = writeln!(out, "|---|---:|---:|---|---|");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---|---|");
         for s in &self.scenarios {
             let i = &s.info;
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {}/{} | {} |",
+                "| {} | {} | {} | {}/{} | {} | {}/{} | {} |",
                 s.name,
                 i.server_cert_bytes,
                 i.client_cert_bytes,
+                s.client_udp_p50.datagrams_sent,
+                s.client_udp_p50.datagrams_received,
+                s.client_udp_p50.bytes_received,
                 i.server_socket.recv,
                 i.server_socket.send,
                 i.description
             );
         }
-        if let Some(v) = &self.verifier {
-            let _ = writeln!(out, "\n### Quote verifier (no network)\n");
-            let _ = writeln!(out, "| call | vector | calls | p50 | p90 | p99 | mean |");
-            let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|");
-            let p = &v.per_call;
-            let _ = writeln!(
-                out,
-                "| `{}` | {} ({} B quote) | {} | {:.0} | {:.0} | {:.0} | {:.0} |",
-                v.description,
-                v.vector,
-                v.quote_bytes,
-                p.n,
-                p.p50_us,
-                p.p90_us,
-                p.p99_us,
-                p.mean_us
-            );
+        if !self.micro.is_empty() {
+            let _ = writeln!(out, "\n### Micro-benchmarks (no network), µs per call\n");
+            let _ = writeln!(out, "| name | calls | p50 | p90 | p99 | mean | what |");
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---|");
+            for m in &self.micro {
+                let p = &m.per_call;
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
+                    m.name, p.n, p.p50_us, p.p90_us, p.p99_us, p.mean_us, m.description
+                );
+            }
         }
         out
     }

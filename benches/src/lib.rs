@@ -14,11 +14,11 @@
 #![deny(missing_docs)]
 
 pub mod harness;
+pub mod micro;
 pub mod net;
 pub mod scenario;
 pub mod stats;
 pub mod tls;
-pub mod verifier;
 
 pub use harness::{default_scenarios, measure, run, Options, Report};
 pub use scenario::{HandshakeScenario, PlainMtls};

@@ -110,6 +110,32 @@ pub struct Sample {
     pub handshake: Duration,
     /// Until the 1-byte echo came back on a bi stream.
     pub connect_echo: Duration,
+    /// Client-side UDP counters when the connection was established.
+    pub client_udp: UdpCounts,
+}
+
+/// Client-side UDP counters of one connection, read when it is established. A server flight
+/// held back by the anti-amplification limit shows up as an extra client datagram.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct UdpCounts {
+    /// Datagrams the client sent.
+    pub datagrams_sent: u64,
+    /// Datagrams the client received.
+    pub datagrams_received: u64,
+    /// Bytes the client received.
+    pub bytes_received: u64,
+}
+
+impl UdpCounts {
+    /// The counters of `connection` now.
+    pub fn of(connection: &Connection) -> Self {
+        let stats = connection.stats();
+        Self {
+            datagrams_sent: stats.udp_tx.datagrams,
+            datagrams_received: stats.udp_rx.datagrams,
+            bytes_received: stats.udp_rx.bytes,
+        }
+    }
 }
 
 /// One timed connection: `connect`, handshake, echo, close.
@@ -123,11 +149,13 @@ pub async fn timed_connection(
         .connect_with(config.clone(), server, crate::tls::SERVER_NAME)?
         .await?;
     let handshake = start.elapsed();
+    let client_udp = UdpCounts::of(&connection);
     echo_round_trip(&connection).await?;
     let connect_echo = start.elapsed();
     connection.close(0u32.into(), b"done");
     Ok(Sample {
         handshake,
         connect_echo,
+        client_udp,
     })
 }

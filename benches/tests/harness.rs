@@ -9,7 +9,7 @@ fn tiny_run_reports_every_scenario_with_ordered_percentiles() {
         iterations: 5,
         warmup: 1,
         rounds: 2,
-        verify_iterations: 2,
+        micro_iterations: 2,
         ..Options::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -42,9 +42,17 @@ fn tiny_run_reports_every_scenario_with_ordered_percentiles() {
     assert!(big.info.server_cert_bytes > 5000 && big.info.server_cert_bytes < 6000);
     assert!(base.info.server_cert_bytes < 1000);
 
-    let verifier = report.verifier.as_ref().expect("verifier figures");
-    assert_eq!(verifier.per_call.n, 2);
-    assert!(verifier.per_call.p50_us <= verifier.per_call.p99_us);
+    assert!(big.client_udp_p50.bytes_received > base.client_udp_p50.bytes_received + 4000);
+
+    let micro: Vec<&str> = report.micro.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(
+        micro,
+        ["dcap-verify", "rcgen-ed25519", "rcgen-ed25519-padded"]
+    );
+    for m in &report.micro {
+        assert_eq!(m.per_call.n, 2, "{}", m.name);
+        assert!(m.per_call.p50_us <= m.per_call.p99_us, "{}", m.name);
+    }
 
     let markdown = report.to_markdown();
     assert!(markdown.contains(BASELINE_BIG_CERT));

@@ -19,9 +19,9 @@ struct Args {
     /// Interleaved rounds the timed connections are split into.
     #[arg(long, default_value_t = Options::default().rounds)]
     rounds: usize,
-    /// Timed calls of the quote verifier (0 skips it).
-    #[arg(long, default_value_t = Options::default().verify_iterations)]
-    verify_iterations: usize,
+    /// Timed calls of each micro-benchmark: quote verifier, certificate issuance (0 skips them).
+    #[arg(long, default_value_t = Options::default().micro_iterations)]
+    micro_iterations: usize,
     /// Bytes of dummy extension in the quote-sized server certificate.
     #[arg(long, default_value_t = Options::default().server_padding)]
     server_padding: usize,
@@ -42,7 +42,7 @@ fn main() -> anyhow::Result<()> {
         iterations: args.iterations,
         warmup: args.warmup,
         rounds: args.rounds,
-        verify_iterations: args.verify_iterations,
+        micro_iterations: args.micro_iterations,
         server_padding: args.server_padding,
         socket_buffer: args.socket_buffer,
     };
