@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::micro::{self, MicroReport};
-use crate::net::UdpCounts;
+use crate::net::{Sample, UdpCounts};
 use crate::scenario::{HandshakeScenario, PlainMtls, ScenarioInfo};
 use crate::stats::{Ratio, Stats};
 
@@ -125,7 +125,7 @@ pub async fn default_scenarios(options: &Options) -> Result<Vec<Box<dyn Handshak
     ])
 }
 
-/// Runs the default scenarios and the verifier micro-benchmark.
+/// Runs the default scenarios, then the micro-benchmarks.
 pub async fn run(options: &Options) -> Result<Report> {
     let scenarios = default_scenarios(options).await?;
     let measured = measure(&scenarios, options).await?;
@@ -154,32 +154,31 @@ pub async fn measure(
                 .with_context(|| format!("warm-up of {}", scenario.name()))?;
         }
     }
-    let mut handshakes: Vec<Vec<Duration>> = vec![Vec::new(); scenarios.len()];
-    let mut echoes: Vec<Vec<Duration>> = vec![Vec::new(); scenarios.len()];
-    let mut udp: Vec<Vec<UdpCounts>> = vec![Vec::new(); scenarios.len()];
+    let mut columns: Vec<Column> = scenarios.iter().map(|_| Column::default()).collect();
     let rounds = options.rounds.clamp(1, options.iterations.max(1));
     for round in 0..rounds {
         let per_round =
             options.iterations / rounds + usize::from(round < options.iterations % rounds);
-        let columns = handshakes.iter_mut().zip(&mut echoes).zip(&mut udp);
-        for (scenario, ((hs, echo), counts)) in scenarios.iter().zip(columns) {
+        for (scenario, column) in scenarios.iter().zip(&mut columns) {
             for _ in 0..per_round {
                 let sample = scenario
                     .one_handshake()
                     .await
                     .with_context(|| format!("timed connection of {}", scenario.name()))?;
-                hs.push(sample.handshake);
-                echo.push(sample.connect_echo);
-                counts.push(sample.client_udp);
+                column.push(sample);
             }
         }
     }
     let mut summaries = Vec::with_capacity(scenarios.len());
-    let columns = handshakes.iter().zip(&echoes).zip(&udp);
-    for (scenario, ((hs, echo), counts)) in scenarios.iter().zip(columns) {
-        let handshake = Stats::from_samples(hs).context("no timed connections")?;
-        let connect_echo = Stats::from_samples(echo).context("no timed connections")?;
-        summaries.push((scenario, handshake, connect_echo, median_counts(counts)));
+    for (scenario, column) in scenarios.iter().zip(&columns) {
+        let handshake = Stats::from_samples(&column.handshakes).context("no timed connections")?;
+        let connect_echo = Stats::from_samples(&column.echoes).context("no timed connections")?;
+        summaries.push((
+            scenario,
+            handshake,
+            connect_echo,
+            median_counts(&column.udp),
+        ));
     }
     let Some(&(_, base_hs, base_echo, _)) = summaries.first() else {
         return Ok(Vec::new());
@@ -198,6 +197,22 @@ pub async fn measure(
             },
         )
         .collect())
+}
+
+/// The samples of one scenario.
+#[derive(Default)]
+struct Column {
+    handshakes: Vec<Duration>,
+    echoes: Vec<Duration>,
+    udp: Vec<UdpCounts>,
+}
+
+impl Column {
+    fn push(&mut self, sample: Sample) {
+        self.handshakes.push(sample.handshake);
+        self.echoes.push(sample.connect_echo);
+        self.udp.push(sample.client_udp);
+    }
 }
 
 /// Median of each counter separately (lower median).

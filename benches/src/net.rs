@@ -114,8 +114,9 @@ pub struct Sample {
     pub client_udp: UdpCounts,
 }
 
-/// Client-side UDP counters of one connection, read when it is established. A server flight
-/// held back by the anti-amplification limit shows up as an extra client datagram.
+/// Client-side UDP counters of one connection, read as soon as the client sees it established
+/// (a post-handshake packet or a retransmission processed meanwhile is included). A server
+/// flight held back by the anti-amplification limit shows up as extra client datagrams.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct UdpCounts {
     /// Datagrams the client sent.

@@ -7,13 +7,14 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use anyhow::Result;
 use quinn::Endpoint;
 use serde::Serialize;
 
 use crate::net::{self, Sample, SocketBuffers};
-use crate::tls::{self, Credential};
+use crate::tls::{self, Credential, PinnedPeer};
 
 /// A boxed, sendable future, so scenarios can live in one list.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -53,8 +54,10 @@ pub struct PlainMtls {
     server_addr: SocketAddr,
     client: Endpoint,
     client_config: quinn::ClientConfig,
-    // Held so the accept loop keeps running for the scenario's life.
-    _server: Endpoint,
+    client_checker: Arc<PinnedPeer>,
+    server_checker: Arc<PinnedPeer>,
+    // Closed on drop, which ends the accept loop.
+    server: Endpoint,
 }
 
 impl PlainMtls {
@@ -64,12 +67,15 @@ impl PlainMtls {
     pub fn setup(name: &str, server_padding: usize, socket_buffer: usize) -> Result<Self> {
         let server_cred = Credential::generate(server_padding)?;
         let client_cred = Credential::generate(0)?;
+        let provider = tls::provider();
+        let client_checker = PinnedPeer::new(client_cred.cert.clone(), provider.clone());
+        let server_checker = PinnedPeer::new(server_cred.cert.clone(), provider);
         let (server, server_socket) = net::echo_server(
-            tls::server_config(&server_cred, &client_cred)?,
+            tls::server_config(&server_cred, client_checker.clone())?,
             socket_buffer,
         )?;
         let (client, client_config, client_socket) = net::client(
-            tls::client_config(&client_cred, &server_cred)?,
+            tls::client_config(&client_cred, server_checker.clone())?,
             socket_buffer,
         )?;
         let description = if server_padding == 0 {
@@ -89,8 +95,26 @@ impl PlainMtls {
             server_addr: server.local_addr()?,
             client,
             client_config,
-            _server: server,
+            client_checker,
+            server_checker,
+            server,
         })
+    }
+}
+
+impl PlainMtls {
+    /// Certificates checked so far by the server's client verifier and by the client's server
+    /// verifier: one each per connection, as resumption is off.
+    pub fn verifications(&self) -> (usize, usize) {
+        (self.client_checker.checks(), self.server_checker.checks())
+    }
+}
+
+impl Drop for PlainMtls {
+    fn drop(&mut self) {
+        // Ends the server's accept loop; connections still open are closed.
+        self.server.close(0u32.into(), b"scenario done");
+        self.client.close(0u32.into(), b"scenario done");
     }
 }
 
@@ -109,5 +133,35 @@ impl HandshakeScenario for PlainMtls {
             &self.client_config,
             self.server_addr,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_connection_runs_both_verifiers() {
+        let scenario = PlainMtls::setup("t", 0, 1 << 20).unwrap();
+        for _ in 0..3 {
+            scenario.one_handshake().await.unwrap();
+        }
+        assert_eq!(scenario.verifications(), (3, 3));
+    }
+
+    #[tokio::test]
+    async fn client_with_unpinned_certificate_is_refused() {
+        let scenario = PlainMtls::setup("t", 0, 1 << 20).unwrap();
+        let stranger = Credential::generate(0).unwrap();
+        let server_checker =
+            PinnedPeer::new(scenario.server_checker.pinned().clone(), tls::provider());
+        let (endpoint, config, _) = net::client(
+            tls::client_config(&stranger, server_checker).unwrap(),
+            1 << 20,
+        )
+        .unwrap();
+        let outcome = net::timed_connection(&endpoint, &config, scenario.server_addr).await;
+        assert!(outcome.is_err());
+        assert_eq!(scenario.verifications().0, 1);
     }
 }

@@ -2,6 +2,7 @@
 //! exactly one pinned peer certificate, and rustls configurations with resumption and 0-RTT off.
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -90,16 +91,32 @@ fn der_octet_string(len: usize) -> Vec<u8> {
 }
 
 /// Accepts exactly one certificate, byte for byte, and checks TLS 1.3 signatures with it.
+/// Counts the certificates it was asked to verify, so tests can prove every connection runs it.
 #[derive(Debug)]
 pub struct PinnedPeer {
     pinned: CertificateDer<'static>,
     provider: Arc<CryptoProvider>,
+    checks: AtomicUsize,
 }
 
 impl PinnedPeer {
     /// A verifier for `pinned`, checking signatures with `provider`'s algorithms.
     pub fn new(pinned: CertificateDer<'static>, provider: Arc<CryptoProvider>) -> Arc<Self> {
-        Arc::new(Self { pinned, provider })
+        Arc::new(Self {
+            pinned,
+            provider,
+            checks: AtomicUsize::new(0),
+        })
+    }
+
+    /// The one certificate this verifier accepts.
+    pub fn pinned(&self) -> &CertificateDer<'static> {
+        &self.pinned
+    }
+
+    /// How many peer certificates this verifier has checked, accepted or not.
+    pub fn checks(&self) -> usize {
+        self.checks.load(Ordering::Relaxed)
     }
 
     fn check(
@@ -107,6 +124,7 @@ impl PinnedPeer {
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
     ) -> Result<(), Error> {
+        self.checks.fetch_add(1, Ordering::Relaxed);
         if intermediates.is_empty() && end_entity.as_ref() == self.pinned.as_ref() {
             Ok(())
         } else {
@@ -213,14 +231,15 @@ impl ClientCertVerifier for PinnedPeer {
     }
 }
 
-/// Client config: TLS 1.3 only, presents `own`, accepts only `server`, resumption and 0-RTT off.
-pub fn client_config(own: &Credential, server: &Credential) -> Result<rustls::ClientConfig> {
-    let provider = provider();
+/// Client config: TLS 1.3 only, presents `own`, checks the server with `server` (a
+/// [`PinnedPeer`]), resumption and 0-RTT off.
+pub fn client_config(own: &Credential, server: Arc<PinnedPeer>) -> Result<rustls::ClientConfig> {
+    let provider = server.provider.clone();
     let (chain, key) = own.chain_and_key();
     let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
-        .with_custom_certificate_verifier(PinnedPeer::new(server.cert.clone(), provider))
+        .with_custom_certificate_verifier(server)
         .with_client_auth_cert(chain, key)
         .context("client certificate")?;
     config.resumption = rustls::client::Resumption::disabled();
@@ -228,14 +247,14 @@ pub fn client_config(own: &Credential, server: &Credential) -> Result<rustls::Cl
     Ok(config)
 }
 
-/// Server config: TLS 1.3 only, presents `own`, requires exactly `client`, no session storage,
-/// no tickets, no early data.
-pub fn server_config(own: &Credential, client: &Credential) -> Result<rustls::ServerConfig> {
-    let provider = provider();
+/// Server config: TLS 1.3 only, presents `own`, requires a client certificate and checks it with
+/// `client` (a [`PinnedPeer`]); no session storage, no tickets, no early data.
+pub fn server_config(own: &Credential, client: Arc<PinnedPeer>) -> Result<rustls::ServerConfig> {
+    let provider = client.provider.clone();
     let (chain, key) = own.chain_and_key();
     let mut config = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(PinnedPeer::new(client.cert.clone(), provider))
+        .with_client_cert_verifier(client)
         .with_single_cert(chain, key)
         .context("server certificate")?;
     config.session_storage = Arc::new(NoServerSessionStorage {});

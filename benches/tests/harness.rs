@@ -42,7 +42,13 @@ fn tiny_run_reports_every_scenario_with_ordered_percentiles() {
     assert!(big.info.server_cert_bytes > 5000 && big.info.server_cert_bytes < 6000);
     assert!(base.info.server_cert_bytes < 1000);
 
-    assert!(big.client_udp_p50.bytes_received > base.client_udp_p50.bytes_received + 4000);
+    // The client received at least the whole padded certificate before established.
+    let cert = big.info.server_cert_bytes as u64;
+    assert!(
+        big.client_udp_p50.bytes_received > cert,
+        "{:?}",
+        big.client_udp_p50
+    );
 
     let micro: Vec<&str> = report.micro.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(
