@@ -96,6 +96,10 @@ pub struct ScenarioReport {
     pub connect_echo_vs_baseline: Ratio,
     /// Median of each client-side UDP counter at established.
     pub client_udp_p50: UdpCounts,
+    /// Server side, from the connection attempt to established, when the scenario reports it.
+    pub acceptor_handshake: Option<Stats>,
+    /// `acceptor_handshake` relative to the baseline's, when both are known.
+    pub acceptor_handshake_vs_baseline: Option<Ratio>,
 }
 
 /// Everything one run measured.
@@ -173,27 +177,27 @@ pub async fn measure(
     for (scenario, column) in scenarios.iter().zip(&columns) {
         let handshake = Stats::from_samples(&column.handshakes).context("no timed connections")?;
         let connect_echo = Stats::from_samples(&column.echoes).context("no timed connections")?;
-        summaries.push((
-            scenario,
-            handshake,
-            connect_echo,
-            median_counts(&column.udp),
-        ));
+        let acceptor = Stats::from_samples(&column.acceptor);
+        summaries.push((scenario, handshake, connect_echo, acceptor, &column.udp));
     }
-    let Some(&(_, base_hs, base_echo, _)) = summaries.first() else {
+    let Some(&(_, base_hs, base_echo, base_acceptor, _)) = summaries.first() else {
         return Ok(Vec::new());
     };
     Ok(summaries
         .into_iter()
         .map(
-            |(scenario, handshake, connect_echo, client_udp_p50)| ScenarioReport {
+            |(scenario, handshake, connect_echo, acceptor, udp)| ScenarioReport {
                 name: scenario.name().to_owned(),
                 info: scenario.info().clone(),
                 handshake,
                 connect_echo,
                 handshake_vs_baseline: Ratio::of(&handshake, &base_hs),
                 connect_echo_vs_baseline: Ratio::of(&connect_echo, &base_echo),
-                client_udp_p50,
+                client_udp_p50: median_counts(udp),
+                acceptor_handshake: acceptor,
+                acceptor_handshake_vs_baseline: acceptor
+                    .zip(base_acceptor)
+                    .map(|(this, base)| Ratio::of(&this, &base)),
             },
         )
         .collect())
@@ -204,6 +208,7 @@ pub async fn measure(
 struct Column {
     handshakes: Vec<Duration>,
     echoes: Vec<Duration>,
+    acceptor: Vec<Duration>,
     udp: Vec<UdpCounts>,
 }
 
@@ -211,6 +216,7 @@ impl Column {
     fn push(&mut self, sample: Sample) {
         self.handshakes.push(sample.handshake);
         self.echoes.push(sample.connect_echo);
+        self.acceptor.extend(sample.acceptor_handshake);
         self.udp.push(sample.client_udp);
     }
 }
@@ -257,15 +263,26 @@ impl Report {
                 Pick::Handshake,
             ),
             ("Connect + 1-byte echo on a bi stream", Pick::ConnectEcho),
+            (
+                "Acceptor handshake (attempt to established, server side)",
+                Pick::Acceptor,
+            ),
         ] {
+            let rows: Vec<_> = self
+                .scenarios
+                .iter()
+                .filter_map(|s| pick.of(s).map(|figures| (s, figures)))
+                .collect();
+            if rows.is_empty() {
+                continue;
+            }
             let _ = writeln!(out, "### {title}\n");
             let _ = writeln!(
                 out,
                 "| scenario | p50 | p90 | p99 | mean | p50 ratio | p99 ratio |"
             );
             let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
-            for s in &self.scenarios {
-                let (stats, ratio) = pick.of(s);
+            for (s, (stats, ratio)) in rows {
                 let _ = writeln!(
                     out,
                     "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2}x | {:.2}x |",
@@ -322,15 +339,17 @@ impl Report {
 
 #[derive(Clone, Copy)]
 enum Pick {
-    Handshake,
+    Acceptor,
     ConnectEcho,
+    Handshake,
 }
 
 impl Pick {
-    fn of(self, s: &ScenarioReport) -> (&Stats, &Ratio) {
+    fn of(self, s: &ScenarioReport) -> Option<(Stats, Ratio)> {
         match self {
-            Self::Handshake => (&s.handshake, &s.handshake_vs_baseline),
-            Self::ConnectEcho => (&s.connect_echo, &s.connect_echo_vs_baseline),
+            Self::Acceptor => s.acceptor_handshake.zip(s.acceptor_handshake_vs_baseline),
+            Self::ConnectEcho => Some((s.connect_echo, s.connect_echo_vs_baseline)),
+            Self::Handshake => Some((s.handshake, s.handshake_vs_baseline)),
         }
     }
 }

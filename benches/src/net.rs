@@ -1,7 +1,7 @@
 //! Loopback UDP sockets with large buffers, quinn endpoints on them, and the echo service.
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -33,9 +33,35 @@ pub fn loopback_socket(buffer: usize) -> Result<(UdpSocket, SocketBuffers)> {
     Ok((socket.into(), buffers))
 }
 
-/// A server endpoint with the echo service running on it; no NEW_TOKEN address-validation
-/// tokens, so every handshake pays the anti-amplification limit as a first contact does.
-pub fn echo_server(tls: rustls::ServerConfig, buffer: usize) -> Result<(Endpoint, SocketBuffers)> {
+/// A server endpoint running the echo service, and what it reports.
+#[derive(Debug)]
+pub struct EchoServer {
+    /// The endpoint; closing it ends the accept loop.
+    pub endpoint: Endpoint,
+    /// Socket buffers the kernel granted.
+    pub buffers: SocketBuffers,
+    /// Acceptor-side handshake times.
+    pub clock: AcceptorClock,
+}
+
+/// Acceptor-side handshake times reported by an [`EchoServer`]: from the endpoint yielding the
+/// connection attempt (first Initial processed) to the connection established on the server.
+#[derive(Debug)]
+pub struct AcceptorClock {
+    times: Mutex<mpsc::Receiver<Duration>>,
+}
+
+impl AcceptorClock {
+    /// The time of the latest connection the server established since the last call. With
+    /// connections made one at a time, that is the one just made.
+    pub fn latest(&self) -> Option<Duration> {
+        self.times.lock().ok()?.try_iter().last()
+    }
+}
+
+/// Starts a server endpoint with the echo service; no NEW_TOKEN address-validation tokens, so
+/// every handshake pays the anti-amplification limit as a first contact does.
+pub fn echo_server(tls: rustls::ServerConfig, buffer: usize) -> Result<EchoServer> {
     let crypto = QuicServerConfig::try_from(Arc::new(tls))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     let mut tokens = quinn::ValidationTokenConfig::default();
@@ -48,8 +74,15 @@ pub fn echo_server(tls: rustls::ServerConfig, buffer: usize) -> Result<(Endpoint
         socket,
         Arc::new(TokioRuntime),
     )?;
-    tokio::spawn(accept_loop(endpoint.clone()));
-    Ok((endpoint, buffers))
+    let (sender, times) = mpsc::channel();
+    tokio::spawn(accept_loop(endpoint.clone(), sender));
+    Ok(EchoServer {
+        endpoint,
+        buffers,
+        clock: AcceptorClock {
+            times: Mutex::new(times),
+        },
+    })
 }
 
 /// A client endpoint and the quinn client config for `tls`, with no token store.
@@ -70,10 +103,14 @@ pub fn client(
     Ok((endpoint, config, buffers))
 }
 
-async fn accept_loop(endpoint: Endpoint) {
+async fn accept_loop(endpoint: Endpoint, times: mpsc::Sender<Duration>) {
     while let Some(incoming) = endpoint.accept().await {
+        let start = Instant::now();
+        let times = times.clone();
         tokio::spawn(async move {
             if let Ok(connection) = incoming.await {
+                // The clock's owner may be gone at shutdown; nothing to report to then.
+                let _ = times.send(start.elapsed());
                 // A failed echo shows up on the client as a failed sample.
                 let _ = echo_one(&connection).await;
                 connection.closed().await;
@@ -112,6 +149,8 @@ pub struct Sample {
     pub connect_echo: Duration,
     /// Client-side UDP counters when the connection was established.
     pub client_udp: UdpCounts,
+    /// Server side, from the connection attempt yielded to established, when known.
+    pub acceptor_handshake: Option<Duration>,
 }
 
 /// Client-side UDP counters of one connection, read as soon as the client sees it established
@@ -139,11 +178,13 @@ impl UdpCounts {
     }
 }
 
-/// One timed connection: `connect`, handshake, echo, close.
+/// One timed connection: `connect`, handshake, echo, close. The acceptor's time comes from
+/// `acceptor` once the echo is back (the server reports it before it answers).
 pub async fn timed_connection(
     endpoint: &Endpoint,
     config: &quinn::ClientConfig,
     server: SocketAddr,
+    acceptor: Option<&AcceptorClock>,
 ) -> Result<Sample> {
     let start = Instant::now();
     let connection = endpoint
@@ -158,5 +199,6 @@ pub async fn timed_connection(
         handshake,
         connect_echo,
         client_udp,
+        acceptor_handshake: acceptor.and_then(AcceptorClock::latest),
     })
 }

@@ -56,8 +56,8 @@ pub struct PlainMtls {
     client_config: quinn::ClientConfig,
     client_checker: Arc<PinnedPeer>,
     server_checker: Arc<PinnedPeer>,
-    // Closed on drop, which ends the accept loop.
-    server: Endpoint,
+    // Its endpoint is closed on drop, which ends the accept loop.
+    server: net::EchoServer,
 }
 
 impl PlainMtls {
@@ -70,7 +70,7 @@ impl PlainMtls {
         let provider = tls::provider();
         let client_checker = PinnedPeer::new(client_cred.cert.clone(), provider.clone());
         let server_checker = PinnedPeer::new(server_cred.cert.clone(), provider);
-        let (server, server_socket) = net::echo_server(
+        let server = net::echo_server(
             tls::server_config(&server_cred, client_checker.clone())?,
             socket_buffer,
         )?;
@@ -89,10 +89,10 @@ impl PlainMtls {
                 description,
                 server_cert_bytes: server_cred.cert.len(),
                 client_cert_bytes: client_cred.cert.len(),
-                server_socket,
+                server_socket: server.buffers,
                 client_socket,
             },
-            server_addr: server.local_addr()?,
+            server_addr: server.endpoint.local_addr()?,
             client,
             client_config,
             client_checker,
@@ -113,7 +113,7 @@ impl PlainMtls {
 impl Drop for PlainMtls {
     fn drop(&mut self) {
         // Ends the server's accept loop; connections still open are closed.
-        self.server.close(0u32.into(), b"scenario done");
+        self.server.endpoint.close(0u32.into(), b"scenario done");
         self.client.close(0u32.into(), b"scenario done");
     }
 }
@@ -132,6 +132,7 @@ impl HandshakeScenario for PlainMtls {
             &self.client,
             &self.client_config,
             self.server_addr,
+            Some(&self.server.clock),
         ))
     }
 }
@@ -144,7 +145,9 @@ mod tests {
     async fn every_connection_runs_both_verifiers() {
         let scenario = PlainMtls::setup("t", 0, 1 << 20).unwrap();
         for _ in 0..3 {
-            scenario.one_handshake().await.unwrap();
+            let sample = scenario.one_handshake().await.unwrap();
+            let acceptor = sample.acceptor_handshake.expect("acceptor time");
+            assert!(acceptor < sample.connect_echo);
         }
         assert_eq!(scenario.verifications(), (3, 3));
     }
@@ -160,7 +163,7 @@ mod tests {
             1 << 20,
         )
         .unwrap();
-        let outcome = net::timed_connection(&endpoint, &config, scenario.server_addr).await;
+        let outcome = net::timed_connection(&endpoint, &config, scenario.server_addr, None).await;
         assert!(outcome.is_err());
         assert_eq!(scenario.verifications().0, 1);
     }

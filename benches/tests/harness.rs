@@ -35,6 +35,12 @@ fn tiny_run_reports_every_scenario_with_ordered_percentiles() {
         }
         assert!(s.connect_echo.min_us >= s.handshake.min_us, "{}", s.name);
         assert!(s.handshake_vs_baseline.p50.is_finite(), "{}", s.name);
+        let acceptor = s.acceptor_handshake.expect("acceptor figures");
+        assert!(
+            acceptor.n >= 4 && acceptor.p50_us <= acceptor.p99_us,
+            "{}",
+            s.name
+        );
     }
     let base = &report.scenarios[0];
     assert_eq!(base.handshake_vs_baseline.p50, 1.0);
