@@ -1,0 +1,61 @@
+//! `ratls-bench`: handshake latency of the scenarios in the same run, as markdown and JSON.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use ratls_bench::{run, Options};
+
+/// Handshake latency benchmark on loopback UDP.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Timed connections per scenario.
+    #[arg(long, default_value_t = Options::default().iterations)]
+    iterations: usize,
+    /// Untimed warm-up connections per scenario.
+    #[arg(long, default_value_t = Options::default().warmup)]
+    warmup: usize,
+    /// Interleaved rounds the timed connections are split into.
+    #[arg(long, default_value_t = Options::default().rounds)]
+    rounds: usize,
+    /// Timed calls of each micro-benchmark: quote verifier, certificate issuance (0 skips them).
+    #[arg(long, default_value_t = Options::default().micro_iterations)]
+    micro_iterations: usize,
+    /// Bytes of dummy extension in the quote-sized server certificate.
+    #[arg(long, default_value_t = Options::default().server_padding)]
+    server_padding: usize,
+    /// Socket send/receive buffer to ask for, bytes.
+    #[arg(long, default_value_t = Options::default().socket_buffer)]
+    socket_buffer: usize,
+    /// Tokio worker threads.
+    #[arg(long, default_value_t = 2)]
+    worker_threads: usize,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let options = Options {
+        iterations: args.iterations,
+        warmup: args.warmup,
+        rounds: args.rounds,
+        micro_iterations: args.micro_iterations,
+        server_padding: args.server_padding,
+        socket_buffer: args.socket_buffer,
+    };
+    anyhow::ensure!(options.iterations > 0, "--iterations must be at least 1");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.worker_threads.max(1))
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(run(&options))?;
+    print!("{}", report.to_markdown());
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,355 @@
+//! Runs the scenarios interleaved in rounds, summarises them against the baseline, and renders
+//! the report as a markdown table.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::micro::{self, MicroReport};
+use crate::net::{Sample, UdpCounts};
+use crate::scenario::{HandshakeScenario, PlainMtls, ScenarioInfo};
+use crate::stats::{Ratio, Stats};
+
+/// Name of the baseline scenario; ratios are relative to it.
+pub const BASELINE: &str = "plain-mtls";
+/// Name of the baseline with a quote-sized server certificate.
+pub const BASELINE_BIG_CERT: &str = "plain-mtls-5k-cert";
+
+/// What to run and how often.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Options {
+    /// Timed connections per scenario.
+    pub iterations: usize,
+    /// Untimed connections per scenario before the timed ones.
+    pub warmup: usize,
+    /// The timed connections are split into this many rounds, each running every scenario in
+    /// turn, so drift on a shared machine hits all scenarios alike.
+    pub rounds: usize,
+    /// Timed calls of each micro-benchmark (0 skips them).
+    pub micro_iterations: usize,
+    /// Bytes of dummy extension in the big server certificate.
+    pub server_padding: usize,
+    /// Socket send and receive buffer asked for on every endpoint, bytes.
+    pub socket_buffer: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            iterations: 300,
+            warmup: 20,
+            rounds: 10,
+            micro_iterations: 200,
+            server_padding: 5000,
+            socket_buffer: 4 << 20,
+        }
+    }
+}
+
+/// The machine the figures come from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Machine {
+    /// CPUs available to the process.
+    pub cpus: usize,
+    /// `model name` from /proc/cpuinfo, when readable.
+    pub cpu_model: Option<String>,
+    /// Operating system and architecture.
+    pub os: String,
+}
+
+impl Machine {
+    /// Describes the current machine.
+    pub fn current() -> Self {
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find(|line| line.starts_with("model name"))
+                    .and_then(|line| line.split_once(':'))
+                    .map(|(_, model)| model.trim().to_owned())
+            });
+        Self {
+            cpus: std::thread::available_parallelism().map_or(1, usize::from),
+            cpu_model,
+            os: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
+        }
+    }
+}
+
+/// Figures of one scenario.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScenarioReport {
+    /// Scenario name.
+    pub name: String,
+    /// Certificate sizes and socket buffers.
+    #[serde(flatten)]
+    pub info: ScenarioInfo,
+    /// From `connect` to the connection established on the client.
+    pub handshake: Stats,
+    /// From `connect` to the 1-byte echo back on a bi stream.
+    pub connect_echo: Stats,
+    /// `handshake` relative to the baseline's.
+    pub handshake_vs_baseline: Ratio,
+    /// `connect_echo` relative to the baseline's.
+    pub connect_echo_vs_baseline: Ratio,
+    /// Median of each client-side UDP counter at established.
+    pub client_udp_p50: UdpCounts,
+    /// Server side, from the connection attempt to established, when the scenario reports it.
+    pub acceptor_handshake: Option<Stats>,
+    /// `acceptor_handshake` relative to the baseline's, when both are known.
+    pub acceptor_handshake_vs_baseline: Option<Ratio>,
+}
+
+/// Everything one run measured.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    /// Where it ran.
+    pub machine: Machine,
+    /// How it ran.
+    pub options: Options,
+    /// Name of the scenario the ratios refer to.
+    pub baseline: String,
+    /// One entry per scenario, baseline first.
+    pub scenarios: Vec<ScenarioReport>,
+    /// The micro-benchmarks (quote verifier, certificate issuance), unless skipped.
+    pub micro: Vec<MicroReport>,
+}
+
+/// The scenarios of a run, baseline first. Must run inside a tokio runtime.
+pub async fn default_scenarios(options: &Options) -> Result<Vec<Box<dyn HandshakeScenario>>> {
+    Ok(vec![
+        Box::new(PlainMtls::setup(BASELINE, 0, options.socket_buffer)?),
+        Box::new(PlainMtls::setup(
+            BASELINE_BIG_CERT,
+            options.server_padding,
+            options.socket_buffer,
+        )?),
+    ])
+}
+
+/// Runs the default scenarios, then the micro-benchmarks.
+pub async fn run(options: &Options) -> Result<Report> {
+    let scenarios = default_scenarios(options).await?;
+    let measured = measure(&scenarios, options).await?;
+    let (iterations, padding) = (options.micro_iterations, options.server_padding);
+    let micro = tokio::task::spawn_blocking(move || micro::run_all(iterations, padding)).await??;
+    Ok(Report {
+        machine: Machine::current(),
+        options: options.clone(),
+        baseline: measured.first().map(|s| s.name.clone()).unwrap_or_default(),
+        scenarios: measured,
+        micro,
+    })
+}
+
+/// Warms up every scenario, then times them in interleaved rounds. The first scenario is the
+/// baseline of the ratios.
+pub async fn measure(
+    scenarios: &[Box<dyn HandshakeScenario>],
+    options: &Options,
+) -> Result<Vec<ScenarioReport>> {
+    for scenario in scenarios {
+        for _ in 0..options.warmup {
+            scenario
+                .one_handshake()
+                .await
+                .with_context(|| format!("warm-up of {}", scenario.name()))?;
+        }
+    }
+    let mut columns: Vec<Column> = scenarios.iter().map(|_| Column::default()).collect();
+    let rounds = options.rounds.clamp(1, options.iterations.max(1));
+    for round in 0..rounds {
+        let per_round =
+            options.iterations / rounds + usize::from(round < options.iterations % rounds);
+        for (scenario, column) in scenarios.iter().zip(&mut columns) {
+            for _ in 0..per_round {
+                let sample = scenario
+                    .one_handshake()
+                    .await
+                    .with_context(|| format!("timed connection of {}", scenario.name()))?;
+                column.push(sample);
+            }
+        }
+    }
+    let mut summaries = Vec::with_capacity(scenarios.len());
+    for (scenario, column) in scenarios.iter().zip(&columns) {
+        let handshake = Stats::from_samples(&column.handshakes).context("no timed connections")?;
+        let connect_echo = Stats::from_samples(&column.echoes).context("no timed connections")?;
+        let acceptor = Stats::from_samples(&column.acceptor);
+        summaries.push((scenario, handshake, connect_echo, acceptor, &column.udp));
+    }
+    let Some(&(_, base_hs, base_echo, base_acceptor, _)) = summaries.first() else {
+        return Ok(Vec::new());
+    };
+    Ok(summaries
+        .into_iter()
+        .map(
+            |(scenario, handshake, connect_echo, acceptor, udp)| ScenarioReport {
+                name: scenario.name().to_owned(),
+                info: scenario.info().clone(),
+                handshake,
+                connect_echo,
+                handshake_vs_baseline: Ratio::of(&handshake, &base_hs),
+                connect_echo_vs_baseline: Ratio::of(&connect_echo, &base_echo),
+                client_udp_p50: median_counts(udp),
+                acceptor_handshake: acceptor,
+                acceptor_handshake_vs_baseline: acceptor
+                    .zip(base_acceptor)
+                    .map(|(this, base)| Ratio::of(&this, &base)),
+            },
+        )
+        .collect())
+}
+
+/// The samples of one scenario.
+#[derive(Default)]
+struct Column {
+    handshakes: Vec<Duration>,
+    echoes: Vec<Duration>,
+    acceptor: Vec<Duration>,
+    udp: Vec<UdpCounts>,
+}
+
+impl Column {
+    fn push(&mut self, sample: Sample) {
+        self.handshakes.push(sample.handshake);
+        self.echoes.push(sample.connect_echo);
+        self.acceptor.extend(sample.acceptor_handshake);
+        self.udp.push(sample.client_udp);
+    }
+}
+
+/// Median of each counter separately (lower median).
+fn median_counts(counts: &[UdpCounts]) -> UdpCounts {
+    let median = |field: fn(&UdpCounts) -> u64| {
+        let mut values: Vec<u64> = counts.iter().map(field).collect();
+        values.sort_unstable();
+        values
+            .get(values.len().saturating_sub(1) / 2)
+            .copied()
+            .unwrap_or(0)
+    };
+    UdpCounts {
+        datagrams_sent: median(|c| c.datagrams_sent),
+        datagrams_received: median(|c| c.datagrams_received),
+        bytes_received: median(|c| c.bytes_received),
+    }
+}
+
+impl Report {
+    /// The report as markdown tables.
+    pub fn to_markdown(&self) -> String {
+        let mut out = String::new();
+        let m = &self.machine;
+        let o = &self.options;
+        // Writing to a String cannot fail.
+        let _ = writeln!(
+            out,
+            "Machine: {} CPUs ({}), {}, loopback UDP. {} timed connections per scenario after {} \
+             warm-up, in {} interleaved rounds. Times in µs; ratios against `{}` in this run.\n",
+            m.cpus,
+            m.cpu_model.as_deref().unwrap_or("unknown CPU"),
+            m.os,
+            o.iterations,
+            o.warmup,
+            o.rounds,
+            self.baseline,
+        );
+        for (title, pick) in [
+            (
+                "Handshake (connect to established, client side)",
+                Pick::Handshake,
+            ),
+            ("Connect + 1-byte echo on a bi stream", Pick::ConnectEcho),
+            (
+                "Acceptor handshake (attempt to established, server side)",
+                Pick::Acceptor,
+            ),
+        ] {
+            let rows: Vec<_> = self
+                .scenarios
+                .iter()
+                .filter_map(|s| pick.of(s).map(|figures| (s, figures)))
+                .collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let _ = writeln!(out, "### {title}\n");
+            let _ = writeln!(
+                out,
+                "| scenario | p50 | p90 | p99 | mean | p50 ratio | p99 ratio |"
+            );
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+            for (s, (stats, ratio)) in rows {
+                let _ = writeln!(
+                    out,
+                    "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2}x | {:.2}x |",
+                    s.name,
+                    stats.p50_us,
+                    stats.p90_us,
+                    stats.p99_us,
+                    stats.mean_us,
+                    ratio.p50,
+                    ratio.p99
+                );
+            }
+            let _ = writeln!(out);
+        }
+        let _ = writeln!(out, "### Scenarios\n");
+        let _ = writeln!(
+            out,
+            "| scenario | server cert (B) | client cert (B) | client datagrams sent/rcvd \
+             to established (p50) | client bytes rcvd (p50) | socket rcv/snd buffers (B) | what |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---|---|");
+        for s in &self.scenarios {
+            let i = &s.info;
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {}/{} | {} | {}/{} | {} |",
+                s.name,
+                i.server_cert_bytes,
+                i.client_cert_bytes,
+                s.client_udp_p50.datagrams_sent,
+                s.client_udp_p50.datagrams_received,
+                s.client_udp_p50.bytes_received,
+                i.server_socket.recv,
+                i.server_socket.send,
+                i.description
+            );
+        }
+        if !self.micro.is_empty() {
+            let _ = writeln!(out, "\n### Micro-benchmarks (no network), µs per call\n");
+            let _ = writeln!(out, "| name | calls | p50 | p90 | p99 | mean | what |");
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---|");
+            for m in &self.micro {
+                let p = &m.per_call;
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
+                    m.name, p.n, p.p50_us, p.p90_us, p.p99_us, p.mean_us, m.description
+                );
+            }
+        }
+        out
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Pick {
+    Acceptor,
+    ConnectEcho,
+    Handshake,
+}
+
+impl Pick {
+    fn of(self, s: &ScenarioReport) -> Option<(Stats, Ratio)> {
+        match self {
+            Self::Acceptor => s.acceptor_handshake.zip(s.acceptor_handshake_vs_baseline),
+            Self::ConnectEcho => Some((s.connect_echo, s.connect_echo_vs_baseline)),
+            Self::Handshake => Some((s.handshake, s.handshake_vs_baseline)),
+        }
+    }
+}

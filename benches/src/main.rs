@@ -1,3 +1,0 @@
-//! Benchmarks for ratls-quic (filled in with the handshake benchmark).
-
-fn main() {}

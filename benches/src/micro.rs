@@ -1,0 +1,101 @@
+//! Micro-benchmarks without network: DCAP verification of a real TDX quote (a TLS verifier runs
+//! it per handshake) and certificate issuance (runs at start-up and rotation).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use ratls_quic::policy::Policy;
+use ratls_quic::tdx::{Collateral, QuoteVerifier};
+use serde::Serialize;
+
+use crate::stats::Stats;
+use crate::tls::Credential;
+
+/// Name of the real vector the verifier benchmark uses.
+pub const VECTOR: &str = "v4_tdx10_phala_uptodate";
+/// The fixed time (unix seconds) at which [`VECTOR`] verifies.
+pub const VECTOR_NOW: u64 = 1_750_377_600;
+
+const QUOTE: &[u8] = include_bytes!("../../certs/vectors/v4_tdx10_phala_uptodate/quote.bin");
+const COLLATERAL: &[u8] =
+    include_bytes!("../../certs/vectors/v4_tdx10_phala_uptodate/collateral.json");
+
+/// Figures of one micro-benchmark.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MicroReport {
+    /// Short name, used as the row label.
+    pub name: String,
+    /// What one call does.
+    pub description: String,
+    /// Time per call.
+    pub per_call: Stats,
+}
+
+/// Runs every micro-benchmark with `iterations` timed calls each (none when 0). Blocking.
+pub fn run_all(iterations: usize, server_padding: usize) -> Result<Vec<MicroReport>> {
+    if iterations == 0 {
+        return Ok(Vec::new());
+    }
+    Ok(vec![
+        verify_quote(iterations)?,
+        issue_certificate(iterations, 0)?,
+        issue_certificate(iterations, server_padding)?,
+    ])
+}
+
+/// Times `QuoteVerifier::intel().verify` on [`VECTOR`] at [`VECTOR_NOW`] with the
+/// authenticity-only policy, after one untimed call that must succeed.
+pub fn verify_quote(iterations: usize) -> Result<MicroReport> {
+    let collateral = Collateral::from_json(COLLATERAL).context("vector collateral")?;
+    let verifier = QuoteVerifier::intel();
+    let policy = Policy::authenticity_only();
+    let per_call = time_calls(iterations, || {
+        verifier
+            .verify(QUOTE, &collateral, VECTOR_NOW, &policy)
+            .map(drop)
+            .context("vector quote must verify")
+    })?;
+    Ok(MicroReport {
+        name: "dcap-verify".to_owned(),
+        description: format!(
+            "`QuoteVerifier::intel().verify`, authenticity-only policy, {VECTOR} ({} B quote)",
+            QUOTE.len()
+        ),
+        per_call,
+    })
+}
+
+/// Times generating an Ed25519 key and a self-signed certificate with `padding` bytes of
+/// dummy extension (rcgen).
+pub fn issue_certificate(iterations: usize, padding: usize) -> Result<MicroReport> {
+    let per_call = time_calls(iterations, || Credential::generate(padding).map(drop))?;
+    let (name, description) = if padding == 0 {
+        (
+            "rcgen-ed25519".to_owned(),
+            "Ed25519 key + self-signed cert (rcgen)".to_owned(),
+        )
+    } else {
+        (
+            "rcgen-ed25519-padded".to_owned(),
+            format!("Ed25519 key + self-signed cert with {padding} B extension (rcgen)"),
+        )
+    };
+    Ok(MicroReport {
+        name,
+        description,
+        per_call,
+    })
+}
+
+/// One untimed call, then `iterations` timed ones; any failure ends the benchmark.
+fn time_calls(iterations: usize, mut call: impl FnMut() -> Result<()>) -> Result<Stats> {
+    call()?;
+    let mut samples: Vec<Duration> = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let start = Instant::now();
+        let outcome = call();
+        samples.push(start.elapsed());
+        outcome?;
+    }
+    Stats::from_samples(&samples).context("no timed calls")
+}

@@ -1,0 +1,73 @@
+//! The harness runs end to end with tiny counts and reports sane figures for every scenario.
+
+use ratls_bench::harness::{BASELINE, BASELINE_BIG_CERT};
+use ratls_bench::{run, Options};
+
+#[test]
+fn tiny_run_reports_every_scenario_with_ordered_percentiles() {
+    let options = Options {
+        iterations: 5,
+        warmup: 1,
+        rounds: 2,
+        micro_iterations: 2,
+        ..Options::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let report = runtime.block_on(run(&options)).unwrap();
+
+    let names: Vec<&str> = report.scenarios.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, [BASELINE, BASELINE_BIG_CERT]);
+    assert_eq!(report.baseline, BASELINE);
+    for s in &report.scenarios {
+        for stats in [&s.handshake, &s.connect_echo] {
+            assert_eq!(stats.n, 5, "{}", s.name);
+            assert!(stats.min_us > 0.0, "{}", s.name);
+            assert!(
+                stats.p50_us <= stats.p90_us && stats.p90_us <= stats.p99_us,
+                "{}",
+                s.name
+            );
+            assert!(stats.p99_us <= stats.max_us, "{}", s.name);
+        }
+        assert!(s.connect_echo.min_us >= s.handshake.min_us, "{}", s.name);
+        assert!(s.handshake_vs_baseline.p50.is_finite(), "{}", s.name);
+        let acceptor = s.acceptor_handshake.expect("acceptor figures");
+        assert!(
+            acceptor.n >= 4 && acceptor.p50_us <= acceptor.p99_us,
+            "{}",
+            s.name
+        );
+    }
+    let base = &report.scenarios[0];
+    assert_eq!(base.handshake_vs_baseline.p50, 1.0);
+    let big = &report.scenarios[1];
+    assert!(big.info.server_cert_bytes > 5000 && big.info.server_cert_bytes < 6000);
+    assert!(base.info.server_cert_bytes < 1000);
+
+    // The client received at least the whole padded certificate before established.
+    let cert = big.info.server_cert_bytes as u64;
+    assert!(
+        big.client_udp_p50.bytes_received > cert,
+        "{:?}",
+        big.client_udp_p50
+    );
+
+    let micro: Vec<&str> = report.micro.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(
+        micro,
+        ["dcap-verify", "rcgen-ed25519", "rcgen-ed25519-padded"]
+    );
+    for m in &report.micro {
+        assert_eq!(m.per_call.n, 2, "{}", m.name);
+        assert!(m.per_call.p50_us <= m.per_call.p99_us, "{}", m.name);
+    }
+
+    let markdown = report.to_markdown();
+    assert!(markdown.contains(BASELINE_BIG_CERT));
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["scenarios"].as_array().map(Vec::len), Some(2));
+}
