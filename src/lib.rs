@@ -7,8 +7,28 @@
 //!
 //! # Layout
 //!
-//! The core modules ([`level`], [`policy`], [`tdx::quote`], [`tdx::verify`]) do no I/O and read no
-//! clock: the caller passes `now`. The shell modules (quote providers that touch configfs) do I/O.
+//! | module | what | I/O |
+//! |---|---|---|
+//! | [`level`] | the five attestation levels, ordered | none |
+//! | [`policy`] | Measurement profiles, TCB rules, level floor, freshness; the TOML schema | none |
+//! | [`identity`] | Ed25519 identities, `PeerId`, key files | key files only |
+//! | [`evidence`] | report_data binding, the evidence extension, certificate issuance and parsing | none |
+//! | [`tdx`] | quote layout, DCAP verification, collateral, quote providers (configfs-tsm, synthetic) | configfs only |
+//! | [`tls`] | rustls verifiers and configurations; rejection reasons and their alerts | none |
+//! | [`endpoint`] | the QUIC endpoint: bind, connect, accept, bond proofs, certificate renewal | UDP, tasks |
+//! | [`repro`] | Measurements computed from firmware and kernel images; rebuild checks | files, HTTP, processes |
+//!
+//! The core modules read no clock: the caller (or rustls) passes `now`. Quote generation may
+//! block and runs on blocking threads, never inside a rustls callback.
+//!
+//! # Threat model in one paragraph
+//!
+//! The host, the network and the peer's operator are untrusted; Intel's signing chain, the TDX
+//! module and the Measurements pinned in the policy are trusted. A peer is accepted when a quote
+//! signed under the trusted root says its TD runs software with pinned Measurements, and that
+//! quote is bound to the key that authenticated the TLS handshake and, per bond, to this very
+//! connection (its TLS exporter), so a quote can be neither moved to another key nor replayed or
+//! relayed into another connection.
 //!
 //! # What a verified quote proves
 //!
