@@ -9,7 +9,7 @@ use ratls_quic::repro::recipe::{verify_build, BuildPolicy, MAX_RECIPE_LEN};
 /// Rebuild the firmware from the policy's recipe and compare its measurements.
 #[derive(Debug, clap::Args)]
 pub(crate) struct VerifyBuildArgs {
-    /// Policy file with a [build] section.
+    /// Policy file with a `[build]` section.
     #[arg(long)]
     policy: PathBuf,
 }
