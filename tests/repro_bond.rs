@@ -11,7 +11,7 @@ use ratls_quic::identity::Identity;
 use ratls_quic::policy::{Policy, PolicyViolation, RebuildPinError, Register};
 use ratls_quic::repro::recipe::{verify_build, BuildPolicy, Step};
 use ratls_quic::repro::synthetic::SyntheticTdvf;
-use ratls_quic::repro::{PageAddOrder, RebuiltMeasurements};
+use ratls_quic::repro::{PageAddOrder, RebuildProvenance, RebuiltMeasurements};
 use ratls_quic::tdx::synthetic::sample_measurements;
 use ratls_quic::tdx::{AttestationError, Measurements};
 use ratls_quic::tls::{ExpectedPeer, PeerRejection};
@@ -63,6 +63,11 @@ fn try_config(side: Side, policy: Policy) -> Result<EndpointConfig, ConfigError>
 /// Bonds two endpoints that both boot from `rebuilt` and pin it; checks both sides report
 /// TdxPlusReproducibleBuild and the rebuilt MRTD, and that streams work.
 async fn bond_both_ways(rebuilt: &RebuiltMeasurements) {
+    bond_both_ways_with(rebuilt, &pinned_policy(rebuilt)).await;
+}
+
+/// As [`bond_both_ways`], both sides under `policy`.
+async fn bond_both_ways_with(rebuilt: &RebuiltMeasurements, policy: &Policy) {
     let measurements = booted_from(rebuilt);
     assert_ne!(measurements.mr_td, sample_measurements().mr_td);
     let server_id = Identity::generate().unwrap();
@@ -70,13 +75,13 @@ async fn bond_both_ways(rebuilt: &RebuiltMeasurements) {
     let server = bind(config(
         server_id,
         Side::Attested(Box::new(measurements)),
-        pinned_policy(rebuilt),
+        policy.clone(),
     ))
     .await;
     let client = bind(config(
         Identity::generate().unwrap(),
         Side::Attested(Box::new(measurements)),
-        pinned_policy(rebuilt),
+        policy.clone(),
     ))
     .await;
     let (accepted, connected) = pair(&server, &client, ExpectedPeer::Exactly(server_peer)).await;
@@ -277,4 +282,50 @@ async fn debian_ovmf_rebuild_pins_the_policy_and_bonds() {
     let (policy_path, _) = build_fixture(dir.path(), &image, "per-page");
     let verdict = run_verify_build(&policy_path);
     bond_both_ways(verdict.rebuilt()).await;
+}
+
+#[tokio::test]
+async fn emitted_policy_file_carries_the_rebuild_and_bonds() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = synthetic_image();
+    let (policy_path, recipe) = build_fixture(dir.path(), &image, "section");
+    let out_path = dir.path().join("transport.toml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ratls"))
+        .arg("verify-build")
+        .arg("--policy")
+        .arg(&policy_path)
+        .arg("--emit-policy")
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("wrote "), "{stdout}");
+
+    let policy = Policy::from_toml(&std::fs::read_to_string(&out_path).unwrap()).unwrap();
+    assert_eq!(policy.level(), LEVEL);
+    let pin = policy.rebuild_pin().unwrap();
+    assert_eq!(pin.provenance(), RebuildProvenance::PolicyFile);
+    assert_eq!(pin.recipe_digest(), blake3::hash(&recipe).as_bytes());
+    assert_eq!(pin.order(), PageAddOrder::PerSection);
+    let expected =
+        RebuiltMeasurements::from_image(&image, PageAddOrder::PerSection, [0; 32]).unwrap();
+    assert_eq!(pin.mr_td(), expected.mr_td());
+    bond_both_ways_with(pin, &policy).await;
+
+    // Editing the pinned MRTD in the file breaks the record: the file is refused.
+    let text = std::fs::read_to_string(&out_path).unwrap();
+    let edited = text.replacen(
+        &format!("mr_td = \"{}\"\nrtmr0", hex::encode(pin.mr_td())),
+        &format!(
+            "mr_td = \"{}\"\nrtmr0",
+            hex::encode(sample_measurements().mr_td)
+        ),
+        1,
+    );
+    assert_ne!(edited, text);
+    assert!(matches!(
+        Policy::from_toml(&edited),
+        Err(ratls_quic::policy::PolicyFileError::Rebuild(m)) if m.contains("mr_td")
+    ));
 }

@@ -31,7 +31,7 @@ pub mod tdvf;
 
 pub use kernel::KernelError;
 pub use mrtd::{compute_mr_td, PageAddOrder};
-pub use rebuilt::RebuiltMeasurements;
+pub use rebuilt::{RebuildProvenance, RebuiltMeasurements};
 pub use rtmr::{compute_boot_rtmrs, BootRtmrs, DirectBoot};
 pub use tdvf::{TdvfError, TdvfMetadata, TdvfSection};
 

@@ -3,13 +3,27 @@
 //! [`RebuiltMeasurements`] has no public constructor taking register values: it is returned by a
 //! successful [`super::recipe::verify_build`] (through [`super::recipe::BuildVerdict::rebuilt`]),
 //! or computed by [`RebuiltMeasurements::from_image`] from firmware bytes the caller already
-//! holds. A [`crate::policy::Policy`] pinned with it ([`crate::policy::Policy::pin_rebuilt`]) is
+//! holds. The one other source is the `[rebuild]` record that `ratls verify-build
+//! --emit-policy` writes into a policy file ([`RebuildProvenance::PolicyFile`]). A [`crate::policy::Policy`] pinned with it ([`crate::policy::Policy::pin_rebuilt`]) is
 //! what the `TdxPlusReproducibleBuild` level requires.
 
 use core::fmt;
 
 use super::{compute_boot_rtmrs, measure_mr_td, DirectBoot, KernelError, PageAddOrder, TdvfError};
 use crate::tdx::MEASUREMENT_LEN;
+
+/// Where a [`RebuiltMeasurements`] came from.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RebuildProvenance {
+    /// A successful [`super::recipe::verify_build`] in this process.
+    VerifiedBuild,
+    /// [`RebuiltMeasurements::from_image`] on image bytes held by the caller.
+    Image,
+    /// The `[rebuild]` table of a policy file, as written by `ratls verify-build
+    /// --emit-policy`: the record of an earlier verified rebuild, trusted as the policy file is.
+    PolicyFile,
+}
 
 /// Registers computed from a rebuilt image, with the digest of the recipe that built it.
 ///
@@ -22,6 +36,7 @@ pub struct RebuiltMeasurements {
     rtmr2: Option<[u8; MEASUREMENT_LEN]>,
     recipe_digest: [u8; 32],
     order: PageAddOrder,
+    provenance: RebuildProvenance,
 }
 
 impl RebuiltMeasurements {
@@ -48,6 +63,7 @@ impl RebuiltMeasurements {
             rtmr2: None,
             recipe_digest,
             order,
+            provenance: RebuildProvenance::Image,
         })
     }
 
@@ -72,6 +88,26 @@ impl RebuiltMeasurements {
             rtmr2: boot.map(|b| b.rtmr2),
             recipe_digest,
             order,
+            provenance: RebuildProvenance::VerifiedBuild,
+        }
+    }
+
+    /// Restores the record of an earlier verified rebuild from a policy file's `[rebuild]`
+    /// table.
+    pub(crate) fn from_policy_record(
+        mr_td: [u8; MEASUREMENT_LEN],
+        rtmr1: Option<[u8; MEASUREMENT_LEN]>,
+        rtmr2: Option<[u8; MEASUREMENT_LEN]>,
+        recipe_digest: [u8; 32],
+        order: PageAddOrder,
+    ) -> Self {
+        Self {
+            mr_td,
+            rtmr1,
+            rtmr2,
+            recipe_digest,
+            order,
+            provenance: RebuildProvenance::PolicyFile,
         }
     }
 
@@ -99,6 +135,11 @@ impl RebuiltMeasurements {
     pub fn order(&self) -> PageAddOrder {
         self.order
     }
+
+    /// Where these registers came from.
+    pub fn provenance(&self) -> RebuildProvenance {
+        self.provenance
+    }
 }
 
 impl fmt::Debug for RebuiltMeasurements {
@@ -110,6 +151,7 @@ impl fmt::Debug for RebuiltMeasurements {
             .field("rtmr2", &hex_opt(&self.rtmr2))
             .field("recipe_digest", &hex::encode(self.recipe_digest))
             .field("order", &self.order)
+            .field("provenance", &self.provenance)
             .finish()
     }
 }
