@@ -22,6 +22,18 @@ const LEVEL: AttestationLevel = AttestationLevel::TdxPlusReproducibleBuild;
 /// The recipe text used as provenance when the image is measured directly.
 const RECIPE: &[u8] = b"#!/bin/sh\n# builds the synthetic TDVF image\n";
 
+/// MRTD (per-page order) of `SyntheticTdvf::typical(3, 0x42)`, computed by dstack-mr; the same
+/// cross-check as in tests/repro_measure.rs.
+const SYNTHETIC_MRTD_PER_PAGE: &str = "e9c1569a526313a78d63d2db5f0420e1da3516b6771630b4\
+                                       f6433990a70152f03ba938acd4799bc2222680cf4955f8fd";
+
+/// Debian bookworm `ovmf` 2022.11-6+deb12u2 `OVMF.fd`: its sha256, and its MRTD (per-page
+/// order) as dstack-mr `single_pass` computes it (see tests/repro_measure.rs).
+const DEBIAN_OVMF_SHA256: &str = "7b456907dd0786d415999e801a1ac4637b8ed4d7cf5378cfc6edbe5e574dd773";
+const DEBIAN_OVMF_MRTD_PER_PAGE: &str = "4c7206f0f483c524f12c366c711e9049030a8d47c471ee5a\
+                                         a9c4999a08de4057fb887fed0744d5631a212967fb231c47";
+
+/// `SyntheticTdvf::typical(3, 0x42)`.
 fn synthetic_image() -> Vec<u8> {
     SyntheticTdvf::typical(3, 0x42).build().bytes
 }
@@ -113,6 +125,7 @@ fn measurement_registers(error: &Error) -> Vec<Register> {
 #[tokio::test]
 async fn bond_at_reproducible_build_level_with_rebuilt_mrtd() {
     let rebuilt = rebuilt_from(&synthetic_image());
+    assert_eq!(hex::encode(rebuilt.mr_td()), SYNTHETIC_MRTD_PER_PAGE);
     bond_both_ways(&rebuilt).await;
 }
 
@@ -281,6 +294,15 @@ async fn debian_ovmf_rebuild_pins_the_policy_and_bonds() {
     let dir = tempfile::tempdir().unwrap();
     let (policy_path, _) = build_fixture(dir.path(), &image, "per-page");
     let verdict = run_verify_build(&policy_path);
+    let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&image));
+    if sha256 == DEBIAN_OVMF_SHA256 {
+        assert_eq!(
+            hex::encode(verdict.rebuilt().mr_td()),
+            DEBIAN_OVMF_MRTD_PER_PAGE
+        );
+    } else {
+        eprintln!("OVMF.fd is not the pinned Debian build ({sha256}): MRTD not cross-checked");
+    }
     bond_both_ways(verdict.rebuilt()).await;
 }
 
