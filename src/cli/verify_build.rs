@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use ratls_quic::policy::{MeasurementPolicy, MeasurementProfile, Policy};
 use ratls_quic::repro::recipe::{verify_build, BuildPolicy, MAX_RECIPE_LEN};
+use ratls_quic::AttestationLevel;
 
 /// Rebuild the firmware from the policy's recipe and compare its measurements.
 #[derive(Debug, clap::Args)]
@@ -12,6 +14,12 @@ pub(crate) struct VerifyBuildArgs {
     /// Policy file with a `[build]` section.
     #[arg(long)]
     policy: PathBuf,
+    /// After a successful check, write a transport policy at level TdxPlusReproducibleBuild
+    /// whose profiles pin the rebuilt MRTD (and RTMR1/RTMR2 when computed), with a [rebuild]
+    /// record. The transport tables of --policy (when it has `version`) are kept; otherwise one
+    /// profile "rebuilt" pins only the rebuilt registers.
+    #[arg(long, value_name = "OUT")]
+    emit_policy: Option<PathBuf>,
 }
 
 /// Runs `ratls verify-build`.
@@ -35,10 +43,35 @@ pub(crate) fn run(args: &VerifyBuildArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let transport = match args.emit_policy {
+        Some(_) => match transport_base(&text) {
+            Ok(base) => Some(base),
+            Err(e) => {
+                eprintln!("error: {}: {e}", args.policy.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
     let mut report = |step, detail: &str| println!("ok {step}: {detail}");
     match verify_build(&policy, &fetch, &mut report) {
-        Ok(_) => {
+        Ok(verdict) => {
             println!("verified: rebuild reproduces the declared measurements");
+            let (Some(out), Some(mut transport)) = (&args.emit_policy, transport) else {
+                return ExitCode::SUCCESS;
+            };
+            transport.set_level(AttestationLevel::TdxPlusReproducibleBuild);
+            transport.pin_rebuilt(verdict.rebuilt());
+            if let Err(e) = std::fs::write(out, transport.to_toml()) {
+                eprintln!("error: writing {}: {e}", out.display());
+                return ExitCode::from(2);
+            }
+            println!(
+                "wrote {}: level TdxPlusReproducibleBuild, {} profile(s) pinned to MRTD {}",
+                out.display(),
+                transport.measurements.profiles().len(),
+                hex::encode(verdict.rebuilt().mr_td())
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -47,6 +80,25 @@ pub(crate) fn run(args: &VerifyBuildArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The transport policy to pin: the tables of the policy file when it is a transport policy (has
+/// `version`), else one profile that expects any value until pinned.
+fn transport_base(text: &str) -> Result<Policy, String> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+    if table.contains_key("version") {
+        return Policy::from_toml(text).map_err(|e| e.to_string());
+    }
+    let any = MeasurementPolicy::any_measurements();
+    let profiles = any
+        .profiles()
+        .iter()
+        .map(|p| MeasurementProfile {
+            name: "rebuilt".into(),
+            ..p.clone()
+        })
+        .collect();
+    Ok(Policy::new(MeasurementPolicy::new(profiles)))
 }
 
 /// Fetches a recipe over HTTP(S) with a blocking client (ring as the TLS provider).

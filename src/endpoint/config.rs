@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::evidence::{EvidenceError, MAX_VALIDITY_SECS};
 use crate::identity::Identity;
 use crate::level::AttestationLevel;
-use crate::policy::{Freshness, Policy};
+use crate::policy::{Freshness, Policy, RebuildPinError};
 use crate::tdx::{CollateralStore, QuoteProvider, QuoteProviderError, QuoteVerifier};
 
 /// A configuration that cannot work.
@@ -29,6 +29,12 @@ pub enum ConfigError {
     /// The policy level is not implemented by this transport yet.
     #[error("level {0} is not supported by this transport yet")]
     LevelNotSupported(AttestationLevel),
+    /// Level TdxPlusReproducibleBuild, but the policy's Measurements are not pinned from a
+    /// verified rebuild ([`Policy::pin_rebuilt`]).
+    #[error(
+        "level TdxPlusReproducibleBuild requires Measurements pinned from a verified rebuild: {0}"
+    )]
+    NotRebuildPinned(#[source] RebuildPinError),
     /// The quote provider failed while issuing the first certificate.
     #[error("quote provider: {0}")]
     Provider(#[from] QuoteProviderError),
@@ -180,6 +186,10 @@ impl EndpointConfigBuilder<Ready> {
     }
 
     /// Checks the choices fit together.
+    ///
+    /// Level TdxRaTlsBidirectional and above need a quote provider on this side; level
+    /// TdxPlusReproducibleBuild also needs a policy pinned from a verified rebuild
+    /// ([`Policy::pin_rebuilt`]). TdxRemote is not supported yet.
     pub fn build(self) -> Result<EndpointConfig, ConfigError> {
         let (Some(policy), Some((quote_verifier, collateral))) = (self.policy, self.verifier)
         else {
@@ -189,14 +199,16 @@ impl EndpointConfigBuilder<Ready> {
             )));
         };
         let level = policy.level();
-        if matches!(
-            level,
-            AttestationLevel::TdxRemote | AttestationLevel::TdxPlusReproducibleBuild
-        ) {
+        if level == AttestationLevel::TdxRemote {
             return Err(ConfigError::LevelNotSupported(level));
         }
         if level >= AttestationLevel::TdxRaTlsBidirectional && self.provider.is_none() {
             return Err(ConfigError::LevelNeedsQuoteProvider(level));
+        }
+        if level == AttestationLevel::TdxPlusReproducibleBuild {
+            policy
+                .rebuild_pin()
+                .map_err(ConfigError::NotRebuildPinned)?;
         }
         let secs = self.cert_lifetime.as_secs();
         if secs == 0 || secs > MAX_VALIDITY_SECS {

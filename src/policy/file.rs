@@ -29,6 +29,22 @@
 //! # td_attributes = "0000001000000000" # optional, 16 hex digits
 //! ```
 //!
+//! A policy written by `ratls verify-build --emit-policy` also records the verified rebuild its
+//! profiles are pinned to (see [`Policy::pin_rebuilt`]); every profile must then expect exactly
+//! these values, or the file is refused:
+//!
+//! ```toml
+//! [rebuild]
+//! recipe_digest = "<64 hex digits: blake3 of the recipe>"
+//! order = "per-page"       # or "section": the host page-add order MRTD was computed for
+//! mr_td = "<96 hex digits>"
+//! # rtmr1 = "<96 hex digits>"   # when the rebuild computed them (direct boot)
+//! # rtmr2 = "<96 hex digits>"
+//! ```
+//!
+//! A `[build]` table (the recipe declaration read by `ratls verify-build`) may share the file; this
+//! reader ignores it.
+//!
 //! Every register except `xfam` and `td_attributes` must be present in every profile: a register
 //! that may hold any value is written as `"any"`, so that nothing is left open by omission. Unknown
 //! keys are errors. A file with no `[[profile]]` loads, and accepts nothing.
@@ -83,6 +99,9 @@ pub enum PolicyFileError {
     /// A software identity digest is malformed.
     #[error("software.allow: {0}")]
     SoftwareDigest(HexError),
+    /// The `[rebuild]` record is malformed, or a profile does not expect its values.
+    #[error("rebuild: {0}")]
+    Rebuild(String),
     /// `accepted_statuses` names no known TCB status.
     #[error("tcb.accepted_statuses: unknown status {0:?}")]
     UnknownStatus(String),
@@ -107,6 +126,20 @@ struct PolicyFile {
     tcb: TcbSection,
     #[serde(default)]
     profile: Vec<ProfileSection>,
+    rebuild: Option<RebuildSection>,
+    /// Read by `ratls verify-build` ([`crate::repro::recipe::BuildPolicy`]), ignored here.
+    #[allow(dead_code)]
+    build: Option<toml::Table>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RebuildSection {
+    recipe_digest: String,
+    order: Option<String>,
+    mr_td: String,
+    rtmr1: Option<String>,
+    rtmr2: Option<String>,
 }
 
 #[derive(Default, Deserialize)]
@@ -187,7 +220,125 @@ impl Policy {
         if file.allow_debug {
             policy.dangerous().allow_debug();
         }
+        if let Some(rebuild) = file.rebuild {
+            policy.rebuilt = Some(rebuild.into_record()?);
+            policy
+                .rebuild_pin()
+                .map_err(|e| PolicyFileError::Rebuild(e.to_string()))?;
+        }
         Ok(policy)
+    }
+
+    /// Writes this policy in the schema [`Policy::from_toml`] reads, including the `[rebuild]`
+    /// record when the policy is pinned to a rebuild.
+    pub fn to_toml(&self) -> String {
+        use std::fmt::Write as _;
+        let quoted = |text: &str| toml::Value::String(text.to_owned()).to_string();
+        let list = |items: Vec<String>| {
+            let items: Vec<String> = items.iter().map(|i| quoted(i)).collect();
+            format!("[{}]", items.join(", "))
+        };
+        let mut out = String::new();
+        let _ = writeln!(out, "version = {POLICY_FILE_VERSION}");
+        let _ = writeln!(out, "level = {}", quoted(self.level.as_str()));
+        let _ = writeln!(out, "freshness = {}", quoted(self.freshness.as_str()));
+        let _ = writeln!(out, "allow_debug = {}", self.allow_debug);
+        if !self.software_allow.is_empty() {
+            let digests = self.software_allow.iter().map(hex::encode).collect();
+            let _ = writeln!(out, "\n[software]\nallow = {}", list(digests));
+        }
+        let tcb = &self.tcb;
+        let statuses = tcb
+            .accepted_statuses
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect();
+        let _ = writeln!(out, "\n[tcb]\naccepted_statuses = {}", list(statuses));
+        if let Some(allow) = &tcb.advisory_allow {
+            let _ = writeln!(
+                out,
+                "advisory_allow = {}",
+                list(allow.iter().cloned().collect())
+            );
+        }
+        let deny = tcb.advisory_deny.iter().cloned().collect();
+        let _ = writeln!(out, "advisory_deny = {}", list(deny));
+        if let Some(age) = tcb.max_collateral_age_secs {
+            let _ = writeln!(out, "max_collateral_age_secs = {age}");
+        }
+        if let Some(rebuilt) = &self.rebuilt {
+            let order = match rebuilt.order() {
+                crate::repro::PageAddOrder::PerSection => "section",
+                _ => "per-page",
+            };
+            let _ = writeln!(
+                out,
+                "\n[rebuild]\nrecipe_digest = {}\norder = {}\nmr_td = {}",
+                quoted(&hex::encode(rebuilt.recipe_digest())),
+                quoted(order),
+                quoted(&hex::encode(rebuilt.mr_td()))
+            );
+            for (key, value) in [("rtmr1", rebuilt.rtmr1()), ("rtmr2", rebuilt.rtmr2())] {
+                if let Some(value) = value {
+                    let _ = writeln!(out, "{key} = {}", quoted(&hex::encode(value)));
+                }
+            }
+        }
+        for p in self.measurements.profiles() {
+            let _ = writeln!(out, "\n[[profile]]\nname = {}", quoted(&p.name));
+            let registers = [
+                ("mr_td", &p.mr_td),
+                ("rtmr0", &p.rtmr[0]),
+                ("rtmr1", &p.rtmr[1]),
+                ("rtmr2", &p.rtmr[2]),
+                ("rtmr3", &p.rtmr[3]),
+                ("mr_config_id", &p.mr_config_id),
+                ("mr_owner", &p.mr_owner),
+                ("mr_owner_config", &p.mr_owner_config),
+            ];
+            for (key, value) in registers {
+                let _ = writeln!(out, "{key} = {}", quoted(&format!("{value:?}")));
+            }
+            for (key, value) in [("xfam", &p.xfam), ("td_attributes", &p.td_attributes)] {
+                if let Expected::Exact(_) = value {
+                    let _ = writeln!(out, "{key} = {}", quoted(&format!("{value:?}")));
+                }
+            }
+        }
+        out
+    }
+}
+
+impl RebuildSection {
+    fn into_record(self) -> Result<crate::repro::RebuiltMeasurements, PolicyFileError> {
+        use crate::tdx::MEASUREMENT_LEN;
+        let bad = |field: &str, e: HexError| PolicyFileError::Rebuild(format!("{field}: {e}"));
+        let hex48 = |field: &str, text: &str| {
+            super::measurement::parse_hex::<MEASUREMENT_LEN>(text).map_err(|e| bad(field, e))
+        };
+        let order = match self.order.as_deref() {
+            None | Some("per-page") => crate::repro::PageAddOrder::PerPage,
+            Some("section") => crate::repro::PageAddOrder::PerSection,
+            Some(other) => {
+                return Err(PolicyFileError::Rebuild(format!(
+                    "order must be \"per-page\" or \"section\", got {other:?}"
+                )))
+            }
+        };
+        Ok(crate::repro::RebuiltMeasurements::from_policy_record(
+            hex48("mr_td", &self.mr_td)?,
+            self.rtmr1
+                .as_deref()
+                .map(|t| hex48("rtmr1", t))
+                .transpose()?,
+            self.rtmr2
+                .as_deref()
+                .map(|t| hex48("rtmr2", t))
+                .transpose()?,
+            super::measurement::parse_hex::<32>(&self.recipe_digest)
+                .map_err(|e| bad("recipe_digest", e))?,
+            order,
+        ))
     }
 }
 
@@ -396,6 +547,48 @@ mr_owner_config = "any"
         assert!(matches!(
             Policy::from_toml(&text),
             Err(PolicyFileError::SoftwareDigest(_))
+        ));
+    }
+
+    #[test]
+    fn pinned_policy_round_trips_with_its_rebuild_record() {
+        use crate::repro::{synthetic::SyntheticTdvf, PageAddOrder, RebuiltMeasurements};
+        let image = SyntheticTdvf::typical(2, 5).build();
+        let rebuilt =
+            RebuiltMeasurements::from_image(&image.bytes, PageAddOrder::PerPage, [9; 32]).unwrap();
+        let mut policy = Policy::from_toml(&with_version(&format!(
+            "[build]\nanything = 1\n[tcb]\naccepted_statuses = [\"SWHardeningNeeded\"]\nmax_collateral_age_secs = 5\n{PROFILE}"
+        )))
+        .unwrap();
+        policy.set_level(crate::AttestationLevel::TdxPlusReproducibleBuild);
+        policy.software_allow.insert([1; 32]);
+        policy.pin_rebuilt(&rebuilt);
+        let text = policy.to_toml();
+        let loaded = Policy::from_toml(&text).unwrap();
+        let pin = loaded.rebuild_pin().unwrap();
+        assert_eq!(
+            pin.provenance(),
+            crate::repro::RebuildProvenance::PolicyFile
+        );
+        assert_eq!(
+            (pin.mr_td(), pin.recipe_digest()),
+            (rebuilt.mr_td(), &[9; 32])
+        );
+        assert_eq!(loaded.measurements, policy.measurements);
+        assert_eq!(loaded.tcb, policy.tcb);
+        assert_eq!(loaded.software_allow, policy.software_allow);
+        assert_eq!(loaded.level(), policy.level());
+        assert_eq!(loaded.to_toml(), text);
+
+        // A record that the profiles do not pin is refused.
+        let unpinned = with_version(&format!(
+            "[rebuild]\nrecipe_digest = \"{}\"\nmr_td = \"{}\"\n{PROFILE}",
+            "00".repeat(32),
+            hex::encode(rebuilt.mr_td())
+        ));
+        assert!(matches!(
+            Policy::from_toml(&unpinned),
+            Err(PolicyFileError::Rebuild(m)) if m.contains("mr_td")
         ));
     }
 

@@ -215,6 +215,10 @@ impl MeasurementPolicy {
         &self.profiles
     }
 
+    pub(crate) fn profiles_mut(&mut self) -> &mut [MeasurementProfile] {
+        &mut self.profiles
+    }
+
     /// The name of the first profile that matches `actual`.
     pub fn check(&self, actual: &Measurements) -> Result<&str, MeasurementMismatch> {
         if self.profiles.is_empty() {

@@ -8,12 +8,14 @@
 
 pub mod file;
 mod measurement;
+mod rebuild;
 mod tcb;
 
 pub use file::PolicyFileError;
 pub use measurement::{
     Expected, HexError, MeasurementMismatch, MeasurementPolicy, MeasurementProfile, Register,
 };
+pub use rebuild::RebuildPinError;
 pub use tcb::TcbPolicy;
 
 use std::collections::BTreeSet;
@@ -59,6 +61,7 @@ pub struct Policy {
     level: AttestationLevel,
     freshness: Freshness,
     allow_debug: bool,
+    rebuilt: Option<crate::repro::RebuiltMeasurements>,
 }
 
 impl Policy {
@@ -73,6 +76,7 @@ impl Policy {
             level: AttestationLevel::TdxRaTlsBidirectional,
             freshness: Freshness::PerBond,
             allow_debug: false,
+            rebuilt: None,
         }
     }
 

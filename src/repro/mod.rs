@@ -5,6 +5,8 @@
 //!   into MRTD, in either host order ([`PageAddOrder`]).
 //! - [`kernel`] and [`rtmr`] compute RTMR1/RTMR2 for direct kernel boot.
 //! - [`recipe`] checks a declared build: recipe digest (blake3), rebuild, measurement, comparison.
+//! - [`RebuiltMeasurements`] is what a successful rebuild yields, for
+//!   [`crate::policy::Policy::pin_rebuilt`] (level `TdxPlusReproducibleBuild`).
 //! - [`synthetic`] builds small TDVF images for tests.
 //!
 //! # Which registers are computed
@@ -21,6 +23,7 @@
 mod build_policy;
 pub mod kernel;
 pub mod mrtd;
+mod rebuilt;
 pub mod recipe;
 pub mod rtmr;
 pub mod synthetic;
@@ -28,6 +31,7 @@ pub mod tdvf;
 
 pub use kernel::KernelError;
 pub use mrtd::{compute_mr_td, PageAddOrder};
+pub use rebuilt::{RebuildProvenance, RebuiltMeasurements};
 pub use rtmr::{compute_boot_rtmrs, BootRtmrs, DirectBoot};
 pub use tdvf::{TdvfError, TdvfMetadata, TdvfSection};
 

@@ -31,7 +31,9 @@ use std::process::Command;
 use thiserror::Error;
 
 pub use super::build_policy::{BootPolicy, BuildPolicy, PolicyError, RecipeLocation};
-use super::{compute_boot_rtmrs, measure_mr_td, DirectBoot, KernelError, TdvfError};
+use super::{
+    compute_boot_rtmrs, measure_mr_td, DirectBoot, KernelError, RebuiltMeasurements, TdvfError,
+};
 use crate::tdx::MEASUREMENT_LEN;
 
 /// Largest recipe accepted (16 MiB).
@@ -130,6 +132,9 @@ impl VerifyBuildError {
 }
 
 /// What a successful [`verify_build`] established.
+///
+/// Only [`verify_build`] makes one; [`BuildVerdict::rebuilt`] hands its registers to
+/// [`crate::policy::Policy::pin_rebuilt`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BuildVerdict {
     /// blake3 of the recipe (equal to the declared one).
@@ -138,6 +143,14 @@ pub struct BuildVerdict {
     pub mr_td: [u8; MEASUREMENT_LEN],
     /// RTMR1 and RTMR2 of the rebuilt boot, when the policy declares one.
     pub boot_rtmrs: Option<super::BootRtmrs>,
+    rebuilt: RebuiltMeasurements,
+}
+
+impl BuildVerdict {
+    /// The registers the rebuild produced, for pinning a transport policy.
+    pub fn rebuilt(&self) -> &RebuiltMeasurements {
+        &self.rebuilt
+    }
 }
 
 /// Fetches a recipe URL; supplied by the caller (the library has no HTTP client).
@@ -265,10 +278,13 @@ pub fn verify_build(
             );
         }
     }
+    let rebuilt =
+        RebuiltMeasurements::from_verified_build(mr_td, boot_rtmrs.as_ref(), digest, policy.order);
     Ok(BuildVerdict {
         recipe_digest: digest,
         mr_td,
         boot_rtmrs,
+        rebuilt,
     })
 }
 

@@ -71,10 +71,17 @@ impl PeerCheck {
         self.checks.load(Ordering::Relaxed)
     }
 
-    /// The level a peer with a verified quote reaches with this side.
+    /// The level a peer with a verified quote reaches with this side: TdxLocal, or with both
+    /// sides attested under per-bond freshness TdxRaTlsBidirectional, and
+    /// TdxPlusReproducibleBuild when moreover the policy's Measurements are pinned from a
+    /// verified rebuild ([`Policy::rebuild_pin`]), so the peer's quote carried the rebuilt MRTD.
     pub fn attested_level(&self) -> AttestationLevel {
         if self.local_attested && self.policy.freshness() == Freshness::PerBond {
-            AttestationLevel::TdxRaTlsBidirectional
+            if self.policy.is_rebuild_pinned() {
+                AttestationLevel::TdxPlusReproducibleBuild
+            } else {
+                AttestationLevel::TdxRaTlsBidirectional
+            }
         } else {
             AttestationLevel::TdxLocal
         }
