@@ -280,9 +280,16 @@ async fn verify_build_result_pins_the_policy_and_bonds() {
 }
 
 /// Debian's OVMF.fd, when the test script fetched it (`scripts/fetch-ovmf.sh`).
+/// Debian's OVMF.fd as `scripts/fetch-ovmf.sh` unpacks it. Missing is a failure under CI, where
+/// the test script fetches it, and a skip elsewhere.
 fn debian_ovmf() -> Option<Vec<u8>> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ovmf/usr/share/ovmf/OVMF.fd");
-    std::fs::read(path).ok()
+    let image = std::fs::read(path).ok();
+    assert!(
+        image.is_some() || std::env::var("CI").as_deref() != Ok("true"),
+        "target/ovmf/usr/share/ovmf/OVMF.fd is missing: run scripts/fetch-ovmf.sh"
+    );
+    image
 }
 
 #[tokio::test]
