@@ -60,13 +60,9 @@ static ED25519_ONLY: WebPkiSupportedAlgorithms = WebPkiSupportedAlgorithms {
     mapping: &[(SignatureScheme::ED25519, &[webpki::ring::ED25519])],
 };
 
-fn tls13_signature(
-    message: &[u8],
-    cert: &CertificateDer<'_>,
-    dss: &DigitallySignedStruct,
-) -> Result<HandshakeSignatureValid, rustls::Error> {
-    verify_tls13_signature(message, cert, dss, &ED25519_ONLY)
-}
+/// Only TLS 1.3 is configured, so a TLS 1.2 signature never needs checking.
+const TLS12_REFUSED: rustls::Error =
+    rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls12NotOffered);
 
 /// Verifies the server on the client side: the server's certificate evidence against the
 /// client's policy, and that the server is the expected peer.
@@ -114,9 +110,7 @@ impl ServerCertVerifier for AttestedServerVerifier {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls12NotOffered,
-        ))
+        Err(TLS12_REFUSED)
     }
 
     fn verify_tls13_signature(
@@ -125,11 +119,11 @@ impl ServerCertVerifier for AttestedServerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        tls13_signature(message, cert, dss)
+        verify_tls13_signature(message, cert, dss, &ED25519_ONLY)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        vec![SignatureScheme::ED25519]
+        ED25519_ONLY.supported_schemes()
     }
 }
 
@@ -179,9 +173,7 @@ impl ClientCertVerifier for AttestedClientVerifier {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls12NotOffered,
-        ))
+        Err(TLS12_REFUSED)
     }
 
     fn verify_tls13_signature(
@@ -190,10 +182,10 @@ impl ClientCertVerifier for AttestedClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        tls13_signature(message, cert, dss)
+        verify_tls13_signature(message, cert, dss, &ED25519_ONLY)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        vec![SignatureScheme::ED25519]
+        ED25519_ONLY.supported_schemes()
     }
 }
