@@ -41,6 +41,14 @@ fn exporter(conn: &quinn::Connection) -> Result<[u8; 32], Error> {
     Ok(out)
 }
 
+/// Encodes a bond proof message in the wire format above: the whole content of the first
+/// unidirectional stream a side opens after the handshake. `None` is the empty proof of a side
+/// that presents no quote per connection. For peers implemented outside this crate and for
+/// tests; [`super::Endpoint`] sends its own proofs.
+pub fn bond_message(quote: Option<&[u8]>) -> Vec<u8> {
+    encode(quote)
+}
+
 pub(crate) fn encode(quote: Option<&[u8]>) -> Vec<u8> {
     let mut out = Vec::with_capacity(9 + quote.map_or(0, <[u8]>::len));
     out.extend_from_slice(MAGIC);
