@@ -537,6 +537,59 @@ async fn resuming_client_gets_no_ticket_and_no_0rtt() {
     }
 }
 
+#[tokio::test]
+async fn attested_client_ignores_tickets_and_runs_its_verifier_every_time() {
+    // A server that does hand out session tickets, with an honest certificate and bond proofs.
+    let server_id = Identity::generate().unwrap();
+    let now = unix_now();
+    let issued = attested_certificate(
+        &server_id,
+        server_id.peer_id(),
+        now - 60,
+        now + 3600,
+        sample_measurements(),
+    );
+    let sessions = CountingServerStore::new();
+    let mut tls = raw_server_tls(&issued);
+    tls.session_storage = Arc::clone(&sessions) as Arc<dyn rustls::server::StoresServerSessions>;
+    tls.send_tls13_tickets = 2;
+    let server = serve(tls);
+    let server_addr = server.local_addr().unwrap();
+    let client = attested_endpoint(BIDIRECTIONAL).await;
+
+    for round in 1..=2u64 {
+        let serve_one = async {
+            let conn = server.accept().await.unwrap().await.unwrap();
+            let exporter = exporter(&conn);
+            let report_data = report_data(&BindingInput::Bond {
+                role: Role::Server,
+                client: client.peer_id(),
+                server: server_id.peer_id(),
+                exporter: &exporter,
+            })
+            .unwrap();
+            let quote = provider(sample_measurements()).quote(&report_data).unwrap();
+            send_bond_message(&conn, &bond_message(Some(&quote))).await;
+            let mut proof = conn.accept_uni().await.unwrap();
+            proof.read_to_end(16 << 10).await.unwrap();
+            conn
+        };
+        let (_conn, connected) = tokio::join!(
+            serve_one,
+            client.connect(server_addr, ExpectedPeer::Exactly(server_id.peer_id()))
+        );
+        let connected = connected.unwrap();
+        assert_eq!(connected.peer().level(), BIDIRECTIONAL);
+        assert_eq!(
+            client.handshake_checks(),
+            round,
+            "the client verifier ran again"
+        );
+        assert!(sessions.stored() > 0, "the server offered tickets");
+        assert_eq!(sessions.looked_up(), 0, "the client never offered one back");
+    }
+}
+
 /// The one place where a rejection becomes a rustls error, and so a TLS alert: one assertion
 /// per row, the rustls `CertificateError` and the alert it is sent as.
 #[test]

@@ -13,6 +13,7 @@ use rustls::client::{
     Tls13ClientSessionValue,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::server::{ServerSessionMemoryCache, StoresServerSessions};
 use rustls::{DigitallySignedStruct, NamedGroup, SignatureScheme};
 
 use ratls_quic::evidence::{
@@ -265,18 +266,27 @@ pub fn check(level: AttestationLevel, local_attested: bool) -> Arc<PeerCheck> {
     ))
 }
 
-/// A quinn server endpoint on loopback presenting `issued` with the crate's server
-/// configuration (bidirectional policy; it never gets to judge the client in these tests).
-pub fn raw_server(issued: &IssuedCertificate) -> quinn::Endpoint {
-    let tls = server_config(
+/// The crate's server configuration presenting `issued` (bidirectional policy for the client).
+pub fn raw_server_tls(issued: &IssuedCertificate) -> rustls::ServerConfig {
+    server_config(
         check(AttestationLevel::TdxRaTlsBidirectional, true),
         Arc::new(CertificateSlot::new(issued).unwrap()),
         Arc::new(VerdictSlot::default()),
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// A quinn server endpoint on loopback with `tls`.
+pub fn serve(tls: rustls::ServerConfig) -> quinn::Endpoint {
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls).unwrap();
     let config = quinn::ServerConfig::with_crypto(Arc::new(quic));
     quinn::Endpoint::server(config, "127.0.0.1:0".parse().unwrap()).unwrap()
+}
+
+/// A quinn server endpoint on loopback presenting `issued` with the crate's server
+/// configuration.
+pub fn raw_server(issued: &IssuedCertificate) -> quinn::Endpoint {
+    serve(raw_server_tls(issued))
 }
 
 /// The crate's client configuration presenting `issued`, judging the server with the sample
@@ -392,4 +402,52 @@ pub fn resuming_client_config(auth: ClientAuth, store: Arc<CountingStore>) -> ru
     config.resumption = Resumption::store(store);
     config.enable_early_data = true;
     config
+}
+
+/// A server session store that counts the sessions it stores (one per ticket sent) and the
+/// lookups resuming clients cause.
+#[derive(Debug)]
+pub struct CountingServerStore {
+    inner: Arc<ServerSessionMemoryCache>,
+    stored: AtomicUsize,
+    looked_up: AtomicUsize,
+}
+
+impl CountingServerStore {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            inner: ServerSessionMemoryCache::new(16),
+            stored: AtomicUsize::new(0),
+            looked_up: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn stored(&self) -> usize {
+        self.stored.load(Ordering::SeqCst)
+    }
+
+    pub fn looked_up(&self) -> usize {
+        self.looked_up.load(Ordering::SeqCst)
+    }
+}
+
+impl StoresServerSessions for CountingServerStore {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        self.stored.fetch_add(1, Ordering::SeqCst);
+        self.inner.put(key, value)
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.looked_up.fetch_add(1, Ordering::SeqCst);
+        self.inner.get(key)
+    }
+
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.looked_up.fetch_add(1, Ordering::SeqCst);
+        self.inner.take(key)
+    }
+
+    fn can_cache(&self) -> bool {
+        true
+    }
 }
