@@ -146,7 +146,11 @@ async fn send_own(
     stream
         .write_all(&encode(quote.as_deref()))
         .await
-        .map_err(|e| Error::Stream(e.to_string()))?;
+        .map_err(|e| match e {
+            // Keep the peer's close (its TLS alert or bond refusal) typed, as receive_peer does.
+            quinn::WriteError::ConnectionLost(e) => e.into(),
+            other => Error::Stream(other.to_string()),
+        })?;
     stream.finish().map_err(|e| Error::Stream(e.to_string()))?;
     Ok(())
 }
