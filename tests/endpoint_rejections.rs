@@ -213,34 +213,66 @@ async fn certificate_quote_bound_to_another_key_refused() {
 struct ForgingClient {
     identity: Identity,
     measurements: Measurements,
+    certificate: ratls_quic::evidence::IssuedCertificate,
     endpoint: quinn::Endpoint,
 }
 
 impl ForgingClient {
     fn new() -> Self {
+        let identity = Identity::generate().unwrap();
+        let measurements = sample_measurements();
+        let now = unix_now();
+        let certificate = attested_certificate(
+            &identity,
+            identity.peer_id(),
+            now - 60,
+            now + 3600,
+            measurements,
+        );
         Self {
-            identity: Identity::generate().unwrap(),
-            measurements: sample_measurements(),
+            identity,
+            measurements,
+            certificate,
             endpoint: client_endpoint(),
         }
     }
 
     fn quote(&self, input: &BindingInput<'_>) -> Vec<u8> {
+        self.quote_with(input, self.measurements)
+    }
+
+    fn quote_with(&self, input: &BindingInput<'_>, measurements: Measurements) -> Vec<u8> {
         let report_data = report_data(input).unwrap();
-        provider(self.measurements).quote(&report_data).unwrap()
+        provider(measurements).quote(&report_data).unwrap()
+    }
+
+    /// The quote inside this client's certificate.
+    fn certificate_quote(&self) -> Vec<u8> {
+        ratls_quic::evidence::parse_certificate(&self.certificate.cert_der)
+            .unwrap()
+            .evidence
+            .unwrap()
+            .quote
+    }
+
+    /// An honest proof for a connection to `server` with this exporter.
+    fn honest_input<'a>(
+        &self,
+        server: &ratls_quic::endpoint::Endpoint,
+        exporter: &'a [u8; 32],
+    ) -> BindingInput<'a> {
+        BindingInput::Bond {
+            role: Role::Client,
+            client: self.identity.peer_id(),
+            server: server.peer_id(),
+            exporter,
+        }
     }
 
     /// Dials `server` and returns the connection (after the handshake) and its exporter.
     async fn dial(&self, server: &ratls_quic::endpoint::Endpoint) -> (quinn::Connection, [u8; 32]) {
-        let now = unix_now();
-        let issued = attested_certificate(
-            &self.identity,
-            self.identity.peer_id(),
-            now - 60,
-            now + 3600,
-            self.measurements,
-        );
-        let (tls, slot) = attested_client_config(&issued, ExpectedPeer::Exactly(server.peer_id()));
+        let (tls, slot) =
+            attested_client_config(&self.certificate, ExpectedPeer::Exactly(server.peer_id()));
         let conn = dial(&self.endpoint, tls, addr(server)).await.unwrap();
         assert!(
             matches!(slot.take(), Some(Ok(_))),
@@ -249,53 +281,68 @@ impl ForgingClient {
         let exporter = exporter(&conn);
         (conn, exporter)
     }
+
+    /// Dials `server`, sends the bond message `forge` makes from this connection's exporter,
+    /// and returns how the connection ended (it must end before any application stream).
+    async fn forge(
+        &self,
+        server: &ratls_quic::endpoint::Endpoint,
+        forge: impl FnOnce(&[u8; 32]) -> Vec<u8>,
+    ) -> quinn::ConnectionError {
+        let (conn, exporter) = self.dial(server).await;
+        send_bond_message(&conn, &forge(&exporter)).await;
+        conn.accept_bi()
+            .await
+            .expect_err("no stream on a refused bond")
+    }
+}
+
+/// Runs one forged bond against `server` and returns the server's typed reason and what the
+/// forger observed.
+async fn forged_bond(
+    server: &ratls_quic::endpoint::Endpoint,
+    forger: &ForgingClient,
+    forge: impl FnOnce(&[u8; 32]) -> Vec<u8>,
+) -> BondFailure {
+    let (refused, observed) = tokio::join!(accept_one(server), forger.forge(server, forge));
+    assert_bond_refused(&observed);
+    match refused {
+        Err(Error::Rejected(PeerRejection::Bond(failure))) => failure,
+        other => panic!("expected a bond refusal, got {other:?}"),
+    }
 }
 
 #[tokio::test]
 async fn bond_proof_replayed_from_an_earlier_connection_refused() {
     let server = attested_endpoint(BIDIRECTIONAL).await;
     let forger = ForgingClient::new();
-    let client_id = forger.identity.peer_id();
 
     // Connection 1: an honest proof, bound to this connection's exporter, is accepted.
     let first = async {
         let (conn, exporter) = forger.dial(&server).await;
-        let quote = forger.quote(&BindingInput::Bond {
-            role: Role::Client,
-            client: client_id,
-            server: server.peer_id(),
-            exporter: &exporter,
-        });
+        let quote = forger.quote(&forger.honest_input(&server, &exporter));
         send_bond_message(&conn, &bond_message(Some(&quote))).await;
-        (conn, quote)
+        (conn, exporter, quote)
     };
-    let (accepted, (first_conn, first_quote)) = tokio::join!(accept_one(&server), first);
+    let (accepted, (_first_conn, first_exporter, first_quote)) =
+        tokio::join!(accept_one(&server), first);
     let accepted = accepted.expect("the honest proof of connection 1 is accepted");
-    assert_eq!(accepted.peer().peer_id(), client_id);
+    assert_eq!(accepted.peer().peer_id(), forger.identity.peer_id());
+    assert!(accepted.peer().bond_quote().is_some());
 
     // Connection 2: the same quote again, bound to connection 1's exporter.
-    let second = async {
-        let (conn, second_exporter) = forger.dial(&server).await;
-        assert_ne!(
-            second_exporter,
-            exporter(&first_conn),
-            "exporters differ per connection"
-        );
-        send_bond_message(&conn, &bond_message(Some(&first_quote))).await;
-        conn.accept_bi()
-            .await
-            .expect_err("no stream on a refused bond")
-    };
-    let (refused, observed) = tokio::join!(accept_one(&server), second);
-
+    let failure = forged_bond(&server, &forger, |exporter| {
+        assert_ne!(*exporter, first_exporter, "exporters differ per connection");
+        bond_message(Some(&first_quote))
+    })
+    .await;
     assert!(
         matches!(
-            rejection(&refused),
-            PeerRejection::Bond(BondFailure::Binding(EvidenceError::BindingMismatch))
+            failure,
+            BondFailure::Binding(EvidenceError::BindingMismatch)
         ),
-        "{refused:?}"
+        "{failure:?}"
     );
-    assert_bond_refused(&observed);
     assert_eq!(server.handshake_checks(), 2);
 }
 
@@ -303,32 +350,83 @@ async fn bond_proof_replayed_from_an_earlier_connection_refused() {
 async fn bond_proof_with_roles_swapped_refused() {
     let server = attested_endpoint(BIDIRECTIONAL).await;
     let forger = ForgingClient::new();
-    let client_id = forger.identity.peer_id();
-
-    let forge = async {
-        let (conn, exporter) = forger.dial(&server).await;
-        // The client proves itself as if it were the server of this very connection.
+    // The client proves itself as if it were the server of this very connection.
+    let failure = forged_bond(&server, &forger, |exporter| {
         let quote = forger.quote(&BindingInput::Bond {
             role: Role::Server,
-            client: client_id,
+            client: forger.identity.peer_id(),
             server: server.peer_id(),
-            exporter: &exporter,
+            exporter,
         });
-        send_bond_message(&conn, &bond_message(Some(&quote))).await;
-        conn.accept_bi()
-            .await
-            .expect_err("no stream on a refused bond")
-    };
-    let (refused, observed) = tokio::join!(accept_one(&server), forge);
-
+        bond_message(Some(&quote))
+    })
+    .await;
     assert!(
         matches!(
-            rejection(&refused),
-            PeerRejection::Bond(BondFailure::Binding(EvidenceError::BindingMismatch))
+            failure,
+            BondFailure::Binding(EvidenceError::BindingMismatch)
         ),
-        "{refused:?}"
+        "{failure:?}"
     );
-    assert_bond_refused(&observed);
+}
+
+#[tokio::test]
+async fn certificate_quote_sent_as_bond_proof_refused() {
+    let server = attested_endpoint(BIDIRECTIONAL).await;
+    let forger = ForgingClient::new();
+    let cert_quote = forger.certificate_quote();
+    let failure = forged_bond(&server, &forger, |_| bond_message(Some(&cert_quote))).await;
+    assert!(matches!(failure, BondFailure::Replayed), "{failure:?}");
+}
+
+#[tokio::test]
+async fn attested_client_without_bond_proof_refused() {
+    let server = attested_endpoint(BIDIRECTIONAL).await;
+    let forger = ForgingClient::new();
+    let failure = forged_bond(&server, &forger, |_| bond_message(None)).await;
+    assert!(matches!(failure, BondFailure::Missing), "{failure:?}");
+}
+
+#[tokio::test]
+async fn bond_proof_with_other_measurements_than_the_certificate_refused() {
+    // The server accepts two profiles; the proof must still match the certificate's quote.
+    let mut other = sample_measurements();
+    other.rtmr[3] = [0x33; 48];
+    let mut two_profiles = Policy::new(MeasurementPolicy::new(vec![
+        MeasurementProfile::exact("sample", &sample_measurements()),
+        MeasurementProfile::exact("other", &other),
+    ]));
+    two_profiles.set_level(BIDIRECTIONAL);
+    let server = bind(config(
+        Identity::generate().unwrap(),
+        attested(),
+        two_profiles,
+    ))
+    .await;
+    let forger = ForgingClient::new();
+    let failure = forged_bond(&server, &forger, |exporter| {
+        let quote = forger.quote_with(&forger.honest_input(&server, exporter), other);
+        bond_message(Some(&quote))
+    })
+    .await;
+    assert!(
+        matches!(failure, BondFailure::MeasurementsChanged),
+        "{failure:?}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_bond_message_refused() {
+    let server = attested_endpoint(BIDIRECTIONAL).await;
+    let forger = ForgingClient::new();
+    let failure = forged_bond(&server, &forger, |exporter| {
+        let quote = forger.quote(&forger.honest_input(&server, exporter));
+        let mut message = bond_message(Some(&quote));
+        message[0] = b'X';
+        message
+    })
+    .await;
+    assert!(matches!(failure, BondFailure::Malformed(_)), "{failure:?}");
 }
 
 #[tokio::test]
@@ -361,8 +459,8 @@ async fn expired_client_certificate_refused_with_certificate_expired() {
     }
     assert_closed_with_alert(&observed, AlertDescription::CertificateExpired);
     assert_eq!(
-        alert_code(AlertDescription::CertificateExpired),
-        quinn::TransportErrorCode::crypto(0x2d)
+        u64::from(alert_code(AlertDescription::CertificateExpired)),
+        0x12d
     );
 }
 
@@ -448,8 +546,8 @@ async fn unknown_evidence_version_refused_with_bad_certificate() {
     let error = accepted.expect_err("the raw server's handshake must fail");
     assert_closed_with_alert(&error, AlertDescription::BadCertificate);
     assert_eq!(
-        alert_code(AlertDescription::BadCertificate),
-        quinn::TransportErrorCode::crypto(0x2a)
+        u64::from(alert_code(AlertDescription::BadCertificate)),
+        0x12a
     );
 }
 
@@ -731,4 +829,44 @@ fn other() -> CertificateError {
     CertificateError::Other(rustls::OtherError(Arc::new(ratls_quic::tls::RejectedPeer(
         String::new(),
     ))))
+}
+
+/// The dialer's own proof is judged by the acceptor after the dialer already verified the
+/// acceptor's proof, so `connect` may return before the refusal arrives. Whatever it returns,
+/// the refusal reaches it as the bond close and no application stream works.
+#[tokio::test]
+async fn dialer_whose_proof_is_refused_gets_no_usable_connection() {
+    let server = attested_endpoint(BIDIRECTIONAL).await;
+    let mut certificate_only = policy(AttestationLevel::TdxLocal);
+    assert!(certificate_only.dangerous().certificate_freshness());
+    let client = bind(config(
+        Identity::generate().unwrap(),
+        attested(),
+        certificate_only,
+    ))
+    .await;
+    let (accepted, connected) =
+        pair(&server, &client, ExpectedPeer::Exactly(server.peer_id())).await;
+
+    assert!(
+        matches!(
+            rejection(&accepted),
+            PeerRejection::Bond(BondFailure::Missing)
+        ),
+        "{accepted:?}"
+    );
+    let observed = match connected {
+        Err(Error::Connection(error)) => error,
+        Ok(conn) => {
+            let (mut send, mut recv) = conn.open_bi().await.unwrap();
+            let _ = send.write_all(b"anyone?").await;
+            let _ = send.finish();
+            recv.read_to_end(64)
+                .await
+                .expect_err("no reply on a refused bond");
+            conn.closed().await
+        }
+        Err(other) => panic!("expected the bond refusal, got {other:?}"),
+    };
+    assert_bond_refused(&observed);
 }
