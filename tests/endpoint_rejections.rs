@@ -100,6 +100,30 @@ async fn plain_quinn_client_without_evidence_refused_by_bidirectional_server() {
 }
 
 #[tokio::test]
+async fn plain_client_with_long_lived_certificate_refused_as_malformed() {
+    // rcgen's default validity (1975 to 4096) is longer than any certificate of this transport:
+    // the parser refuses it before the level is looked at.
+    let server = attested_endpoint(BIDIRECTIONAL).await;
+    let (cert, key) = plain_certificate_valid(None);
+    let client = client_endpoint();
+    let connecting = dial(
+        &client,
+        plain_client_config(ClientAuth::Certificate(cert, key)),
+        addr(&server),
+    );
+    let (accepted, observed) = tokio::join!(accept_one(&server), raw_outcome(connecting));
+
+    assert!(
+        matches!(
+            rejection(&accepted),
+            PeerRejection::Evidence(EvidenceError::Malformed(_))
+        ),
+        "{accepted:?}"
+    );
+    assert_closed_with_alert(&observed, AlertDescription::BadCertificate);
+}
+
+#[tokio::test]
 async fn server_with_wrong_mrtd_refused_by_client() {
     let mut wrong = sample_measurements();
     wrong.mr_td[0] ^= 0xff;
@@ -110,6 +134,38 @@ async fn server_with_wrong_mrtd_refused_by_client() {
     ))
     .await;
     let client = attested_endpoint(BIDIRECTIONAL).await;
+    let (accepted, connected) = pair(&server, &client, ExpectedPeer::AnyAllowedByPolicy).await;
+
+    assert_eq!(measurement_mismatch(rejection(&connected)), Register::MrTd);
+    assert_peer_alert(&accepted, AlertDescription::CertificateUnknown);
+}
+
+#[tokio::test]
+async fn server_with_wrong_mrtd_refused_by_client_over_ipv6() {
+    let loopback6: std::net::SocketAddr = "[::1]:0".parse().unwrap();
+    let mut wrong = sample_measurements();
+    wrong.mr_td[47] ^= 0x80;
+    let server = ratls_quic::endpoint::Endpoint::bind(
+        loopback6,
+        config(
+            Identity::generate().unwrap(),
+            Side::Attested(Box::new(wrong)),
+            policy(BIDIRECTIONAL),
+        ),
+    )
+    .await
+    .unwrap();
+    let client = ratls_quic::endpoint::Endpoint::bind(
+        loopback6,
+        config(
+            Identity::generate().unwrap(),
+            attested(),
+            policy(BIDIRECTIONAL),
+        ),
+    )
+    .await
+    .unwrap();
+    assert!(addr(&server).is_ipv6());
     let (accepted, connected) = pair(&server, &client, ExpectedPeer::AnyAllowedByPolicy).await;
 
     assert_eq!(measurement_mismatch(rejection(&connected)), Register::MrTd);

@@ -154,11 +154,21 @@ pub fn certificate_with_extension(
 
 /// A plain rcgen Ed25519 self-signed certificate, no evidence, valid for the next hour.
 pub fn plain_certificate() -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+    let now = unix_now() as i64;
+    plain_certificate_valid(Some((now - 60, now + 3600)))
+}
+
+/// A plain rcgen Ed25519 self-signed certificate, no evidence, with this validity (unix
+/// seconds), or rcgen's default (1975 to 4096) with `None`.
+pub fn plain_certificate_valid(
+    validity: Option<(i64, i64)>,
+) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
     let key_pair = KeyPair::generate_for(&PKCS_ED25519).unwrap();
     let mut params = CertificateParams::new(vec!["plain.invalid".to_owned()]).unwrap();
-    let now = unix_now() as i64;
-    params.not_before = time::OffsetDateTime::from_unix_timestamp(now - 60).unwrap();
-    params.not_after = time::OffsetDateTime::from_unix_timestamp(now + 3600).unwrap();
+    if let Some((not_before, not_after)) = validity {
+        params.not_before = time::OffsetDateTime::from_unix_timestamp(not_before).unwrap();
+        params.not_after = time::OffsetDateTime::from_unix_timestamp(not_after).unwrap();
+    }
     let cert = params.self_signed(&key_pair).unwrap();
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pair.serialize_der()));
     (cert.der().clone(), key)
