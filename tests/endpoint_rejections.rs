@@ -926,3 +926,40 @@ async fn dialer_whose_proof_is_refused_gets_no_usable_connection() {
     };
     assert_bond_refused(&observed);
 }
+
+#[tokio::test]
+async fn silent_client_refused_when_the_bond_proof_times_out() {
+    let (quote_verifier, collateral) = verifier();
+    let mut builder = ratls_quic::endpoint::EndpointConfig::builder(Identity::generate().unwrap())
+        .with_policy(policy(BIDIRECTIONAL))
+        .with_quote_provider(provider(sample_measurements()))
+        .with_quote_verifier(quote_verifier, collateral);
+    builder.bond_timeout(std::time::Duration::from_millis(300));
+    let server = bind(builder.build().unwrap()).await;
+    let forger = ForgingClient::new();
+
+    let silent = async {
+        let (conn, _exporter) = forger.dial(&server).await;
+        conn.accept_bi()
+            .await
+            .expect_err("no stream on a refused bond")
+    };
+    let (refused, observed) = tokio::join!(accept_one(&server), silent);
+
+    assert!(matches!(refused, Err(Error::BondTimeout)), "{refused:?}");
+    assert_bond_refused(&observed);
+}
+
+#[tokio::test]
+async fn oversized_bond_message_refused() {
+    let server = attested_endpoint(BIDIRECTIONAL).await;
+    let forger = ForgingClient::new();
+    let failure = forged_bond(&server, &forger, |exporter| {
+        let quote = forger.quote(&forger.honest_input(&server, exporter));
+        let mut message = bond_message(Some(&quote));
+        message.resize(64 << 10, 0);
+        message
+    })
+    .await;
+    assert!(matches!(failure, BondFailure::Malformed(_)), "{failure:?}");
+}
