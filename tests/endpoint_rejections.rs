@@ -4,21 +4,27 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use common::forge::*;
 use common::raw::*;
 use common::*;
 use rustls::{AlertDescription, CertificateError};
 
-use ratls_quic::endpoint::{bond_message, Error};
-use ratls_quic::evidence::{report_data, BindingInput, EvidenceError, Role, EVIDENCE_VERSION};
+use ratls_quic::endpoint::{bond_message, Endpoint, EndpointConfig, Error};
+use ratls_quic::evidence::{
+    certificate_report_data, issue_certificate, report_data, BindingInput, EvidenceError, Role,
+    EVIDENCE_VERSION,
+};
 use ratls_quic::identity::Identity;
 use ratls_quic::policy::{
     MeasurementPolicy, MeasurementProfile, Policy, PolicyViolation, Register,
 };
 use ratls_quic::tdx::synthetic::sample_measurements;
-use ratls_quic::tdx::{AttestationError, DcapCheck, Measurements, QuoteProvider};
-use ratls_quic::tls::{BondFailure, ExpectedPeer, PeerRejection};
+use ratls_quic::tdx::{AttestationError, DcapCheck, QuoteProvider};
+use ratls_quic::tls::{BondFailure, ExpectedPeer, PeerRejection, RejectedPeer};
 use ratls_quic::AttestationLevel;
 
 const BIDIRECTIONAL: AttestationLevel = AttestationLevel::TdxRaTlsBidirectional;
@@ -28,25 +34,13 @@ fn attested() -> Side {
 }
 
 /// An attested endpoint with the sample Measurements and the sample policy at `level`.
-async fn attested_endpoint(level: AttestationLevel) -> ratls_quic::endpoint::Endpoint {
+async fn attested_endpoint(level: AttestationLevel) -> Endpoint {
     bind(config(
         Identity::generate().unwrap(),
         attested(),
         policy(level),
     ))
     .await
-}
-
-/// Runs `establish` on the next incoming connection of `server`.
-async fn accept_one(
-    server: &ratls_quic::endpoint::Endpoint,
-) -> Result<ratls_quic::endpoint::AttestedConnection, Error> {
-    server
-        .accept()
-        .await
-        .expect("endpoint open")
-        .establish()
-        .await
 }
 
 /// The single profile mismatch of a Measurements violation.
@@ -142,10 +136,10 @@ async fn server_with_wrong_mrtd_refused_by_client() {
 
 #[tokio::test]
 async fn server_with_wrong_mrtd_refused_by_client_over_ipv6() {
-    let loopback6: std::net::SocketAddr = "[::1]:0".parse().unwrap();
+    let loopback6: SocketAddr = "[::1]:0".parse().unwrap();
     let mut wrong = sample_measurements();
     wrong.mr_td[47] ^= 0x80;
-    let server = ratls_quic::endpoint::Endpoint::bind(
+    let server = Endpoint::bind(
         loopback6,
         config(
             Identity::generate().unwrap(),
@@ -155,7 +149,7 @@ async fn server_with_wrong_mrtd_refused_by_client_over_ipv6() {
     )
     .await
     .unwrap();
-    let client = ratls_quic::endpoint::Endpoint::bind(
+    let client = Endpoint::bind(
         loopback6,
         config(
             Identity::generate().unwrap(),
@@ -262,110 +256,6 @@ async fn certificate_quote_bound_to_another_key_refused() {
     );
     let error = accepted.expect_err("the raw server's handshake must fail");
     assert_closed_with_alert(&error, AlertDescription::CertificateUnknown);
-}
-
-/// A client that completes the handshake with a valid attested certificate and then sends, as
-/// its bond proof, a quote over `bond_input(own id, server id, this connection's exporter)`.
-struct ForgingClient {
-    identity: Identity,
-    measurements: Measurements,
-    certificate: ratls_quic::evidence::IssuedCertificate,
-    endpoint: quinn::Endpoint,
-}
-
-impl ForgingClient {
-    fn new() -> Self {
-        let identity = Identity::generate().unwrap();
-        let measurements = sample_measurements();
-        let now = unix_now();
-        let certificate = attested_certificate(
-            &identity,
-            identity.peer_id(),
-            now - 60,
-            now + 3600,
-            measurements,
-        );
-        Self {
-            identity,
-            measurements,
-            certificate,
-            endpoint: client_endpoint(),
-        }
-    }
-
-    fn quote(&self, input: &BindingInput<'_>) -> Vec<u8> {
-        self.quote_with(input, self.measurements)
-    }
-
-    fn quote_with(&self, input: &BindingInput<'_>, measurements: Measurements) -> Vec<u8> {
-        let report_data = report_data(input).unwrap();
-        provider(measurements).quote(&report_data).unwrap()
-    }
-
-    /// The quote inside this client's certificate.
-    fn certificate_quote(&self) -> Vec<u8> {
-        ratls_quic::evidence::parse_certificate(&self.certificate.cert_der)
-            .unwrap()
-            .evidence
-            .unwrap()
-            .quote
-    }
-
-    /// An honest proof for a connection to `server` with this exporter.
-    fn honest_input<'a>(
-        &self,
-        server: &ratls_quic::endpoint::Endpoint,
-        exporter: &'a [u8; 32],
-    ) -> BindingInput<'a> {
-        BindingInput::Bond {
-            role: Role::Client,
-            client: self.identity.peer_id(),
-            server: server.peer_id(),
-            exporter,
-        }
-    }
-
-    /// Dials `server` and returns the connection (after the handshake) and its exporter.
-    async fn dial(&self, server: &ratls_quic::endpoint::Endpoint) -> (quinn::Connection, [u8; 32]) {
-        let (tls, slot) =
-            attested_client_config(&self.certificate, ExpectedPeer::Exactly(server.peer_id()));
-        let conn = dial(&self.endpoint, tls, addr(server)).await.unwrap();
-        assert!(
-            matches!(slot.take(), Some(Ok(_))),
-            "the server passed our check"
-        );
-        let exporter = exporter(&conn);
-        (conn, exporter)
-    }
-
-    /// Dials `server`, sends the bond message `forge` makes from this connection's exporter,
-    /// and returns how the connection ended (it must end before any application stream).
-    async fn forge(
-        &self,
-        server: &ratls_quic::endpoint::Endpoint,
-        forge: impl FnOnce(&[u8; 32]) -> Vec<u8>,
-    ) -> quinn::ConnectionError {
-        let (conn, exporter) = self.dial(server).await;
-        send_bond_message(&conn, &forge(&exporter)).await;
-        conn.accept_bi()
-            .await
-            .expect_err("no stream on a refused bond")
-    }
-}
-
-/// Runs one forged bond against `server` and returns the server's typed reason and what the
-/// forger observed.
-async fn forged_bond(
-    server: &ratls_quic::endpoint::Endpoint,
-    forger: &ForgingClient,
-    forge: impl FnOnce(&[u8; 32]) -> Vec<u8>,
-) -> BondFailure {
-    let (refused, observed) = tokio::join!(accept_one(server), forger.forge(server, forge));
-    assert_bond_refused(&observed);
-    match refused {
-        Err(Error::Rejected(PeerRejection::Bond(failure))) => failure,
-        other => panic!("expected a bond refusal, got {other:?}"),
-    }
 }
 
 #[tokio::test]
@@ -485,6 +375,83 @@ async fn malformed_bond_message_refused() {
     assert!(matches!(failure, BondFailure::Malformed(_)), "{failure:?}");
 }
 
+/// The dialer's own proof is judged by the acceptor after the dialer already verified the
+/// acceptor's proof, so `connect` may return before the refusal arrives. Whatever it returns,
+/// the refusal reaches it as the bond close and no application stream works.
+#[tokio::test]
+async fn dialer_whose_proof_is_refused_gets_no_usable_connection() {
+    let server = attested_endpoint(BIDIRECTIONAL).await;
+    let mut certificate_only = policy(AttestationLevel::TdxLocal);
+    assert!(certificate_only.dangerous().certificate_freshness());
+    let client = bind(config(
+        Identity::generate().unwrap(),
+        attested(),
+        certificate_only,
+    ))
+    .await;
+    let (accepted, connected) =
+        pair(&server, &client, ExpectedPeer::Exactly(server.peer_id())).await;
+
+    assert!(
+        matches!(
+            rejection(&accepted),
+            PeerRejection::Bond(BondFailure::Missing)
+        ),
+        "{accepted:?}"
+    );
+    let observed = match connected {
+        Err(Error::Connection(error)) => error,
+        Ok(conn) => {
+            let (mut send, mut recv) = conn.open_bi().await.unwrap();
+            let _ = send.write_all(b"anyone?").await;
+            let _ = send.finish();
+            recv.read_to_end(64)
+                .await
+                .expect_err("no reply on a refused bond");
+            conn.closed().await
+        }
+        Err(other) => panic!("expected the bond refusal, got {other:?}"),
+    };
+    assert_bond_refused(&observed);
+}
+
+#[tokio::test]
+async fn silent_client_refused_when_the_bond_proof_times_out() {
+    let (quote_verifier, collateral) = verifier();
+    let mut builder = EndpointConfig::builder(Identity::generate().unwrap())
+        .with_policy(policy(BIDIRECTIONAL))
+        .with_quote_provider(provider(sample_measurements()))
+        .with_quote_verifier(quote_verifier, collateral);
+    builder.bond_timeout(Duration::from_millis(300));
+    let server = bind(builder.build().unwrap()).await;
+    let forger = ForgingClient::new();
+
+    let silent = async {
+        let (conn, _exporter) = forger.dial(&server).await;
+        conn.accept_bi()
+            .await
+            .expect_err("no stream on a refused bond")
+    };
+    let (refused, observed) = tokio::join!(accept_one(&server), silent);
+
+    assert!(matches!(refused, Err(Error::BondTimeout)), "{refused:?}");
+    assert_bond_refused(&observed);
+}
+
+#[tokio::test]
+async fn oversized_bond_message_refused() {
+    let server = attested_endpoint(BIDIRECTIONAL).await;
+    let forger = ForgingClient::new();
+    let failure = forged_bond(&server, &forger, |exporter| {
+        let quote = forger.quote(&forger.honest_input(&server, exporter));
+        let mut message = bond_message(Some(&quote));
+        message.resize(64 << 10, 0);
+        message
+    })
+    .await;
+    assert!(matches!(failure, BondFailure::Malformed(_)), "{failure:?}");
+}
+
 #[tokio::test]
 async fn expired_client_certificate_refused_with_certificate_expired() {
     let server = attested_endpoint(BIDIRECTIONAL).await;
@@ -573,9 +540,7 @@ async fn unknown_evidence_version_refused_with_bad_certificate() {
     let identity = Identity::generate().unwrap();
     let now = unix_now();
     let (not_before, not_after) = (now - 60, now + 3600);
-    let report_data =
-        ratls_quic::evidence::certificate_report_data(&identity.peer_id(), not_before, not_after)
-            .unwrap();
+    let report_data = certificate_report_data(&identity.peer_id(), not_before, not_after).unwrap();
     let quote = provider(sample_measurements()).quote(&report_data).unwrap();
     let version = EVIDENCE_VERSION + 1;
     // Level code 1 is TdxLocal (the index in AttestationLevel::ALL).
@@ -654,8 +619,7 @@ async fn resuming_client_gets_no_ticket_and_no_0rtt() {
     .await;
 
     let now = unix_now();
-    let issued =
-        ratls_quic::evidence::issue_certificate(&client_id, now - 60, now + 3600, None).unwrap();
+    let issued = issue_certificate(&client_id, now - 60, now + 3600, None).unwrap();
     let store = CountingStore::new();
     let tls = resuming_client_config(
         ClientAuth::Certificate(issued.cert_der.clone(), issued.key_der.clone_key()),
@@ -882,84 +846,5 @@ fn rejections_map_to_the_documented_alerts() {
 /// A placeholder for "some `CertificateError::Other`": the table compares the variant and the
 /// message separately.
 fn other() -> CertificateError {
-    CertificateError::Other(rustls::OtherError(Arc::new(ratls_quic::tls::RejectedPeer(
-        String::new(),
-    ))))
-}
-
-/// The dialer's own proof is judged by the acceptor after the dialer already verified the
-/// acceptor's proof, so `connect` may return before the refusal arrives. Whatever it returns,
-/// the refusal reaches it as the bond close and no application stream works.
-#[tokio::test]
-async fn dialer_whose_proof_is_refused_gets_no_usable_connection() {
-    let server = attested_endpoint(BIDIRECTIONAL).await;
-    let mut certificate_only = policy(AttestationLevel::TdxLocal);
-    assert!(certificate_only.dangerous().certificate_freshness());
-    let client = bind(config(
-        Identity::generate().unwrap(),
-        attested(),
-        certificate_only,
-    ))
-    .await;
-    let (accepted, connected) =
-        pair(&server, &client, ExpectedPeer::Exactly(server.peer_id())).await;
-
-    assert!(
-        matches!(
-            rejection(&accepted),
-            PeerRejection::Bond(BondFailure::Missing)
-        ),
-        "{accepted:?}"
-    );
-    let observed = match connected {
-        Err(Error::Connection(error)) => error,
-        Ok(conn) => {
-            let (mut send, mut recv) = conn.open_bi().await.unwrap();
-            let _ = send.write_all(b"anyone?").await;
-            let _ = send.finish();
-            recv.read_to_end(64)
-                .await
-                .expect_err("no reply on a refused bond");
-            conn.closed().await
-        }
-        Err(other) => panic!("expected the bond refusal, got {other:?}"),
-    };
-    assert_bond_refused(&observed);
-}
-
-#[tokio::test]
-async fn silent_client_refused_when_the_bond_proof_times_out() {
-    let (quote_verifier, collateral) = verifier();
-    let mut builder = ratls_quic::endpoint::EndpointConfig::builder(Identity::generate().unwrap())
-        .with_policy(policy(BIDIRECTIONAL))
-        .with_quote_provider(provider(sample_measurements()))
-        .with_quote_verifier(quote_verifier, collateral);
-    builder.bond_timeout(std::time::Duration::from_millis(300));
-    let server = bind(builder.build().unwrap()).await;
-    let forger = ForgingClient::new();
-
-    let silent = async {
-        let (conn, _exporter) = forger.dial(&server).await;
-        conn.accept_bi()
-            .await
-            .expect_err("no stream on a refused bond")
-    };
-    let (refused, observed) = tokio::join!(accept_one(&server), silent);
-
-    assert!(matches!(refused, Err(Error::BondTimeout)), "{refused:?}");
-    assert_bond_refused(&observed);
-}
-
-#[tokio::test]
-async fn oversized_bond_message_refused() {
-    let server = attested_endpoint(BIDIRECTIONAL).await;
-    let forger = ForgingClient::new();
-    let failure = forged_bond(&server, &forger, |exporter| {
-        let quote = forger.quote(&forger.honest_input(&server, exporter));
-        let mut message = bond_message(Some(&quote));
-        message.resize(64 << 10, 0);
-        message
-    })
-    .await;
-    assert!(matches!(failure, BondFailure::Malformed(_)), "{failure:?}");
+    CertificateError::Other(rustls::OtherError(Arc::new(RejectedPeer(String::new()))))
 }

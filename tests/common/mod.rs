@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod forge;
 pub mod raw;
 
 use std::net::SocketAddr;
@@ -174,4 +175,14 @@ pub async fn raw_outcome(connecting: quinn::Connecting) -> quinn::ConnectionErro
             Ok(_) => panic!("the refusing side opened an application stream"),
         },
     }
+}
+
+/// Runs `establish` on the next incoming connection of `server`.
+pub async fn accept_one(server: &Endpoint) -> Result<AttestedConnection, Error> {
+    server
+        .accept()
+        .await
+        .expect("endpoint open")
+        .establish()
+        .await
 }
