@@ -23,7 +23,8 @@ use ratls_quic::policy::{
     MeasurementPolicy, MeasurementProfile, Policy, PolicyViolation, Register,
 };
 use ratls_quic::tdx::synthetic::sample_measurements;
-use ratls_quic::tdx::{AttestationError, DcapCheck, QuoteProvider};
+use ratls_quic::tdx::synthetic::SyntheticTcb;
+use ratls_quic::tdx::{AttestationError, DcapCheck, QuoteProvider, TcbStatus};
 use ratls_quic::tls::{BondFailure, ExpectedPeer, PeerRejection, RejectedPeer};
 use ratls_quic::AttestationLevel;
 
@@ -359,6 +360,79 @@ async fn bond_proof_with_other_measurements_than_the_certificate_refused() {
         matches!(failure, BondFailure::MeasurementsChanged),
         "{failure:?}"
     );
+}
+
+#[tokio::test]
+async fn bond_proof_from_another_platform_than_the_certificate_refused() {
+    // The server accepts both TCB levels; the proof must still come from the certificate's
+    // platform (same PCK chain).
+    let mut two_levels = policy(BIDIRECTIONAL);
+    two_levels.tcb.accept(TcbStatus::SwHardeningNeeded);
+    let server = bind(config(
+        Identity::generate().unwrap(),
+        attested(),
+        two_levels,
+    ))
+    .await;
+    let forger = ForgingClient::new();
+    let failure = forged_bond(&server, &forger, |exporter| {
+        let quote = forger.quote_on(
+            &forger.honest_input(&server, exporter),
+            sample_measurements(),
+            SyntheticTcb::SwHardeningNeeded,
+        );
+        bond_message(Some(&quote))
+    })
+    .await;
+    assert!(
+        matches!(failure, BondFailure::PlatformChanged),
+        "{failure:?}"
+    );
+}
+
+#[tokio::test]
+async fn software_client_sending_a_quote_as_bond_proof_refused() {
+    let client_id = Identity::generate().unwrap();
+    let mut software_floor = policy(AttestationLevel::Software);
+    software_floor
+        .software_allow
+        .insert(client_id.attestation_digest());
+    let server = bind(config(
+        Identity::generate().unwrap(),
+        attested(),
+        software_floor,
+    ))
+    .await;
+    let now = unix_now();
+    let issued = issue_certificate(&client_id, now - 60, now + 3600, None).unwrap();
+    let (tls, _slot) = attested_client_config(&issued, ExpectedPeer::Exactly(server.peer_id()));
+    let client = client_endpoint();
+    let forge = async {
+        let conn = dial(&client, tls, addr(&server)).await.unwrap();
+        let exporter = exporter(&conn);
+        let report_data = report_data(&BindingInput::Bond {
+            role: Role::Client,
+            client: client_id.peer_id(),
+            server: server.peer_id(),
+            exporter: &exporter,
+        })
+        .unwrap();
+        let quote = provider(sample_measurements()).quote(&report_data).unwrap();
+        send_bond_message(&conn, &bond_message(Some(&quote))).await;
+        conn.accept_bi()
+            .await
+            .expect_err("no stream on a refused bond")
+    };
+    let (refused, observed) = tokio::join!(accept_one(&server), forge);
+
+    assert!(
+        matches!(
+            rejection(&refused),
+            PeerRejection::Bond(BondFailure::Unexpected(_))
+        ),
+        "{refused:?}"
+    );
+    assert_bond_refused(&observed);
 }
 
 #[tokio::test]

@@ -4,12 +4,12 @@
 use ratls_quic::endpoint::{Endpoint, Error};
 use ratls_quic::evidence::{parse_certificate, report_data, BindingInput, IssuedCertificate, Role};
 use ratls_quic::identity::Identity;
-use ratls_quic::tdx::synthetic::sample_measurements;
+use ratls_quic::tdx::synthetic::{sample_measurements, SyntheticQuoteProvider, SyntheticTcb};
 use ratls_quic::tdx::{Measurements, QuoteProvider};
 use ratls_quic::tls::{BondFailure, ExpectedPeer, PeerRejection};
 
 use super::raw::*;
-use super::{accept_one, addr, assert_bond_refused, provider};
+use super::{accept_one, addr, assert_bond_refused, pki};
 
 /// A client that completes the handshake with a valid attested certificate and then sends, as
 /// its bond proof, a quote over `bond_input(own id, server id, this connection's exporter)`.
@@ -46,8 +46,21 @@ impl ForgingClient {
     }
 
     pub fn quote_with(&self, input: &BindingInput<'_>, measurements: Measurements) -> Vec<u8> {
+        self.quote_on(input, measurements, SyntheticTcb::UpToDate)
+    }
+
+    /// A quote from the platform whose PCK leaf lands on TCB level `tcb` (the certificate's
+    /// quote comes from the `UpToDate` one).
+    pub fn quote_on(
+        &self,
+        input: &BindingInput<'_>,
+        measurements: Measurements,
+        tcb: SyntheticTcb,
+    ) -> Vec<u8> {
         let report_data = report_data(input).unwrap();
-        provider(measurements).quote(&report_data).unwrap()
+        SyntheticQuoteProvider::new(pki(), measurements, tcb)
+            .quote(&report_data)
+            .unwrap()
     }
 
     /// The quote inside this client's certificate.
