@@ -121,9 +121,10 @@ pub(crate) async fn exchange(
     })
 }
 
-/// Closes the connection with [`BOND_REFUSED`] when the exchange failed through the peer's
-/// fault (no proof in time, an oversized or broken proof stream), so that the peer learns why
-/// rather than seeing an anonymous close when the connection is dropped.
+/// Closes the connection with [`BOND_REFUSED`] when the exchange failed other than by a lost
+/// connection or this side's quote provider (mostly the peer's fault: no proof in time, an
+/// oversized or broken proof stream), so that the peer learns why rather than seeing an
+/// anonymous close when the connection is dropped.
 fn refuse_on_peer_fault(conn: &quinn::Connection, error: Error) -> Error {
     if matches!(
         error,
