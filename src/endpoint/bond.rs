@@ -41,6 +41,14 @@ fn exporter(conn: &quinn::Connection) -> Result<[u8; 32], Error> {
     Ok(out)
 }
 
+/// Encodes a bond proof message in the wire format above: the whole content of the first
+/// unidirectional stream a side opens after the handshake. `None` is the empty proof of a side
+/// that presents no quote per connection. For peers implemented outside this crate and for
+/// tests; [`super::Endpoint`] sends its own proofs.
+pub fn bond_message(quote: Option<&[u8]>) -> Vec<u8> {
+    encode(quote)
+}
+
 pub(crate) fn encode(quote: Option<&[u8]>) -> Vec<u8> {
     let mut out = Vec::with_capacity(9 + quote.map_or(0, <[u8]>::len));
     out.extend_from_slice(MAGIC);
@@ -100,15 +108,32 @@ pub(crate) async fn exchange(
     let send = send_own(conn, config, parties, exporter);
     let receive = receive_peer(conn);
     let run = async { tokio::try_join!(send, receive) };
-    let ((), message) = tokio::time::timeout(config.bond_timeout, run)
-        .await
-        .map_err(|_| Error::BondTimeout)??;
+    let ((), message) = match tokio::time::timeout(config.bond_timeout, run).await {
+        Ok(Ok(done)) => done,
+        Ok(Err(error)) => return Err(refuse_on_peer_fault(conn, error)),
+        Err(_) => return Err(refuse_on_peer_fault(conn, Error::BondTimeout)),
+    };
     let result = decode(&message).and_then(|quote| judge(check, parties, peer, &exporter, quote));
     result.map_err(|failure| {
         tracing::warn!(%failure, peer = %peer.peer_id, "bond proof refused");
         conn.close(BOND_REFUSED.into(), failure.to_string().as_bytes());
         Error::Rejected(failure.into())
     })
+}
+
+/// Closes the connection with [`BOND_REFUSED`] when the exchange failed other than by a lost
+/// connection or this side's quote provider (mostly the peer's fault: no proof in time, an
+/// oversized or broken proof stream), so that the peer learns why rather than seeing an
+/// anonymous close when the connection is dropped.
+fn refuse_on_peer_fault(conn: &quinn::Connection, error: Error) -> Error {
+    if matches!(
+        error,
+        Error::BondTimeout | Error::Rejected(_) | Error::Stream(_)
+    ) {
+        tracing::warn!(%error, "bond proof exchange failed");
+        conn.close(BOND_REFUSED.into(), error.to_string().as_bytes());
+    }
+    error
 }
 
 async fn send_own(
@@ -138,7 +163,11 @@ async fn send_own(
     stream
         .write_all(&encode(quote.as_deref()))
         .await
-        .map_err(|e| Error::Stream(e.to_string()))?;
+        .map_err(|e| match e {
+            // Keep the peer's close (its TLS alert or bond refusal) typed, as receive_peer does.
+            quinn::WriteError::ConnectionLost(e) => e.into(),
+            other => Error::Stream(other.to_string()),
+        })?;
     stream.finish().map_err(|e| Error::Stream(e.to_string()))?;
     Ok(())
 }
@@ -150,6 +179,9 @@ async fn receive_peer(conn: &quinn::Connection) -> Result<Vec<u8>, Error> {
         .await
         .map_err(|e| match e {
             quinn::ReadToEndError::Read(quinn::ReadError::ConnectionLost(e)) => e.into(),
+            quinn::ReadToEndError::TooLong => {
+                Error::Rejected(BondFailure::Malformed("bond proof too long").into())
+            }
             other => Error::Stream(other.to_string()),
         })
 }

@@ -10,7 +10,7 @@ mod error;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub use bond::{BOND_REFUSED, EXPORTER_LABEL};
+pub use bond::{bond_message, BOND_REFUSED, EXPORTER_LABEL};
 pub use config::{
     ConfigError, EndpointConfig, EndpointConfigBuilder, Ready, WantsEvidence, WantsPolicy,
     WantsVerifier,

@@ -3,6 +3,9 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod forge;
+pub mod raw;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
@@ -118,4 +121,68 @@ pub async fn echo_once(conn: &AttestedConnection) {
     let data = recv.read_to_end(1 << 16).await.unwrap();
     send.write_all(&data).await.unwrap();
     send.finish().unwrap();
+}
+
+/// The QUIC error code of TLS alert `alert` (CRYPTO_ERROR `0x100 + alert`).
+pub fn alert_code(alert: rustls::AlertDescription) -> quinn::TransportErrorCode {
+    quinn::TransportErrorCode::crypto(u8::from(alert))
+}
+
+/// Asserts that the peer closed the connection with TLS alert `alert`.
+#[track_caller]
+pub fn assert_closed_with_alert(error: &quinn::ConnectionError, alert: rustls::AlertDescription) {
+    match error {
+        quinn::ConnectionError::ConnectionClosed(close) => {
+            assert_eq!(close.error_code, alert_code(alert), "{close:?}")
+        }
+        other => panic!("expected the peer's alert {alert:?}, got {other:?}"),
+    }
+}
+
+/// Asserts that `connect`/`establish` failed because the peer closed the connection with TLS
+/// alert `alert`.
+#[track_caller]
+pub fn assert_peer_alert(
+    result: &Result<AttestedConnection, Error>,
+    alert: rustls::AlertDescription,
+) {
+    match result {
+        Err(Error::Connection(error)) => assert_closed_with_alert(error, alert),
+        other => panic!("expected the peer's alert {alert:?}, got {other:?}"),
+    }
+}
+
+/// Asserts that the peer closed the connection because it refused our bond proof.
+#[track_caller]
+pub fn assert_bond_refused(error: &quinn::ConnectionError) {
+    match error {
+        quinn::ConnectionError::ApplicationClosed(close) => assert_eq!(
+            close.error_code,
+            quinn::VarInt::from_u32(ratls_quic::endpoint::BOND_REFUSED),
+            "{close:?}"
+        ),
+        other => panic!("expected the bond refusal close, got {other:?}"),
+    }
+}
+
+/// What a raw peer's connection attempt came to: the handshake error, or, if its side of the
+/// handshake completed, the error that ends the connection before any stream arrives.
+pub async fn raw_outcome(connecting: quinn::Connecting) -> quinn::ConnectionError {
+    match connecting.await {
+        Err(error) => error,
+        Ok(conn) => match conn.accept_bi().await {
+            Err(error) => error,
+            Ok(_) => panic!("the refusing side opened an application stream"),
+        },
+    }
+}
+
+/// Runs `establish` on the next incoming connection of `server`.
+pub async fn accept_one(server: &Endpoint) -> Result<AttestedConnection, Error> {
+    server
+        .accept()
+        .await
+        .expect("endpoint open")
+        .establish()
+        .await
 }
