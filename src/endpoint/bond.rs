@@ -105,15 +105,46 @@ pub(crate) async fn exchange(
     peer: &CertifiedPeer,
 ) -> Result<Option<VerifiedQuote>, Error> {
     let exporter = exporter(conn)?;
-    let send = send_own(conn, config, parties, exporter);
-    let receive = receive_peer(conn);
-    let run = async { tokio::try_join!(send, receive) };
-    let ((), message) = match tokio::time::timeout(config.bond_timeout, run).await {
-        Ok(Ok(done)) => done,
-        Ok(Err(error)) => return Err(refuse_on_peer_fault(conn, error)),
-        Err(_) => return Err(refuse_on_peer_fault(conn, Error::BondTimeout)),
+    let run = async {
+        match parties.role {
+            // The dialer sends its proof at once and waits for the acceptor's.
+            Role::Client => {
+                let send = async {
+                    let quote = own_quote(config, parties, exporter).await?;
+                    send_proof(conn, quote.as_deref()).await
+                };
+                let ((), message) = tokio::try_join!(send, receive_peer(conn))?;
+                Ok(judged(conn, check, parties, peer, &exporter, &message)?)
+            }
+            // The acceptor makes its quote while the dialer's proof arrives, but sends it only
+            // once that proof passed: its proof doubles as the acceptance, so a dialer never
+            // holds a connection the acceptor refused.
+            Role::Server => {
+                let (quote, message) =
+                    tokio::try_join!(own_quote(config, parties, exporter), receive_peer(conn))?;
+                let verified = judged(conn, check, parties, peer, &exporter, &message)?;
+                send_proof(conn, quote.as_deref()).await?;
+                Ok(verified)
+            }
+        }
     };
-    let result = decode(&message).and_then(|quote| judge(check, parties, peer, &exporter, quote));
+    match tokio::time::timeout(config.bond_timeout, run).await {
+        Ok(Ok(verified)) => Ok(verified),
+        Ok(Err(error)) => Err(refuse_on_peer_fault(conn, error)),
+        Err(_) => Err(refuse_on_peer_fault(conn, Error::BondTimeout)),
+    }
+}
+
+/// Decodes and judges the peer's proof; on failure closes the connection with `BOND_REFUSED`.
+fn judged(
+    conn: &quinn::Connection,
+    check: &PeerCheck,
+    parties: Parties,
+    peer: &CertifiedPeer,
+    exporter: &[u8; 32],
+    message: &[u8],
+) -> Result<Option<VerifiedQuote>, Error> {
+    let result = decode(message).and_then(|quote| judge(check, parties, peer, exporter, quote));
     result.map_err(|failure| {
         tracing::warn!(%failure, peer = %peer.peer_id, "bond proof refused");
         conn.close(BOND_REFUSED.into(), failure.to_string().as_bytes());
@@ -121,10 +152,51 @@ pub(crate) async fn exchange(
     })
 }
 
+/// This side's fresh bond quote, when it is attested and uses per-bond freshness.
+async fn own_quote(
+    config: &EndpointConfig,
+    parties: Parties,
+    exporter: [u8; 32],
+) -> Result<Option<Vec<u8>>, Error> {
+    let Some(provider) = config.provider.as_ref() else {
+        return Ok(None);
+    };
+    if config.policy.freshness() != Freshness::PerBond {
+        return Ok(None);
+    }
+    let report_data = report_data(&BindingInput::Bond {
+        role: parties.role,
+        client: parties.client,
+        server: parties.server,
+        exporter: &exporter,
+    })
+    .map_err(|e| Error::Stream(e.to_string()))?;
+    let provider = Arc::clone(provider);
+    let quote = tokio::task::spawn_blocking(move || provider.quote(&report_data))
+        .await
+        .map_err(|e| Error::Stream(format!("quote task: {e}")))??;
+    Ok(Some(quote))
+}
+
+async fn send_proof(conn: &quinn::Connection, quote: Option<&[u8]>) -> Result<(), Error> {
+    let mut stream = conn.open_uni().await?;
+    stream
+        .write_all(&encode(quote))
+        .await
+        .map_err(|e| match e {
+            // Keep the peer's close (its TLS alert or bond refusal) typed, as receive_peer does.
+            quinn::WriteError::ConnectionLost(e) => e.into(),
+            other => Error::Stream(other.to_string()),
+        })?;
+    stream.finish().map_err(|e| Error::Stream(e.to_string()))?;
+    Ok(())
+}
+
 /// Closes the connection with [`BOND_REFUSED`] when the exchange failed other than by a lost
 /// connection or this side's quote provider (mostly the peer's fault: no proof in time, an
 /// oversized or broken proof stream), so that the peer learns why rather than seeing an
-/// anonymous close when the connection is dropped.
+/// anonymous close when the connection is dropped. A refusal already closed it; closing again
+/// changes nothing.
 fn refuse_on_peer_fault(conn: &quinn::Connection, error: Error) -> Error {
     if matches!(
         error,
@@ -134,42 +206,6 @@ fn refuse_on_peer_fault(conn: &quinn::Connection, error: Error) -> Error {
         conn.close(BOND_REFUSED.into(), error.to_string().as_bytes());
     }
     error
-}
-
-async fn send_own(
-    conn: &quinn::Connection,
-    config: &EndpointConfig,
-    parties: Parties,
-    exporter: [u8; 32],
-) -> Result<(), Error> {
-    let quote = match &config.provider {
-        Some(provider) if config.policy.freshness() == Freshness::PerBond => {
-            let report_data = report_data(&BindingInput::Bond {
-                role: parties.role,
-                client: parties.client,
-                server: parties.server,
-                exporter: &exporter,
-            })
-            .map_err(|e| Error::Stream(e.to_string()))?;
-            let provider = Arc::clone(provider);
-            let quote = tokio::task::spawn_blocking(move || provider.quote(&report_data))
-                .await
-                .map_err(|e| Error::Stream(format!("quote task: {e}")))??;
-            Some(quote)
-        }
-        _ => None,
-    };
-    let mut stream = conn.open_uni().await?;
-    stream
-        .write_all(&encode(quote.as_deref()))
-        .await
-        .map_err(|e| match e {
-            // Keep the peer's close (its TLS alert or bond refusal) typed, as receive_peer does.
-            quinn::WriteError::ConnectionLost(e) => e.into(),
-            other => Error::Stream(other.to_string()),
-        })?;
-    stream.finish().map_err(|e| Error::Stream(e.to_string()))?;
-    Ok(())
 }
 
 async fn receive_peer(conn: &quinn::Connection) -> Result<Vec<u8>, Error> {

@@ -27,7 +27,7 @@ pub use extension::{
 /// Errors of the evidence layer. A verifier maps [`Self::Malformed`], [`Self::TooLarge`],
 /// [`Self::DuplicateExtension`] and [`Self::UnknownVersion`] to the `bad_certificate` alert
 /// (rustls `CertificateError::BadEncoding`), [`Self::Expired`] and [`Self::NotYetValid`] to
-/// `certificate_expired`, and the rest to `bad_certificate` via `CertificateError::Other`.
+/// `certificate_expired`, and the rest to `certificate_unknown` via `CertificateError::Other`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EvidenceError {
