@@ -23,8 +23,13 @@ use ratls_quic::policy::{
     MeasurementPolicy, MeasurementProfile, Policy, PolicyViolation, Register,
 };
 use ratls_quic::tdx::synthetic::sample_measurements;
-use ratls_quic::tdx::synthetic::SyntheticTcb;
-use ratls_quic::tdx::{AttestationError, DcapCheck, QuoteProvider, TcbStatus};
+use ratls_quic::tdx::synthetic::{
+    SyntheticPki, SyntheticPkiParams, SyntheticQuoteProvider, SyntheticTcb,
+};
+use ratls_quic::tdx::{
+    AttestationError, Collateral, DcapCheck, QuoteProvider, QuoteVerifier, StaticCollateral,
+    TcbStatus,
+};
 use ratls_quic::tls::{BondFailure, ExpectedPeer, PeerRejection, RejectedPeer};
 use ratls_quic::AttestationLevel;
 
@@ -915,4 +920,98 @@ fn rejections_map_to_the_documented_alerts() {
 /// message separately.
 fn other() -> CertificateError {
     CertificateError::Other(rustls::OtherError(Arc::new(RejectedPeer(String::new()))))
+}
+
+#[tokio::test]
+async fn server_on_out_of_date_tcb_refused_by_client() {
+    let stale = Arc::new(SyntheticQuoteProvider::new(
+        pki(),
+        sample_measurements(),
+        SyntheticTcb::OutOfDate,
+    ));
+    let (quote_verifier, collateral) = verifier();
+    let server_config = EndpointConfig::builder(Identity::generate().unwrap())
+        .with_policy(policy(BIDIRECTIONAL))
+        .with_quote_provider(stale)
+        .with_quote_verifier(quote_verifier, collateral)
+        .build()
+        .unwrap();
+    let server = bind(server_config).await;
+    let client = attested_endpoint(BIDIRECTIONAL).await;
+    let (accepted, connected) = pair(&server, &client, ExpectedPeer::AnyAllowedByPolicy).await;
+
+    assert!(
+        matches!(
+            rejection(&connected),
+            PeerRejection::Quote(AttestationError::Policy {
+                violation: PolicyViolation::TcbStatus(TcbStatus::OutOfDate),
+                ..
+            })
+        ),
+        "{connected:?}"
+    );
+    assert_peer_alert(&accepted, AlertDescription::CertificateUnknown);
+}
+
+#[tokio::test]
+async fn peer_verified_with_expired_collateral_refused() {
+    // The client's collateral ended a day ago: every quote fails DCAP verification, fail closed.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let old = SyntheticPki::generate(SyntheticPkiParams {
+        issued_at_unix: now - 31 * 86_400,
+        collateral_lifetime_secs: 30 * 86_400,
+    })
+    .unwrap();
+    let stale_collateral = Arc::new(StaticCollateral(Arc::new(
+        Collateral::new(old.collateral().clone()).unwrap(),
+    )));
+    let old = Arc::new(old);
+    let server = bind(
+        EndpointConfig::builder(Identity::generate().unwrap())
+            .with_policy(policy(BIDIRECTIONAL))
+            .with_quote_provider(Arc::new(SyntheticQuoteProvider::new(
+                Arc::clone(&old),
+                sample_measurements(),
+                SyntheticTcb::UpToDate,
+            )))
+            .with_quote_verifier(
+                QuoteVerifier::with_root(old.root_der().to_vec()),
+                stale_collateral.clone(),
+            )
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let client = bind(
+        EndpointConfig::builder(Identity::generate().unwrap())
+            .with_policy(policy(BIDIRECTIONAL))
+            .with_quote_provider(Arc::new(SyntheticQuoteProvider::new(
+                Arc::clone(&old),
+                sample_measurements(),
+                SyntheticTcb::UpToDate,
+            )))
+            .with_quote_verifier(
+                QuoteVerifier::with_root(old.root_der().to_vec()),
+                stale_collateral,
+            )
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let (accepted, connected) = pair(&server, &client, ExpectedPeer::AnyAllowedByPolicy).await;
+
+    assert!(
+        matches!(
+            rejection(&connected),
+            PeerRejection::Quote(AttestationError::Dcap {
+                check: DcapCheck::CollateralExpired,
+                ..
+            })
+        ),
+        "{connected:?}"
+    );
+    assert_peer_alert(&accepted, AlertDescription::CertificateUnknown);
 }
