@@ -161,11 +161,7 @@ fn reason_code(error: &AttestationError) -> String {
     match error {
         AttestationError::Dcap { check, .. } => format!("dcap:{check:?}"),
         AttestationError::Format(_) => "format".into(),
-        AttestationError::Policy { violation, .. } => {
-            let name = format!("{violation:?}");
-            let name = name.split(['(', ' ', '{']).next().unwrap_or_default();
-            format!("policy:{name}")
-        }
+        AttestationError::Policy { violation, .. } => format!("policy:{}", violation.kind()),
         _ => "other".into(),
     }
 }

@@ -237,6 +237,21 @@ pub enum PolicyViolation {
     TcbStatus(TcbStatus),
 }
 
+impl PolicyViolation {
+    /// A stable name for the kind of violation (`"Measurements"`, `"DebugTd"`, ...), for
+    /// machine-readable reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::AdvisoryDenied(_) => "AdvisoryDenied",
+            Self::AdvisoryNotAllowed(_) => "AdvisoryNotAllowed",
+            Self::CollateralTooOld { .. } => "CollateralTooOld",
+            Self::DebugTd => "DebugTd",
+            Self::Measurements(_) => "Measurements",
+            Self::TcbStatus(_) => "TcbStatus",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
