@@ -31,10 +31,10 @@ enum Command {
     Measure(cli::measure::MeasureArgs),
     /// Produce a TDX quote over given report data through configfs-tsm (on a TDX guest).
     Quote(cli::quote::QuoteArgs),
-    /// Rebuild firmware from a declared recipe and check its measurements.
-    VerifyBuild(cli::verify_build::VerifyBuildArgs),
     /// Accept attested connections, print each peer, echo bi streams.
     Serve(cli::serve::ServeArgs),
+    /// Rebuild firmware from a declared recipe and check its measurements.
+    VerifyBuild(cli::verify_build::VerifyBuildArgs),
     /// Verify a TDX quote with its collateral at a given time, and apply a policy.
     VerifyQuote(cli::verify_quote::Args),
 }

@@ -274,7 +274,7 @@ fn typed_reason(rejection: &PeerRejection) -> String {
 
 fn time(d: Duration) -> String {
     let micros = d.as_micros();
-    if micros >= 10_000 {
+    if micros >= 1_000 {
         format!("{:.2} ms", d.as_secs_f64() * 1e3)
     } else {
         format!("{micros} µs")
