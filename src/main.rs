@@ -19,10 +19,20 @@ struct Cli {
 // One variant per subcommand; each lives in its own file under `src/cli/`.
 #[derive(Debug, clap::Subcommand)]
 enum Command {
+    /// Connect to a `ratls serve`, print the verified peer, send lines (stdin or --message).
+    Connect(cli::connect::ConnectArgs),
+    /// Two synthetic TDX nodes on loopback: a mutual attested bond, then a refused impostor.
+    Demo(cli::demo::DemoArgs),
+    /// Create (mode 0600) or show an identity key file: PeerId and Software allow digest.
+    Identity(cli::identity::IdentityArgs),
+    /// Decode a certificate's evidence (the quote is parsed, not verified).
+    InspectCert(cli::inspect_cert::InspectCertArgs),
     /// Compute MRTD from a TDVF firmware image.
     Measure(cli::measure::MeasureArgs),
     /// Produce a TDX quote over given report data through configfs-tsm (on a TDX guest).
     Quote(cli::quote::QuoteArgs),
+    /// Accept attested connections, print each peer, echo bi streams.
+    Serve(cli::serve::ServeArgs),
     /// Rebuild firmware from a declared recipe and check its measurements.
     VerifyBuild(cli::verify_build::VerifyBuildArgs),
     /// Verify a TDX quote with its collateral at a given time, and apply a policy.
@@ -32,8 +42,13 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Connect(args) => cli::connect::run(&args),
+        Command::Demo(args) => cli::demo::run(&args),
+        Command::Identity(args) => cli::identity::run(&args),
+        Command::InspectCert(args) => cli::inspect_cert::run(&args),
         Command::Measure(args) => cli::measure::run(&args),
         Command::Quote(args) => cli::quote::run(&args),
+        Command::Serve(args) => cli::serve::run(&args),
         Command::VerifyBuild(args) => cli::verify_build::run(&args),
         Command::VerifyQuote(args) => cli::verify_quote::run(args),
     }

@@ -6,8 +6,14 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+pub(crate) mod connect;
+pub(crate) mod demo;
+pub(crate) mod identity;
+pub(crate) mod inspect_cert;
 pub(crate) mod measure;
+mod node;
 pub(crate) mod quote;
+pub(crate) mod serve;
 pub(crate) mod verify_build;
 pub(crate) mod verify_quote;
 
@@ -29,4 +35,13 @@ pub(crate) fn read_limited(path: &Path, limit: u64) -> anyhow::Result<Vec<u8>> {
         anyhow::bail!("{} is larger than {limit} bytes", path.display());
     }
     Ok(bytes)
+}
+
+/// The tokio runtime of the networked subcommands (the library never builds one).
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }

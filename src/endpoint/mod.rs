@@ -175,6 +175,12 @@ impl Endpoint {
         self.quic.close(0u32.into(), b"endpoint closed");
     }
 
+    /// Waits until every connection is closed and its close frames are sent: call after
+    /// [`Self::close`] (or after closing each connection) before the runtime shuts down.
+    pub async fn wait_idle(&self) {
+        self.quic.wait_idle().await;
+    }
+
     async fn finish_bond(
         &self,
         conn: quinn::Connection,

@@ -1,0 +1,286 @@
+//! `ratls demo`: two attested nodes on loopback form a mutual bond, exchange messages, show what
+//! each verified about the other; then a third node with a wrong MRTD is refused.
+//!
+//! Exit codes: 0 everything behaved as expected (the good bond formed and the bad node was
+//! refused); 1 otherwise; 2 the demo could not be set up.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use ratls_quic::endpoint::{AttestedConnection, Endpoint, EndpointConfig, Error};
+use ratls_quic::identity::Identity;
+use ratls_quic::policy::{MeasurementPolicy, MeasurementProfile, Policy};
+use ratls_quic::tdx::synthetic::{
+    sample_measurements, SyntheticPki, SyntheticQuoteProvider, SyntheticTcb,
+};
+use ratls_quic::tdx::{Collateral, Measurements, QuoteVerifier, StaticCollateral};
+use ratls_quic::tls::{ExpectedPeer, PeerRejection};
+use ratls_quic::AttestationLevel;
+
+use super::node::{print_peer, synthetic_pki};
+
+/// Arguments of `ratls demo`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DemoArgs {
+    /// How many extra bonds to time for the median handshake time.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    bonds: usize,
+}
+
+/// Runs the demo on its own tokio runtime.
+pub(crate) fn run(args: &DemoArgs) -> ExitCode {
+    let runtime = match super::runtime() {
+        Ok(runtime) => runtime,
+        Err(error) => return super::input_error(&error),
+    };
+    match runtime.block_on(demo(args)) {
+        Ok(true) => {
+            println!("\nresult: as expected (good bond formed, wrong MRTD refused)");
+            ExitCode::SUCCESS
+        }
+        Ok(false) => {
+            println!("\nresult: NOT as expected (see above)");
+            ExitCode::from(1)
+        }
+        Err(error) => super::input_error(&error),
+    }
+}
+
+const LEVEL: AttestationLevel = AttestationLevel::TdxRaTlsBidirectional;
+const LOOPBACK: &str = "127.0.0.1:0";
+
+async fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
+    println!("== setup");
+    let pki = Arc::new(tokio::task::spawn_blocking(synthetic_pki).await??);
+    println!("  quotes        synthetic: a test PKI made by this process signs them");
+    println!(
+        "  trust         its root ({}) is trusted explicitly,",
+        short(blake3::hash(pki.root_der()).as_bytes())
+    );
+    println!("                NOT Intel's SGX Root CA: these quotes prove nothing about hardware");
+    println!(
+        "  policy        level {LEVEL}, per-bond freshness, MRTD {}",
+        hex::encode(sample_measurements().mr_td)
+    );
+    let addr: SocketAddr = LOOPBACK.parse()?;
+    let alice = Endpoint::bind(addr, node_config(&pki, sample_measurements())?).await?;
+    let bob = Endpoint::bind(addr, node_config(&pki, sample_measurements())?).await?;
+    println!(
+        "  alice         {} at {}",
+        alice.peer_id(),
+        alice.local_addr()?
+    );
+    println!("  bob           {} at {}", bob.peer_id(), bob.local_addr()?);
+
+    println!("\n== bond: bob dials alice");
+    let (accepted, connected, first) = pair(&alice, &bob).await;
+    let (at_alice, at_bob) = match (accepted, connected) {
+        (Ok(a), Ok(b)) => (a, b),
+        (a, b) => {
+            println!("  bond FAILED: alice {:?}, bob {:?}", a.err(), b.err());
+            return Ok(false);
+        }
+    };
+    println!(
+        "  handshake     {} (connect() to AttestedConnection, incl. bond proofs)",
+        time(first)
+    );
+
+    println!("\n== messages (one bi stream each way)");
+    let (got, reply) = tokio::join!(
+        answer(&at_alice, "hello bob, alice here"),
+        ask(&at_bob, "hello alice, bob here")
+    );
+    let mut ok = got.is_ok() && reply.is_ok();
+    println!("  bob -> alice  {:?}", got.as_deref().unwrap_or("<failed>"));
+    println!(
+        "  alice -> bob  {:?}",
+        reply.as_deref().unwrap_or("<failed>")
+    );
+    let (got, reply) = tokio::join!(
+        answer(&at_bob, "bob answers alice's stream"),
+        ask(&at_alice, "alice opens a stream too")
+    );
+    ok &= got.is_ok() && reply.is_ok();
+    println!("  alice -> bob  {:?}", got.as_deref().unwrap_or("<failed>"));
+    println!(
+        "  bob -> alice  {:?}",
+        reply.as_deref().unwrap_or("<failed>")
+    );
+
+    println!("\n== what alice verified about bob");
+    print_peer("  ", at_alice.peer());
+    println!("\n== what bob verified about alice");
+    print_peer("  ", at_bob.peer());
+    ok &= at_alice.peer().peer_id() == bob.peer_id()
+        && at_bob.peer().peer_id() == alice.peer_id()
+        && at_alice.peer().level() == LEVEL
+        && at_bob.peer().level() == LEVEL;
+    at_bob.close(0u32.into(), b"done");
+    at_alice.close(0u32.into(), b"done");
+
+    if args.bonds > 0 {
+        println!("\n== {} more bonds, timed", args.bonds);
+        let mut times = Vec::with_capacity(args.bonds);
+        for _ in 0..args.bonds {
+            let (a, b, took) = pair(&alice, &bob).await;
+            times.push(took);
+            match (a, b) {
+                (Ok(a), Ok(b)) => {
+                    b.close(0u32.into(), b"done");
+                    a.close(0u32.into(), b"done");
+                }
+                _ => ok = false,
+            }
+        }
+        times.sort();
+        let pick = |q: usize| times.get((times.len() - 1) * q / 100).copied();
+        if let (Some(min), Some(p50), Some(max)) = (pick(0), pick(50), pick(100)) {
+            println!(
+                "  handshake     p50 {}  min {}  max {}",
+                time(p50),
+                time(min),
+                time(max)
+            );
+        }
+    }
+
+    println!("\n== refusal: mallory (wrong MRTD) dials alice");
+    let mut wrong = sample_measurements();
+    wrong.mr_td = [0x66; 48];
+    let mallory = Endpoint::bind(addr, node_config(&pki, wrong)?).await?;
+    println!("  mallory       {}", mallory.peer_id());
+    println!("  mallory MRTD  {}", hex::encode(wrong.mr_td));
+    let (accepted, connected, _) = pair(&alice, &mallory).await;
+    let refused_typed = match &accepted {
+        Ok(_) => {
+            println!("  alice         ACCEPTED mallory (unexpected)");
+            false
+        }
+        Err(error) => match error.rejection() {
+            Some(rejection) => {
+                println!("  alice refused {rejection}");
+                println!("  typed reason  {}", typed_reason(rejection));
+                matches!(rejection, PeerRejection::Quote(_))
+            }
+            None => {
+                println!("  alice failed  {error} (not a typed refusal)");
+                false
+            }
+        },
+    };
+    match &connected {
+        Ok(_) => println!("  mallory saw   a connection (unexpected)"),
+        Err(error) => println!("  mallory saw   {error}"),
+    }
+    ok &= refused_typed && connected.is_err();
+
+    for endpoint in [&alice, &bob, &mallory] {
+        endpoint.close();
+    }
+    let idle = async {
+        tokio::join!(alice.wait_idle(), bob.wait_idle(), mallory.wait_idle());
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), idle).await;
+    Ok(ok)
+}
+
+fn node_config(
+    pki: &Arc<SyntheticPki>,
+    measurements: Measurements,
+) -> anyhow::Result<EndpointConfig> {
+    let mut policy = Policy::new(MeasurementPolicy::new(vec![MeasurementProfile::exact(
+        "demo",
+        &sample_measurements(),
+    )]));
+    policy.set_level(LEVEL);
+    let provider =
+        SyntheticQuoteProvider::new(Arc::clone(pki), measurements, SyntheticTcb::UpToDate);
+    let collateral = Collateral::new(pki.collateral().clone()).context("synthetic collateral")?;
+    EndpointConfig::builder(Identity::generate()?)
+        .with_policy(policy)
+        .with_quote_provider(Arc::new(provider))
+        .with_quote_verifier(
+            QuoteVerifier::with_root(pki.root_der().to_vec()),
+            Arc::new(StaticCollateral(Arc::new(collateral))),
+        )
+        .build()
+        .context("endpoint configuration")
+}
+
+/// `client` dials `server` while `server` accepts: (server's result, client's result, time
+/// from `connect()` to the client's `AttestedConnection`).
+async fn pair(
+    server: &Endpoint,
+    client: &Endpoint,
+) -> (
+    Result<AttestedConnection, Error>,
+    Result<AttestedConnection, Error>,
+    Duration,
+) {
+    let accept = async {
+        match server.accept().await {
+            Some(accepting) => accepting.establish().await,
+            None => Err(Error::Stream("endpoint closed".into())),
+        }
+    };
+    let addr = server
+        .local_addr()
+        .unwrap_or_else(|_| ([127, 0, 0, 1], 0).into());
+    let connect = async {
+        let started = Instant::now();
+        let result = client
+            .connect(addr, ExpectedPeer::Exactly(server.peer_id()))
+            .await;
+        (result, started.elapsed())
+    };
+    let (accepted, (connected, took)) = tokio::join!(accept, connect);
+    (accepted, connected, took)
+}
+
+/// Opens a bi stream, sends `message`, returns the reply.
+async fn ask(conn: &AttestedConnection, message: &str) -> anyhow::Result<String> {
+    let (mut send, mut recv) = conn.open_bi().await?;
+    send.write_all(message.as_bytes()).await?;
+    send.finish()?;
+    Ok(String::from_utf8_lossy(&recv.read_to_end(4096).await?).into_owned())
+}
+
+/// Accepts a bi stream, returns what came in, and replies with `reply`.
+async fn answer(conn: &AttestedConnection, reply: &str) -> anyhow::Result<String> {
+    let (mut send, mut recv) = conn.accept_bi().await?;
+    let got = String::from_utf8_lossy(&recv.read_to_end(4096).await?).into_owned();
+    send.write_all(reply.as_bytes()).await?;
+    send.finish()?;
+    Ok(got)
+}
+
+/// The rejection's type path, without the (verified but refused) quote it carries.
+fn typed_reason(rejection: &PeerRejection) -> String {
+    if let PeerRejection::Quote(error) = rejection {
+        if let Some(violation) = error.policy_violation() {
+            return format!(
+                "PeerRejection::Quote(AttestationError::Policy {{ violation: {violation:?}, .. }})"
+            );
+        }
+    }
+    let debug = format!("{rejection:?}");
+    let name = debug.split(['(', ' ', '{']).next().unwrap_or_default();
+    format!("PeerRejection::{name}")
+}
+
+fn time(d: Duration) -> String {
+    let micros = d.as_micros();
+    if micros >= 1_000 {
+        format!("{:.2} ms", d.as_secs_f64() * 1e3)
+    } else {
+        format!("{micros} µs")
+    }
+}
+
+fn short(digest: &[u8; 32]) -> String {
+    format!("blake3 {}…", hex::encode(&digest[..8]))
+}

@@ -1,0 +1,229 @@
+//! What `ratls serve` and `ratls connect` share: the identity key file, the policy file, where
+//! this side's quotes come from, how peer quotes are verified, and printing a peer.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use ratls_quic::endpoint::{EndpointConfig, PeerInfo};
+use ratls_quic::identity::Identity;
+use ratls_quic::policy::Policy;
+use ratls_quic::tdx::synthetic::{
+    sample_measurements, SyntheticPki, SyntheticPkiParams, SyntheticQuoteProvider, SyntheticTcb,
+};
+use ratls_quic::tdx::{
+    Collateral, CollateralStore, ConfigfsTsm, QuoteProvider, QuoteVerifier, StaticCollateral,
+};
+
+/// Options of one node (a `serve` or `connect` side).
+#[derive(Debug, clap::Args)]
+pub(crate) struct NodeArgs {
+    /// Policy file (TOML); its `level` decides what the peer must prove.
+    #[arg(long, value_name = "FILE")]
+    policy: PathBuf,
+    /// Identity key file (PKCS#8 PEM). Created with mode 0600 if missing. Without it, a fresh
+    /// identity lives only as long as the process.
+    #[arg(long, value_name = "KEYFILE")]
+    identity: Option<PathBuf>,
+    /// Present TDX quotes from configfs-tsm at this path (on a TDX guest). Without this or
+    /// `--synthetic`, this side presents no quote (level Software).
+    #[arg(long, value_name = "PATH", conflicts_with = "synthetic")]
+    configfs_root: Option<PathBuf>,
+    /// Present synthetic quotes (sample Measurements) signed by a test PKI made in this process.
+    /// Another process can verify them only with that PKI's root and collateral: see
+    /// `--write-pki`. Two `--synthetic` processes cannot verify each other (each has its own
+    /// PKI); use `ratls demo` for a synthetic bidirectional bond.
+    #[arg(long)]
+    synthetic: bool,
+    /// With `--synthetic`: write the test PKI's `root.der` and `collateral.json` into DIR, for
+    /// the peer's `--root` and `--collateral`.
+    #[arg(long, value_name = "DIR", requires = "synthetic")]
+    write_pki: Option<PathBuf>,
+    /// Collateral (QuoteCollateralV3 JSON) to verify peer quotes with. Without it (and without
+    /// `--synthetic`) every peer quote is refused: verification fails closed.
+    #[arg(long, value_name = "FILE")]
+    collateral: Option<PathBuf>,
+    /// Trust this root CA (DER) for peer quotes instead of Intel's SGX Root CA.
+    #[arg(long, value_name = "DER")]
+    root: Option<PathBuf>,
+}
+
+/// A collateral store that has nothing: every attested peer is refused.
+#[derive(Debug)]
+struct NoCollateral;
+
+impl CollateralStore for NoCollateral {
+    fn collateral_for(&self, _quote: &[u8]) -> Option<Arc<Collateral>> {
+        None
+    }
+}
+
+/// A node configuration, with what to tell the user about it.
+pub(crate) struct Node {
+    pub(crate) config: EndpointConfig,
+    /// Lines describing the trust choices made.
+    pub(crate) notes: Vec<String>,
+}
+
+impl NodeArgs {
+    /// Reads the files and builds the endpoint configuration.
+    pub(crate) fn load(&self) -> anyhow::Result<Node> {
+        let mut notes = Vec::new();
+        let policy = load_policy(&self.policy)?;
+        notes.push(format!(
+            "policy        {} (level {}, freshness {})",
+            self.policy.display(),
+            policy.level(),
+            policy.freshness().as_str()
+        ));
+        let identity = match &self.identity {
+            Some(path) => load_or_create_identity(path, &mut notes)?,
+            None => Identity::generate().context("generating an identity")?,
+        };
+
+        let mut own_pki = None;
+        let provider: Option<Arc<dyn QuoteProvider>> = if let Some(root) = &self.configfs_root {
+            notes.push(format!("quotes        configfs-tsm at {}", root.display()));
+            Some(Arc::new(ConfigfsTsm::new().with_root(root)))
+        } else if self.synthetic {
+            let pki = Arc::new(synthetic_pki()?);
+            if let Some(dir) = &self.write_pki {
+                write_pki(&pki, dir)?;
+                notes.push(format!(
+                    "synthetic PKI written to {} (root.der, collateral.json)",
+                    dir.display()
+                ));
+            }
+            notes.push(
+                "quotes        synthetic (test PKI of this process, sample Measurements)".into(),
+            );
+            own_pki = Some(Arc::clone(&pki));
+            Some(Arc::new(SyntheticQuoteProvider::new(
+                pki,
+                sample_measurements(),
+                SyntheticTcb::UpToDate,
+            )))
+        } else {
+            notes.push("quotes        none: this side is at level Software".into());
+            None
+        };
+
+        let verifier = match (&self.root, &own_pki) {
+            (Some(path), _) => {
+                notes.push(format!(
+                    "trust         root CA {} for peer quotes (NOT Intel's SGX Root CA)",
+                    path.display()
+                ));
+                QuoteVerifier::with_root(super::read_limited(path, 64 * 1024)?)
+            }
+            (None, Some(pki)) => {
+                notes.push(
+                    "trust         this process's synthetic test root, explicitly (NOT Intel's)"
+                        .into(),
+                );
+                QuoteVerifier::with_root(pki.root_der().to_vec())
+            }
+            (None, None) => QuoteVerifier::intel(),
+        };
+        let collateral: Arc<dyn CollateralStore> = match (&self.collateral, &own_pki) {
+            (Some(path), _) => {
+                let bytes = super::read_limited(path, 1 << 20)?;
+                let collateral = Collateral::from_json(&bytes)
+                    .with_context(|| format!("collateral {}", path.display()))?;
+                Arc::new(StaticCollateral(Arc::new(collateral)))
+            }
+            (None, Some(pki)) => Arc::new(StaticCollateral(Arc::new(
+                Collateral::new(pki.collateral().clone()).context("synthetic collateral")?,
+            ))),
+            (None, None) => {
+                if policy.level() > ratls_quic::AttestationLevel::Software {
+                    notes.push(
+                        "collateral    none given: every attested peer will be refused".into(),
+                    );
+                }
+                Arc::new(NoCollateral)
+            }
+        };
+
+        let builder = EndpointConfig::builder(identity).with_policy(policy);
+        let builder = match provider {
+            Some(provider) => builder.with_quote_provider(provider),
+            None => builder.without_quotes(),
+        };
+        let config = builder
+            .with_quote_verifier(verifier, collateral)
+            .build()
+            .context("endpoint configuration")?;
+        Ok(Node { config, notes })
+    }
+}
+
+/// Reads a policy file.
+pub(crate) fn load_policy(path: &Path) -> anyhow::Result<Policy> {
+    let text = String::from_utf8(super::read_limited(path, 1 << 20)?)
+        .with_context(|| format!("policy {} is not UTF-8", path.display()))?;
+    Policy::from_toml(&text).with_context(|| format!("policy {}", path.display()))
+}
+
+/// Loads the identity at `path`, creating it (mode 0600) if there is no file.
+pub(crate) fn load_or_create_identity(
+    path: &Path,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<Identity> {
+    if path.exists() {
+        notes.push(format!("identity      {}", path.display()));
+        return Identity::load(path).with_context(|| format!("identity {}", path.display()));
+    }
+    let identity = Identity::generate().context("generating an identity")?;
+    identity
+        .save(path)
+        .with_context(|| format!("writing identity {}", path.display()))?;
+    notes.push(format!(
+        "identity      {} (created, mode 0600)",
+        path.display()
+    ));
+    Ok(identity)
+}
+
+/// A synthetic PKI whose collateral window started a day ago.
+pub(crate) fn synthetic_pki() -> anyhow::Result<SyntheticPki> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("clock before 1970")?
+        .as_secs();
+    SyntheticPki::generate(SyntheticPkiParams::new(now.saturating_sub(86_400)))
+        .context("generating the synthetic PKI")
+}
+
+fn write_pki(pki: &SyntheticPki, dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let root = dir.join("root.der");
+    std::fs::write(&root, pki.root_der()).with_context(|| format!("writing {}", root.display()))?;
+    let collateral = dir.join("collateral.json");
+    std::fs::write(&collateral, pki.collateral_json()?)
+        .with_context(|| format!("writing {}", collateral.display()))?;
+    Ok(())
+}
+
+/// Prints what was verified about a peer, one aligned field per line, indented by `indent`.
+pub(crate) fn print_peer(indent: &str, peer: &PeerInfo) {
+    println!("{indent}peer id       {}", peer.peer_id());
+    println!("{indent}level         {}", peer.level());
+    match peer.measurements() {
+        Some(m) => println!("{indent}mrtd          {}", hex::encode(m.mr_td)),
+        None => println!("{indent}mrtd          - (no quote)"),
+    }
+    match peer.tcb_status() {
+        Some(status) => println!("{indent}tcb status    {status}"),
+        None => println!("{indent}tcb status    -"),
+    }
+    let kind = if peer.bond_quote().is_some() {
+        "bond proof"
+    } else {
+        "certificate"
+    };
+    match peer.quote_digest() {
+        Some(digest) => println!("{indent}quote digest  {} ({kind})", hex::encode(digest)),
+        None => println!("{indent}quote digest  -"),
+    }
+}
