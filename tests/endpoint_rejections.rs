@@ -902,8 +902,8 @@ fn rejections_map_to_the_documented_alerts() {
         match (&got, &want) {
             (C::Other(carried), C::Other(_)) => assert_eq!(
                 carried.to_string(),
-                rejection.to_string(),
-                "{rejection:?}: Other carries the rejection's message"
+                rejection.wire_reason(),
+                "{rejection:?}: Other carries only the wire reason"
             ),
             _ => assert_eq!(got, want, "{rejection:?}"),
         }
@@ -919,7 +919,7 @@ fn rejections_map_to_the_documented_alerts() {
 /// A placeholder for "some `CertificateError::Other`": the table compares the variant and the
 /// message separately.
 fn other() -> CertificateError {
-    CertificateError::Other(rustls::OtherError(Arc::new(RejectedPeer(String::new()))))
+    CertificateError::Other(rustls::OtherError(Arc::new(RejectedPeer(""))))
 }
 
 #[tokio::test]
@@ -1014,4 +1014,34 @@ async fn peer_verified_with_expired_collateral_refused() {
         "{connected:?}"
     );
     assert_peer_alert(&accepted, AlertDescription::CertificateUnknown);
+}
+
+#[tokio::test]
+async fn refused_peer_learns_the_kind_of_failure_but_not_the_policy() {
+    let mut wrong = sample_measurements();
+    wrong.mr_td[0] ^= 0xff;
+    let server = bind(config(
+        Identity::generate().unwrap(),
+        Side::Attested(Box::new(wrong)),
+        policy(BIDIRECTIONAL),
+    ))
+    .await;
+    let client = attested_endpoint(BIDIRECTIONAL).await;
+    let (accepted, connected) = pair(&server, &client, ExpectedPeer::AnyAllowedByPolicy).await;
+
+    assert!(
+        connected.unwrap_err().to_string().contains("mr_td"),
+        "the refusing side knows why"
+    );
+    let Err(Error::Connection(quinn::ConnectionError::ConnectionClosed(close))) = accepted else {
+        panic!("expected the peer's close, got {accepted:?}");
+    };
+    let reason = String::from_utf8_lossy(&close.reason);
+    assert!(reason.contains("quote not accepted by policy"), "{reason}");
+    for secret in ["mr_td", "sample", "profile"] {
+        assert!(
+            !reason.contains(secret),
+            "wire reason leaks {secret:?}: {reason}"
+        );
+    }
 }

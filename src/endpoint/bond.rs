@@ -17,7 +17,7 @@ use crate::evidence::{report_data, verify_binding, BindingInput, Role, MAX_QUOTE
 use crate::identity::PeerId;
 use crate::policy::Freshness;
 use crate::tdx::VerifiedQuote;
-use crate::tls::{BondFailure, CertifiedPeer, PeerCheck};
+use crate::tls::{BondFailure, CertifiedPeer, PeerCheck, PeerRejection};
 
 use super::certs::unix_now;
 use super::{EndpointConfig, Error};
@@ -147,7 +147,7 @@ fn judged(
     let result = decode(message).and_then(|quote| judge(check, parties, peer, exporter, quote));
     result.map_err(|failure| {
         tracing::warn!(%failure, peer = %peer.peer_id, "bond proof refused");
-        conn.close(BOND_REFUSED.into(), failure.to_string().as_bytes());
+        conn.close(BOND_REFUSED.into(), failure.wire_reason().as_bytes());
         Error::Rejected(failure.into())
     })
 }
@@ -203,7 +203,12 @@ fn refuse_on_peer_fault(conn: &quinn::Connection, error: Error) -> Error {
         Error::BondTimeout | Error::Rejected(_) | Error::Stream(_)
     ) {
         tracing::warn!(%error, "bond proof exchange failed");
-        conn.close(BOND_REFUSED.into(), error.to_string().as_bytes());
+        let reason = match &error {
+            Error::BondTimeout => "bond proof timed out",
+            Error::Rejected(PeerRejection::Bond(failure)) => failure.wire_reason(),
+            _ => "bond proof exchange failed",
+        };
+        conn.close(BOND_REFUSED.into(), reason.as_bytes());
     }
     error
 }

@@ -87,9 +87,41 @@ pub enum BondFailure {
     Unexpected(&'static str),
 }
 
+impl BondFailure {
+    /// What the refused peer is told in the close reason: the kind of failure only.
+    pub fn wire_reason(&self) -> &'static str {
+        match self {
+            Self::Binding(_) => "bond proof not bound to this connection",
+            Self::Malformed(_) => "bond proof malformed",
+            Self::MeasurementsChanged => "bond proof measurements differ from the certificate",
+            Self::Missing => "bond proof required",
+            Self::PlatformChanged => "bond proof from another platform",
+            Self::Quote(_) => "bond proof quote not accepted",
+            Self::Replayed => "bond proof replays the certificate quote",
+            Self::Unexpected(_) => "unexpected bond proof",
+        }
+    }
+}
+
 impl PeerRejection {
+    /// What the refused peer is told besides the alert: the kind of failure, never the policy's
+    /// details (profile names, expected registers, TCB rules stay local).
+    pub fn wire_reason(&self) -> &'static str {
+        match self {
+            Self::BelowFloor { .. } => "attestation level below the required floor",
+            Self::Bond(_) => "bond proof refused",
+            Self::Evidence(_) => "certificate evidence invalid",
+            Self::MissingCollateral => "no collateral for the quote",
+            Self::NoCertificate => "certificate required",
+            Self::Quote(AttestationError::Policy { .. }) => "quote not accepted by policy",
+            Self::Quote(_) => "quote not authentic",
+            Self::UnexpectedPeer { .. } => "unexpected peer identity",
+            Self::UnknownSoftwareIdentity(_) => "identity not allowed",
+        }
+    }
+
     /// The rustls error (and so the TLS alert) this rejection is reported with. The typed
-    /// rejection stays with the caller; the error carries its message.
+    /// rejection stays with the caller; the error carries only [`Self::wire_reason`].
     pub fn to_rustls_error(&self) -> rustls::Error {
         use EvidenceError as E;
         let certificate_error = match &self {
@@ -106,13 +138,14 @@ impl PeerRejection {
             ) => CertificateError::BadEncoding,
             Self::Evidence(E::Expired { .. }) => CertificateError::Expired,
             Self::Evidence(E::NotYetValid { .. }) => CertificateError::NotValidYet,
-            _ => CertificateError::Other(OtherError(Arc::new(RejectedPeer(self.to_string())))),
+            _ => CertificateError::Other(OtherError(Arc::new(RejectedPeer(self.wire_reason())))),
         };
         rustls::Error::InvalidCertificate(certificate_error)
     }
 }
 
-/// The message of a [`PeerRejection`], as carried inside a rustls error.
+/// The wire reason of a [`PeerRejection`], as carried inside a rustls error (and so in the
+/// QUIC close reason the peer reads).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct RejectedPeer(pub String);
+pub struct RejectedPeer(pub &'static str);
