@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 # Debian's OVMF firmware image for the measurement tests (unpacked under target/ovmf).
 sh scripts/fetch-ovmf.sh
 
+# The Python packages of the independent certificate checker (tests/interop_python.rs runs it).
+# Exact pins: a no-op once they are installed.
+python3 -m pip install --quiet --disable-pip-version-check -r interop/requirements.txt
+
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
