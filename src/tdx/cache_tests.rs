@@ -390,7 +390,11 @@ fn warmed_v5() -> &'static (Vector, QuoteVerifier) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 48,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn any_flipped_byte_of_a_synthetic_quote_gets_the_same_verdict(
