@@ -18,6 +18,12 @@
 //! TD report is read by [`TdReportFields`]. Everything else dcap-qvl checks is what the key
 //! covers.
 //!
+//! A verdict also remembers the blake3 digests of the last few canonical quotes that verified
+//! under it (by full verification or by a signature check). A byte-identical quote, such as
+//! the certificate quote a peer presents on every connection until it renews, skips the
+//! signature check: its result is a function of the same bytes. Fresh quotes (bond proofs)
+//! always have their signature checked.
+//!
 //! `now` enters dcap-qvl only through validity windows: of the TCB info and QE identity
 //! (issueDate..nextUpdate), of the CRLs (thisUpdate..nextUpdate) and of the certificates
 //! (notBefore..notAfter). A verdict is stored with the intersection of all of them (root,
@@ -35,6 +41,10 @@ use rustls_pki_types::CertificateDer;
 use super::collateral::Collateral;
 use super::quote::{td_report, QuoteLayout};
 use super::TcbStatus;
+
+/// Digests of byte-identical quotes remembered per verdict (a peer presents the same
+/// certificate quote on every connection until it renews its certificate).
+const KNOWN_QUOTES: usize = 8;
 
 /// Entries a verifier's cache holds by default.
 pub const DEFAULT_CACHE_CAPACITY: usize = 1024;
@@ -59,6 +69,7 @@ pub struct VerdictCache {
 struct State {
     entries: HashMap<[u8; 32], Verdict>,
     hits: u64,
+    repeats: u64,
     misses: u64,
 }
 
@@ -71,6 +82,16 @@ pub(super) struct Verdict {
     pub(super) advisory_ids: Vec<String>,
     /// The window in which every dated input was valid.
     pub(super) window: Window,
+    /// blake3 of canonical quotes whose signature verified under this verdict, newest last.
+    pub(super) known_quotes: Vec<[u8; 32]>,
+}
+
+impl Verdict {
+    /// Whether the canonical quote with `digest` was verified under this verdict before, so
+    /// that its signature, a function of the same bytes, need not be checked again.
+    pub(super) fn knows(&self, digest: &[u8; 32]) -> bool {
+        self.known_quotes.contains(digest)
+    }
 }
 
 /// A validity window in unix seconds: `from <= now < until`.
@@ -93,8 +114,11 @@ impl Window {
 /// Counters of a [`VerdictCache`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CacheStats {
-    /// Lookups answered from the cache (the quote signature was then checked).
+    /// Lookups answered from the cache (the quote signature was then checked, unless the quote
+    /// was byte-identical to one verified under the same verdict).
     pub hits: u64,
+    /// Of the hits, those for a byte-identical quote verified before.
+    pub repeats: u64,
     /// Lookups that found nothing usable (absent, or outside its window).
     pub misses: u64,
     /// Verdicts held.
@@ -121,6 +145,7 @@ impl VerdictCache {
             |_| CacheStats::default(),
             |state| CacheStats {
                 hits: state.hits,
+                repeats: state.repeats,
                 misses: state.misses,
                 entries: state.entries.len(),
             },
@@ -153,6 +178,25 @@ impl VerdictCache {
             state.misses = state.misses.saturating_add(1);
         }
         found
+    }
+
+    /// Records that the canonical quote with `digest` verified under the verdict at `key`
+    /// (a hit whose quote signature was checked), or counts a repeat if it is known already.
+    pub(super) fn record_quote(&self, key: &[u8; 32], digest: [u8; 32]) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        let Some(verdict) = state.entries.get_mut(key) else {
+            return;
+        };
+        if verdict.knows(&digest) {
+            state.repeats = state.repeats.saturating_add(1);
+            return;
+        }
+        if verdict.known_quotes.len() >= KNOWN_QUOTES {
+            verdict.known_quotes.remove(0);
+        }
+        verdict.known_quotes.push(digest);
     }
 
     /// Stores a verdict, making room first: verdicts whose window ended at `now`, else any one.
@@ -321,6 +365,7 @@ mod tests {
             tcb_status: TcbStatus::UpToDate,
             advisory_ids: Vec::new(),
             window: Window { from, until },
+            known_quotes: Vec::new(),
         }
     }
 
@@ -337,10 +382,25 @@ mod tests {
             cache.stats(),
             CacheStats {
                 hits: 2,
+                repeats: 0,
                 misses: 2,
                 entries: 0
             }
         );
+    }
+
+    #[test]
+    fn known_quotes_are_bounded_and_counted_as_repeats() {
+        let cache = VerdictCache::new(4);
+        cache.insert([1; 32], verdict(0, 100), 0);
+        for i in 0..20u8 {
+            cache.record_quote(&[1; 32], [i; 32]);
+        }
+        let known = cache.lookup(&[1; 32], 50).unwrap();
+        assert_eq!(known.known_quotes.len(), KNOWN_QUOTES);
+        assert!(known.knows(&[19; 32]) && !known.knows(&[0; 32]));
+        cache.record_quote(&[1; 32], [19; 32]);
+        assert_eq!(cache.stats().repeats, 1);
     }
 
     #[test]

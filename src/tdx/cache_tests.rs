@@ -246,6 +246,27 @@ fn sibling_with_other_td_attributes_is_judged_in_full() {
 }
 
 #[test]
+fn identical_quote_repeats_and_siblings_still_check_the_signature() {
+    let f = fixture();
+    let verifier = cached(f);
+    let quote = synthetic_quote(8, SyntheticTcb::UpToDate);
+    let first = agree(&verifier, &quote, &f.collateral, NOW).unwrap();
+    assert_eq!(agree(&verifier, &quote, &f.collateral, NOW).unwrap(), first);
+    assert_eq!(verifier.cache_stats().repeats, 1);
+    let sibling = synthetic_quote(9, SyntheticTcb::UpToDate);
+    agree(&verifier, &sibling, &f.collateral, NOW).unwrap();
+    agree(&verifier, &sibling, &f.collateral, NOW).unwrap();
+    // A sibling with the first quote's signature is neither known nor valid.
+    let mut spliced = sibling.clone();
+    let sig = 48 + 584 + 4;
+    spliced[sig..sig + 64].copy_from_slice(&quote[sig..sig + 64]);
+    let outcome = agree(&verifier, &spliced, &f.collateral, NOW);
+    assert_eq!(outcome, Err("dcap QuoteSignature".to_owned()));
+    let stats = verifier.cache_stats();
+    assert_eq!((stats.hits, stats.repeats), (4, 2), "{stats:?}");
+}
+
+#[test]
 fn hit_with_tampered_body_or_signature_is_rejected() {
     let f = fixture();
     let quote = synthetic_quote(3, SyntheticTcb::UpToDate);

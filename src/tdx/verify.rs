@@ -146,7 +146,9 @@ impl QuoteVerifier {
             return self.verify_dcap(quote, &layout, collateral, now);
         };
         if let Some(verdict) = cache.lookup(&key, now) {
-            return from_verdict(quote, &layout, verdict);
+            let verified = from_verdict(quote, &layout, verdict)?;
+            cache.record_quote(&key, verified.quote_digest);
+            return Ok(verified);
         }
         let verified = self.verify_dcap(quote, &layout, collateral, now)?;
         // parse() proved pck_chain_offset <= canonical_len.
@@ -158,6 +160,7 @@ impl QuoteVerifier {
                     tcb_status: verified.tcb_status,
                     advisory_ids: verified.advisory_ids.clone(),
                     window,
+                    known_quotes: vec![verified.quote_digest],
                 },
                 now,
             ),
@@ -231,13 +234,15 @@ impl QuoteVerifier {
 }
 
 /// A verified quote from a cached verdict: the key proved everything but the quote signature
-/// and the TD's own registers, so check the signature and read the registers.
+/// and the TD's own registers, so check the signature (unless these very bytes verified under
+/// this verdict before) and read the registers.
 fn from_verdict(
     quote: &[u8],
     layout: &QuoteLayout,
     verdict: Verdict,
 ) -> Result<VerifiedQuote, AttestationError> {
-    if !cache::quote_signature_verifies(quote, layout) {
+    let quote_digest = *blake3::hash(quote).as_bytes();
+    if !verdict.knows(&quote_digest) && !cache::quote_signature_verifies(quote, layout) {
         return Err(AttestationError::Dcap {
             check: DcapCheck::QuoteSignature,
             detail: "quote signature is invalid under the attestation key of a platform \
@@ -261,7 +266,7 @@ fn from_verdict(
         tee_tcb_svn: fields.tee_tcb_svn,
         tcb_status: verdict.tcb_status,
         advisory_ids: verdict.advisory_ids,
-        quote_digest: *blake3::hash(quote).as_bytes(),
+        quote_digest,
         pck_chain_digest: *blake3::hash(pck_chain).as_bytes(),
         profile: None,
     })
