@@ -73,6 +73,7 @@ fn tiny_run_reports_every_scenario_with_ordered_percentiles() {
         micro,
         [
             "dcap-verify",
+            "dcap-verify-cache-repeat",
             "dcap-verify-cache-hit",
             "synthetic-quote",
             "rcgen-ed25519",
