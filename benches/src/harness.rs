@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::attested::{AttestedScenario, Level, Verification};
 use crate::micro::{self, MicroReport};
 use crate::net::{Sample, UdpCounts};
 use crate::scenario::{HandshakeScenario, PlainMtls, ScenarioInfo};
@@ -16,6 +17,14 @@ use crate::stats::{Ratio, Stats};
 pub const BASELINE: &str = "plain-mtls";
 /// Name of the baseline with a quote-sized server certificate.
 pub const BASELINE_BIG_CERT: &str = "plain-mtls-5k-cert";
+/// Name of the Software level scenario.
+pub const SOFTWARE: &str = "software";
+/// Name of the TdxLocal level scenario.
+pub const TDX_LOCAL: &str = "tdx-local";
+/// Name of the TdxRaTlsBidirectional level scenario.
+pub const TDX_BIDIRECTIONAL: &str = "tdx-ratls-bidirectional";
+/// The same with the verifiers' verdict cache off.
+pub const TDX_BIDIRECTIONAL_UNCACHED: &str = "tdx-ratls-bidirectional-uncached";
 
 /// What to run and how often.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -126,6 +135,42 @@ pub async fn default_scenarios(options: &Options) -> Result<Vec<Box<dyn Handshak
             options.server_padding,
             options.socket_buffer,
         )?),
+        Box::new(
+            AttestedScenario::setup(
+                SOFTWARE,
+                Level::Software,
+                Verification::Default,
+                options.socket_buffer,
+            )
+            .await?,
+        ),
+        Box::new(
+            AttestedScenario::setup(
+                TDX_LOCAL,
+                Level::TdxLocal,
+                Verification::Default,
+                options.socket_buffer,
+            )
+            .await?,
+        ),
+        Box::new(
+            AttestedScenario::setup(
+                TDX_BIDIRECTIONAL,
+                Level::TdxRaTlsBidirectional,
+                Verification::Default,
+                options.socket_buffer,
+            )
+            .await?,
+        ),
+        Box::new(
+            AttestedScenario::setup(
+                TDX_BIDIRECTIONAL_UNCACHED,
+                Level::TdxRaTlsBidirectional,
+                Verification::Uncached,
+                options.socket_buffer,
+            )
+            .await?,
+        ),
     ])
 }
 

@@ -6,13 +6,16 @@
 //! TLS 1.3, resumption and 0-RTT off, no address-validation tokens), measured in the same run as
 //! everything it is compared with. A second baseline pads the server certificate to the size of
 //! one carrying a TDX quote, to show the cost of QUIC's anti-amplification limit. A micro-benchmark
-//! times DCAP verification of a real quote, which a TLS verifier runs per handshake.
+//! times DCAP verification of a real quote, which a TLS verifier runs per handshake. The attested
+//! levels (Software, TdxLocal, TdxRaTlsBidirectional) run `ratls_quic::endpoint` with synthetic
+//! quotes and are timed to the connection the application receives.
 //!
 //! New scenarios implement [`HandshakeScenario`] and join [`default_scenarios`].
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod attested;
 pub mod harness;
 pub mod micro;
 pub mod net;
@@ -20,5 +23,6 @@ pub mod scenario;
 pub mod stats;
 pub mod tls;
 
+pub use attested::{AttestedScenario, Level, Verification};
 pub use harness::{default_scenarios, measure, run, Options, Report};
 pub use scenario::{HandshakeScenario, PlainMtls};

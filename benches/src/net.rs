@@ -52,6 +52,17 @@ pub struct AcceptorClock {
 }
 
 impl AcceptorClock {
+    /// A clock and the sender through which a server reports each connection's time.
+    pub fn channel() -> (mpsc::Sender<Duration>, Self) {
+        let (sender, times) = mpsc::channel();
+        (
+            sender,
+            Self {
+                times: Mutex::new(times),
+            },
+        )
+    }
+
     /// The time of the latest connection the server established since the last call. With
     /// connections made one at a time, that is the one just made.
     pub fn latest(&self) -> Option<Duration> {

@@ -1,6 +1,8 @@
 //! The harness runs end to end with tiny counts and reports sane figures for every scenario.
 
-use ratls_bench::harness::{BASELINE, BASELINE_BIG_CERT};
+use ratls_bench::harness::{
+    BASELINE, BASELINE_BIG_CERT, SOFTWARE, TDX_BIDIRECTIONAL, TDX_BIDIRECTIONAL_UNCACHED, TDX_LOCAL,
+};
 use ratls_bench::{run, Options};
 
 #[test]
@@ -20,7 +22,17 @@ fn tiny_run_reports_every_scenario_with_ordered_percentiles() {
     let report = runtime.block_on(run(&options)).unwrap();
 
     let names: Vec<&str> = report.scenarios.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, [BASELINE, BASELINE_BIG_CERT]);
+    assert_eq!(
+        names,
+        [
+            BASELINE,
+            BASELINE_BIG_CERT,
+            SOFTWARE,
+            TDX_LOCAL,
+            TDX_BIDIRECTIONAL,
+            TDX_BIDIRECTIONAL_UNCACHED
+        ]
+    );
     assert_eq!(report.baseline, BASELINE);
     for s in &report.scenarios {
         for stats in [&s.handshake, &s.connect_echo] {
@@ -59,7 +71,14 @@ fn tiny_run_reports_every_scenario_with_ordered_percentiles() {
     let micro: Vec<&str> = report.micro.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(
         micro,
-        ["dcap-verify", "rcgen-ed25519", "rcgen-ed25519-padded"]
+        [
+            "dcap-verify",
+            "dcap-verify-cache-repeat",
+            "dcap-verify-cache-hit",
+            "synthetic-quote",
+            "rcgen-ed25519",
+            "rcgen-ed25519-padded"
+        ]
     );
     for m in &report.micro {
         assert_eq!(m.per_call.n, 2, "{}", m.name);
@@ -69,5 +88,18 @@ fn tiny_run_reports_every_scenario_with_ordered_percentiles() {
     let markdown = report.to_markdown();
     assert!(markdown.contains(BASELINE_BIG_CERT));
     let json = serde_json::to_value(&report).unwrap();
-    assert_eq!(json["scenarios"].as_array().map(Vec::len), Some(2));
+    assert_eq!(json["scenarios"].as_array().map(Vec::len), Some(6));
+
+    // The attested levels carry a quote where they should.
+    for s in &report.scenarios[2..] {
+        let quoted = s.info.server_cert_bytes > 4000;
+        assert_eq!(quoted, s.name != SOFTWARE, "{}", s.name);
+        let client_quoted = s.info.client_cert_bytes > 4000;
+        assert_eq!(
+            client_quoted,
+            s.name.starts_with(TDX_BIDIRECTIONAL),
+            "{}",
+            s.name
+        );
+    }
 }

@@ -2,7 +2,7 @@
 //!
 //! - [`quote`] reads the layout of a DCAP quote (no signature checks).
 //! - [`verify`] runs DCAP verification (dcap-qvl) at an explicit `now` and yields a
-//!   [`VerifiedQuote`].
+//!   [`VerifiedQuote`]; [`cache`] keeps its verdicts per platform.
 //! - [`QuoteProvider`] is the seam through which quotes are produced: [`ConfigfsTsm`] on a TDX
 //!   guest, [`synthetic`] for tests, benchmarks and the demo.
 
@@ -10,12 +10,17 @@ mod measurements;
 mod provider;
 mod tcb_status;
 
+pub mod cache;
 pub mod collateral;
 pub mod configfs;
 pub mod quote;
 pub mod synthetic;
 pub mod verify;
 
+#[cfg(test)]
+mod cache_tests;
+
+pub use cache::{CacheStats, VerdictCache, DEFAULT_CACHE_CAPACITY};
 pub use collateral::{Collateral, CollateralError, CollateralStore, StaticCollateral};
 pub use configfs::ConfigfsTsm;
 pub use measurements::{Measurements, ReportData, MEASUREMENT_LEN};

@@ -22,7 +22,10 @@
 /// Largest quote accepted, padding included. Real TDX quotes are about 5 KB.
 pub const MAX_QUOTE_LEN: usize = 16 * 1024;
 
-const HEADER_LEN: usize = 48;
+use super::{Measurements, ReportData};
+
+/// Length of the quote header.
+pub const HEADER_LEN: usize = 48;
 const TD_REPORT10_LEN: usize = 584;
 const TD_REPORT15_LEN: usize = 648;
 const TEE_TYPE_TDX: u32 = 0x81;
@@ -222,6 +225,90 @@ fn check_certification_data(
     Ok(inner + 6)
 }
 
+/// Offsets in a TD report (TD 1.0 layout; a TD 1.5 report appends `TEE_TCB_SVN2` (16) and
+/// `MRSERVICETD` (48) at 584). Every field is a little-endian byte string.
+pub mod td_report {
+    /// TEE_TCB_SVN (16).
+    pub const TEE_TCB_SVN: usize = 0;
+    /// MRSEAM (48).
+    pub const MR_SEAM: usize = 16;
+    /// MRSIGNERSEAM (48).
+    pub const MR_SIGNER_SEAM: usize = 64;
+    /// SEAMATTRIBUTES (8).
+    pub const SEAM_ATTRIBUTES: usize = 112;
+    /// TDATTRIBUTES (8).
+    pub const TD_ATTRIBUTES: usize = 120;
+    /// XFAM (8).
+    pub const XFAM: usize = 128;
+    /// MRTD (48): the first of the TD's own registers. Everything before it describes the
+    /// TDX module and the TD's attributes.
+    pub const MR_TD: usize = 136;
+    /// MRCONFIGID (48).
+    pub const MR_CONFIG_ID: usize = 184;
+    /// MROWNER (48).
+    pub const MR_OWNER: usize = 232;
+    /// MROWNERCONFIG (48).
+    pub const MR_OWNER_CONFIG: usize = 280;
+    /// RTMR0..RTMR3 (4 x 48).
+    pub const RTMR: usize = 328;
+    /// REPORTDATA (64).
+    pub const REPORT_DATA: usize = 520;
+    /// End of a TD 1.0 report; start of the TD 1.5 extension.
+    pub const TD10_END: usize = 584;
+}
+
+/// The fields of a quote's TD report this crate exposes, read by offset (no signature checks).
+/// For a TD 1.5 report these are the fields of its TD 1.0 part, as dcap-qvl reports them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TdReportFields {
+    /// The TD's registers and attributes.
+    pub measurements: Measurements,
+    /// REPORTDATA.
+    pub report_data: ReportData,
+    /// MRSEAM.
+    pub mr_seam: [u8; 48],
+    /// TEE_TCB_SVN.
+    pub tee_tcb_svn: [u8; 16],
+}
+
+impl TdReportFields {
+    /// Reads the TD report of `quote`, whose layout is `layout`.
+    pub fn parse(quote: &[u8], layout: &QuoteLayout) -> Result<Self, QuoteFormatError> {
+        use td_report::*;
+        let base = layout.report_offset;
+        let field = |offset: usize, len: usize| take(quote, base + offset, len, "TD report");
+        Ok(Self {
+            measurements: Measurements {
+                mr_td: array(field(MR_TD, 48)?),
+                rtmr: [
+                    array(field(RTMR, 48)?),
+                    array(field(RTMR + 48, 48)?),
+                    array(field(RTMR + 96, 48)?),
+                    array(field(RTMR + 144, 48)?),
+                ],
+                mr_config_id: array(field(MR_CONFIG_ID, 48)?),
+                mr_owner: array(field(MR_OWNER, 48)?),
+                mr_owner_config: array(field(MR_OWNER_CONFIG, 48)?),
+                xfam: array(field(XFAM, 8)?),
+                td_attributes: array(field(TD_ATTRIBUTES, 8)?),
+            },
+            report_data: ReportData(array(field(REPORT_DATA, 64)?)),
+            mr_seam: array(field(MR_SEAM, 48)?),
+            tee_tcb_svn: array(field(TEE_TCB_SVN, 16)?),
+        })
+    }
+}
+
+/// Copies a slice `take` returned with length `N` into an array (zeros if it had another length,
+/// which `take` rules out).
+fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    if let Some(src) = bytes.get(..N) {
+        out.copy_from_slice(src);
+    }
+    out
+}
+
 /// The PEM certificate chain (PCK leaf, PCK CA, root) carried in the quote's certification data
 /// (type 6, QE report certification data, wrapping type 5, the PEM chain). Not verified.
 pub fn pck_chain_pem(bytes: &[u8]) -> Result<&[u8], QuoteFormatError> {
@@ -374,6 +461,23 @@ mod tests {
             QuoteLayout::parse(&changed),
             Err(QuoteFormatError::CertificationDataSize { .. })
         ));
+    }
+
+    #[test]
+    fn td_report_fields_are_read_at_intel_offsets() {
+        let quote = vector("v4_tdx10_phala_uptodate");
+        let layout = QuoteLayout::parse(&quote).unwrap();
+        let fields = TdReportFields::parse(&quote, &layout).unwrap();
+        assert_eq!(
+            hex::encode(fields.tee_tcb_svn),
+            "06010300000000000000000000000000"
+        );
+        assert_eq!(
+            hex::encode(fields.measurements.td_attributes),
+            "0000001000000000"
+        );
+        assert_eq!(fields.report_data.0[..], quote[568..632]);
+        assert_eq!(fields.measurements.mr_td[..], quote[184..232]);
     }
 
     #[test]

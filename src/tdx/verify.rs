@@ -5,11 +5,17 @@
 //! explicit `now`; this module cuts the quote to its canonical form first, sorts dcap-qvl's
 //! failures into [`DcapCheck`] kinds, and applies a [`Policy`]. The only way to obtain a
 //! [`VerifiedQuote`] is through both.
+//!
+//! Verdicts are cached per platform (see [`super::cache`]): a quote from a platform verified
+//! before, with the same root and collateral and inside the validity window, costs one P-256
+//! signature check.
 
 use core::fmt;
+use std::sync::Arc;
 
+use super::cache::{self, Verdict, VerdictCache};
 use super::collateral::Collateral;
-use super::quote::{QuoteFormatError, QuoteLayout};
+use super::quote::{QuoteFormatError, QuoteLayout, TdReportFields};
 use super::{Measurements, ReportData, TcbStatus};
 use crate::policy::{Policy, PolicyViolation, QuoteFacts};
 
@@ -17,16 +23,22 @@ use crate::policy::{Policy, PolicyViolation, QuoteFacts};
 pub const INTEL_SGX_ROOT_CA_DER: &[u8] = include_bytes!("../../certs/intel_sgx_root_ca.der");
 
 /// Verifies TDX quotes against one trusted root.
+///
+/// Clones share one [`VerdictCache`] of [`cache::DEFAULT_CACHE_CAPACITY`] entries, on by
+/// default; [`Self::without_cache`] turns it off.
 #[derive(Clone)]
 pub struct QuoteVerifier {
     root_der: Vec<u8>,
+    root_digest: [u8; 32],
+    cache: Option<Arc<VerdictCache>>,
 }
 
 impl fmt::Debug for QuoteVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("QuoteVerifier")
             .field("intel_root", &self.trusts_intel_root())
-            .field("root_digest", &blake3::hash(&self.root_der).to_hex())
+            .field("root_digest", &hex::encode(self.root_digest))
+            .field("cache", &self.cache_stats())
             .finish()
     }
 }
@@ -34,15 +46,45 @@ impl fmt::Debug for QuoteVerifier {
 impl QuoteVerifier {
     /// A verifier that trusts Intel's production SGX Root CA, and nothing else.
     pub fn intel() -> Self {
+        Self::trusting(INTEL_SGX_ROOT_CA_DER.to_vec())
+    }
+
+    fn trusting(root_der: Vec<u8>) -> Self {
         Self {
-            root_der: INTEL_SGX_ROOT_CA_DER.to_vec(),
+            root_digest: *blake3::hash(&root_der).as_bytes(),
+            root_der,
+            cache: Some(Arc::new(VerdictCache::new(cache::DEFAULT_CACHE_CAPACITY))),
         }
+    }
+
+    /// This verifier with its verdict cache turned off: every quote goes through full DCAP
+    /// verification.
+    pub fn without_cache(mut self) -> Self {
+        self.cache = None;
+        self
+    }
+
+    /// This verifier using `cache`, which other verifiers may share (verdicts are keyed by
+    /// root and collateral, so verifiers with other roots never see each other's).
+    pub fn with_cache(mut self, cache: Arc<VerdictCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The verdict cache, unless turned off.
+    pub fn cache(&self) -> Option<&Arc<VerdictCache>> {
+        self.cache.as_ref()
+    }
+
+    /// The cache's counters (all zero without a cache).
+    pub fn cache_stats(&self) -> cache::CacheStats {
+        self.cache.as_ref().map(|c| c.stats()).unwrap_or_default()
     }
 
     /// A verifier that trusts `root_der` **instead of** Intel's root: for a test PKI, or a
     /// staging one. Logged at warn level when the root is not Intel's.
     pub fn with_root(root_der: Vec<u8>) -> Self {
-        let verifier = Self { root_der };
+        let verifier = Self::trusting(root_der);
         if !verifier.trusts_intel_root() {
             tracing::warn!(
                 root = %blake3::hash(&verifier.root_der).to_hex(),
@@ -97,6 +139,46 @@ impl QuoteVerifier {
         let layout = QuoteLayout::parse(quote)?;
         // parse() proved canonical_len <= quote.len().
         let quote = &quote[..layout.canonical_len];
+        let Some(cache) = &self.cache else {
+            return self.verify_dcap(quote, &layout, collateral, now);
+        };
+        let Some(key) = cache::key(&self.root_digest, collateral, quote, &layout) else {
+            return self.verify_dcap(quote, &layout, collateral, now);
+        };
+        if let Some(verdict) = cache.lookup(&key, now) {
+            let verified = from_verdict(quote, &layout, verdict)?;
+            cache.record_quote(&key, verified.quote_digest);
+            return Ok(verified);
+        }
+        let verified = self.verify_dcap(quote, &layout, collateral, now)?;
+        // parse() proved pck_chain_offset <= canonical_len.
+        let pck_chain = &quote[layout.pck_chain_offset..];
+        match cache::validity_window(collateral, pck_chain, &self.root_der) {
+            Some(window) if window.contains(now) => cache.insert(
+                key,
+                Verdict {
+                    tcb_status: verified.tcb_status,
+                    advisory_ids: verified.advisory_ids.clone(),
+                    window,
+                    known_quotes: vec![verified.quote_digest],
+                },
+                now,
+            ),
+            // The window could not be read, or is narrower than what dcap-qvl accepted: the
+            // verdict is not reused.
+            _ => tracing::debug!("DCAP verdict not cached: no validity window around now"),
+        }
+        Ok(verified)
+    }
+
+    /// Full DCAP verification of a canonical quote.
+    fn verify_dcap(
+        &self,
+        quote: &[u8],
+        layout: &QuoteLayout,
+        collateral: &Collateral,
+        now: u64,
+    ) -> Result<VerifiedQuote, AttestationError> {
         // Debug TDs are judged by the policy, which names the reason; dcap-qvl would refuse
         // them with a generic error first.
         let report = dcap_qvl::verify::QuoteVerifier::new(self.root_der.clone())
@@ -149,6 +231,45 @@ impl QuoteVerifier {
             profile: None,
         })
     }
+}
+
+/// A verified quote from a cached verdict: the key proved everything but the quote signature
+/// and the TD's own registers, so check the signature (unless these very bytes verified under
+/// this verdict before) and read the registers.
+fn from_verdict(
+    quote: &[u8],
+    layout: &QuoteLayout,
+    verdict: Verdict,
+) -> Result<VerifiedQuote, AttestationError> {
+    let quote_digest = *blake3::hash(quote).as_bytes();
+    if !verdict.knows(&quote_digest) && !cache::quote_signature_verifies(quote, layout) {
+        return Err(AttestationError::Dcap {
+            check: DcapCheck::QuoteSignature,
+            detail: "quote signature is invalid under the attestation key of a platform \
+                     verified before"
+                .to_owned(),
+        });
+    }
+    let fields = TdReportFields::parse(quote, layout)?;
+    let pck_chain = quote
+        .get(layout.pck_chain_offset..)
+        .ok_or(QuoteFormatError::Truncated {
+            field: "PCK chain",
+            needed: layout.pck_chain_offset,
+            available: quote.len(),
+        })?;
+    Ok(VerifiedQuote {
+        version: layout.version,
+        measurements: fields.measurements,
+        report_data: fields.report_data,
+        mr_seam: fields.mr_seam,
+        tee_tcb_svn: fields.tee_tcb_svn,
+        tcb_status: verdict.tcb_status,
+        advisory_ids: verdict.advisory_ids,
+        quote_digest,
+        pck_chain_digest: *blake3::hash(pck_chain).as_bytes(),
+        profile: None,
+    })
 }
 
 impl QuoteVerifier {

@@ -1,0 +1,308 @@
+//! The attested levels as scenarios: two `ratls_quic::endpoint` endpoints on loopback with the
+//! synthetic quote provider, timed from `connect` to the [`AttestedConnection`] the application
+//! receives (after the verifiers and, where the policy asks for it, the bond proofs).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use ratls_quic::endpoint::{AttestedConnection, Endpoint, EndpointConfig};
+use ratls_quic::identity::Identity;
+use ratls_quic::policy::{MeasurementPolicy, MeasurementProfile, Policy};
+use ratls_quic::tdx::synthetic::{
+    sample_measurements, SyntheticPki, SyntheticPkiParams, SyntheticQuoteProvider, SyntheticTcb,
+};
+use ratls_quic::tdx::{Collateral, QuoteVerifier, StaticCollateral};
+use ratls_quic::tls::ExpectedPeer;
+use ratls_quic::AttestationLevel;
+
+use crate::net::{self, AcceptorClock, Sample, UdpCounts};
+use crate::scenario::{BoxFuture, HandshakeScenario, ScenarioInfo};
+
+/// Which attested level a scenario runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    /// Neither side presents a quote; each allows the other's key by digest.
+    Software,
+    /// The server presents quotes (certificate and per-bond proof); the client does not and is
+    /// allowed by key digest. The client's policy floor is TdxLocal.
+    TdxLocal,
+    /// Both sides present quotes and require the other's: certificate evidence in the
+    /// handshake and a fresh bond proof each, after it.
+    TdxRaTlsBidirectional,
+}
+
+impl Level {
+    fn attestation_level(self) -> AttestationLevel {
+        match self {
+            Self::Software => AttestationLevel::Software,
+            Self::TdxLocal => AttestationLevel::TdxLocal,
+            Self::TdxRaTlsBidirectional => AttestationLevel::TdxRaTlsBidirectional,
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Software => "ratls endpoint, Software both ways (keys allowed by digest)",
+            Self::TdxLocal => {
+                "ratls endpoint, attested server (cert quote + bond proof), Software client"
+            }
+            Self::TdxRaTlsBidirectional => {
+                "ratls endpoint, both attested: cert quotes in the handshake, bond proofs after"
+            }
+        }
+    }
+}
+
+/// How quotes are verified in an attested scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verification {
+    /// The default verifier, with its verdict cache.
+    Default,
+    /// The verifier with its cache turned off: every quote goes through full DCAP verification.
+    Uncached,
+}
+
+/// Mutually attested (or Software) endpoints of `ratls_quic` on loopback.
+#[derive(Debug)]
+pub struct AttestedScenario {
+    name: String,
+    info: ScenarioInfo,
+    server_addr: SocketAddr,
+    server_peer: ratls_quic::identity::PeerId,
+    server: Arc<Endpoint>,
+    client: Endpoint,
+    clock: AcceptorClock,
+}
+
+impl AttestedScenario {
+    /// Sets up a server (running the 1-byte echo on every connection it accepts) and a client
+    /// endpoint at `level`, both with synthetic quotes under one fresh synthetic PKI whose
+    /// collateral window contains the current time. Must run inside a tokio runtime.
+    pub async fn setup(
+        name: &str,
+        level: Level,
+        verification: Verification,
+        socket_buffer: usize,
+    ) -> Result<Self> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .context("clock before 1970")?
+            .as_secs();
+        let pki = Arc::new(
+            SyntheticPki::generate(SyntheticPkiParams::new(now.saturating_sub(86_400)))
+                .context("synthetic PKI")?,
+        );
+        let server_id = Identity::generate().context("server identity")?;
+        let client_id = Identity::generate().context("client identity")?;
+        let server_peer = server_id.peer_id();
+        let (server_policy, client_policy) = match level {
+            Level::Software => {
+                let mut server = policy(AttestationLevel::Software);
+                server
+                    .software_allow
+                    .insert(client_id.peer_id().attestation_digest());
+                let mut client = policy(AttestationLevel::Software);
+                client
+                    .software_allow
+                    .insert(server_id.peer_id().attestation_digest());
+                (server, client)
+            }
+            Level::TdxLocal => {
+                let mut server = policy(AttestationLevel::Software);
+                server
+                    .software_allow
+                    .insert(client_id.peer_id().attestation_digest());
+                (server, policy(AttestationLevel::TdxLocal))
+            }
+            Level::TdxRaTlsBidirectional => (
+                policy(level.attestation_level()),
+                policy(level.attestation_level()),
+            ),
+        };
+        let server_attested = level != Level::Software;
+        let client_attested = level == Level::TdxRaTlsBidirectional;
+        let server_config = config(
+            server_id,
+            server_policy,
+            server_attested.then(|| Arc::clone(&pki)),
+            &pki,
+            verification,
+            socket_buffer,
+        )?;
+        let client_config = config(
+            client_id,
+            client_policy,
+            client_attested.then(|| Arc::clone(&pki)),
+            &pki,
+            verification,
+            socket_buffer,
+        )?;
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let server = Arc::new(Endpoint::bind(loopback, server_config).await?);
+        let client = Endpoint::bind(loopback, client_config).await?;
+        let (times, clock) = AcceptorClock::channel();
+        tokio::spawn(accept_loop(Arc::clone(&server), times));
+        // The endpoint does not expose its socket: read back what the kernel grants for the same
+        // request on a probe socket.
+        let (_probe, granted) = net::loopback_socket(socket_buffer)?;
+        let description = match verification {
+            Verification::Default => level.describe().to_owned(),
+            Verification::Uncached => format!("{}; verdict cache off", level.describe()),
+        };
+        Ok(Self {
+            name: name.to_owned(),
+            info: ScenarioInfo {
+                description,
+                server_cert_bytes: server.current_certificate().len(),
+                client_cert_bytes: client.current_certificate().len(),
+                server_socket: granted,
+                client_socket: granted,
+            },
+            server_addr: server.local_addr()?,
+            server_peer,
+            server,
+            client,
+            clock,
+        })
+    }
+
+    /// Peer certificates checked so far by the server and by the client: one each per
+    /// connection, as resumption is off.
+    pub fn verifications(&self) -> (u64, u64) {
+        (
+            self.server.handshake_checks(),
+            self.client.handshake_checks(),
+        )
+    }
+
+    async fn timed(&self) -> Result<Sample> {
+        let start = Instant::now();
+        let connection = self
+            .client
+            .connect(self.server_addr, ExpectedPeer::Exactly(self.server_peer))
+            .await?;
+        let handshake = start.elapsed();
+        let client_udp = UdpCounts::of(&connection);
+        net::echo_round_trip(&connection).await?;
+        let connect_echo = start.elapsed();
+        connection.close(0u32.into(), b"done");
+        Ok(Sample {
+            handshake,
+            connect_echo,
+            client_udp,
+            acceptor_handshake: self.clock.latest(),
+        })
+    }
+}
+
+impl Drop for AttestedScenario {
+    fn drop(&mut self) {
+        // Ends the server's accept loop; connections still open are closed.
+        self.server.close();
+        self.client.close();
+    }
+}
+
+impl HandshakeScenario for AttestedScenario {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn info(&self) -> &ScenarioInfo {
+        &self.info
+    }
+
+    fn one_handshake(&self) -> BoxFuture<'_, Result<Sample>> {
+        Box::pin(self.timed())
+    }
+}
+
+/// A policy pinning the synthetic sample Measurements, with floor `level`.
+fn policy(level: AttestationLevel) -> Policy {
+    let mut policy = Policy::new(MeasurementPolicy::new(vec![MeasurementProfile::exact(
+        "sample",
+        &sample_measurements(),
+    )]));
+    policy.set_level(level);
+    policy
+}
+
+fn config(
+    identity: Identity,
+    policy: Policy,
+    quotes: Option<Arc<SyntheticPki>>,
+    pki: &SyntheticPki,
+    verification: Verification,
+    socket_buffer: usize,
+) -> Result<EndpointConfig> {
+    let verifier = QuoteVerifier::with_root(pki.root_der().to_vec());
+    let verifier = match verification {
+        Verification::Default => verifier,
+        Verification::Uncached => verifier.without_cache(),
+    };
+    let collateral = Arc::new(StaticCollateral(Arc::new(Collateral::new(
+        pki.collateral().clone(),
+    )?)));
+    let builder = EndpointConfig::builder(identity).with_policy(policy);
+    let builder = match quotes {
+        Some(pki) => builder.with_quote_provider(Arc::new(SyntheticQuoteProvider::new(
+            pki,
+            sample_measurements(),
+            SyntheticTcb::UpToDate,
+        ))),
+        None => builder.without_quotes(),
+    };
+    let mut builder = builder.with_quote_verifier(verifier, collateral);
+    builder.socket_buffer_bytes(socket_buffer);
+    Ok(builder.build()?)
+}
+
+/// Accepts connections one after the other (the harness makes them one at a time), reports
+/// each one's time from the endpoint yielding it to the [`AttestedConnection`], then answers
+/// the echo in its own task.
+async fn accept_loop(endpoint: Arc<Endpoint>, times: std::sync::mpsc::Sender<Duration>) {
+    while let Some(accepting) = endpoint.accept().await {
+        let start = Instant::now();
+        let Ok(connection) = accepting.establish().await else {
+            // A refused or failed attempt shows up on the client as a failed sample.
+            continue;
+        };
+        // The clock's owner may be gone at shutdown; nothing to report to then.
+        let _ = times.send(start.elapsed());
+        tokio::spawn(serve(connection));
+    }
+}
+
+async fn serve(connection: AttestedConnection) {
+    // A failed echo shows up on the client as a failed sample.
+    let _ = net::echo_one(&connection).await;
+    connection.closed().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_level_bonds_and_runs_the_verifiers_per_connection() {
+        for level in [
+            Level::Software,
+            Level::TdxLocal,
+            Level::TdxRaTlsBidirectional,
+        ] {
+            let scenario = AttestedScenario::setup("t", level, Verification::Default, 1 << 20)
+                .await
+                .unwrap();
+            for _ in 0..2 {
+                let sample = scenario.one_handshake().await.unwrap();
+                assert!(sample.acceptor_handshake.is_some(), "{level:?}");
+                assert!(sample.handshake <= sample.connect_echo, "{level:?}");
+            }
+            assert_eq!(scenario.verifications(), (2, 2), "{level:?}");
+            let quoted = scenario.info().server_cert_bytes > 4000;
+            assert_eq!(quoted, level != Level::Software, "{level:?}");
+        }
+    }
+}
