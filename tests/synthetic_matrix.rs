@@ -181,6 +181,29 @@ fn debug_td_is_refused_unless_the_policy_allows_it() {
 }
 
 #[test]
+fn profiling_td_is_refused_as_debug() {
+    // dcap-qvl is asked to let debug-class TDs through so the policy names the reason; the
+    // policy must then refuse the profiling bits as well as DEBUG.
+    let f = fixture();
+    for bit in [0x10u8, 0x20, 0x40] {
+        let mut measurements = sample_measurements();
+        measurements.td_attributes[0] |= bit;
+        let quote = quote_with(&f, measurements, SyntheticTcb::UpToDate);
+        let mut policy = Policy::new(MeasurementPolicy::new(vec![MeasurementProfile::exact(
+            "profiling",
+            &measurements,
+        )]));
+        assert_eq!(
+            violation(f.verifier.verify(&quote, &f.collateral, NOW, &policy)),
+            PolicyViolation::DebugTd,
+            "TUD bit {bit:#x}"
+        );
+        policy.dangerous().allow_debug();
+        assert!(f.verifier.verify(&quote, &f.collateral, NOW, &policy).is_ok());
+    }
+}
+
+#[test]
 fn tcb_statuses_and_advisories_follow_the_policy() {
     let f = fixture();
     let out_of_date = quote_with(&f, sample_measurements(), SyntheticTcb::OutOfDate);

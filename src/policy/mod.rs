@@ -227,7 +227,7 @@ pub enum PolicyViolation {
         max_age_secs: u64,
     },
     /// The TD runs in debug mode and the policy does not allow it.
-    #[error("debug TD refused: the policy does not set allow_debug")]
+    #[error("debug or profiling TD refused: the policy does not set allow_debug")]
     DebugTd,
     /// No Measurement profile matched.
     #[error("{0}")]

@@ -54,9 +54,11 @@ impl Measurements {
         td_attributes: [0; 8],
     };
 
-    /// Whether the TD attributes mark a debug TD (its memory and state are readable by the host).
+    /// Whether the TD attributes mark a debug TD (DEBUG, bit 0: its memory and state are readable
+    /// by the host) or a TD whose performance can be profiled by the host (bits 4 to 6 of the TUD
+    /// byte, which Intel's verification treats like debug).
     pub fn is_debug(&self) -> bool {
-        self.td_attributes[0] & 0x01 != 0
+        self.td_attributes[0] & 0x71 != 0
     }
 }
 
