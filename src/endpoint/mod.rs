@@ -187,7 +187,13 @@ impl Endpoint {
         parties: Parties,
         peer: CertifiedPeer,
     ) -> Result<AttestedConnection, Error> {
-        let bond_quote = bond::exchange(&conn, &self.config, &self.check, parties, &peer).await?;
+        // With no quote in either certificate there is nothing to prove per bond, and both sides
+        // know it from the certificates alone: skip the exchange and its round trip.
+        let bond_quote = if self.config.is_attested() || peer.quote.is_some() {
+            bond::exchange(&conn, &self.config, &self.check, parties, &peer).await?
+        } else {
+            None
+        };
         let info = PeerInfo::new(peer.peer_id, peer.level, peer.quote, bond_quote);
         tracing::info!(peer = %info.peer_id(), level = %info.level(), "attested bond established");
         Ok(AttestedConnection::new(conn, info))
