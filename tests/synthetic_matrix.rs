@@ -199,7 +199,10 @@ fn profiling_td_is_refused_as_debug() {
             "TUD bit {bit:#x}"
         );
         policy.dangerous().allow_debug();
-        assert!(f.verifier.verify(&quote, &f.collateral, NOW, &policy).is_ok());
+        assert!(f
+            .verifier
+            .verify(&quote, &f.collateral, NOW, &policy)
+            .is_ok());
     }
 }
 

@@ -38,11 +38,7 @@ pub(crate) struct ConnectArgs {
 
 /// Runs `ratls connect` on its own tokio runtime.
 pub(crate) fn run(args: &ConnectArgs) -> ExitCode {
-    let runtime = match super::runtime() {
-        Ok(runtime) => runtime,
-        Err(error) => return super::input_error(&error),
-    };
-    runtime.block_on(connect(args))
+    super::run_async(connect(args))
 }
 
 async fn connect(args: &ConnectArgs) -> ExitCode {

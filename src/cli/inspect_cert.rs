@@ -169,24 +169,22 @@ impl Report {
         let evidence = cert.evidence.as_ref().map(|evidence| {
             let quote = match &self.quote {
                 Some(Ok(fields)) => {
-                    let m = &fields.measurements;
-                    json!({
-                        "verified": false,
-                        "version": fields.version,
-                        "canonical_len": fields.canonical_len,
-                        "quote_digest": hex::encode(fields.digest),
-                        "mr_td": hex::encode(m.mr_td),
-                        "rtmr0": hex::encode(m.rtmr[0]),
-                        "rtmr1": hex::encode(m.rtmr[1]),
-                        "rtmr2": hex::encode(m.rtmr[2]),
-                        "rtmr3": hex::encode(m.rtmr[3]),
-                        "mr_config_id": hex::encode(m.mr_config_id),
-                        "mr_owner": hex::encode(m.mr_owner),
-                        "mr_owner_config": hex::encode(m.mr_owner_config),
-                        "xfam": hex::encode(m.xfam),
-                        "td_attributes": hex::encode(m.td_attributes),
-                        "report_data": hex::encode(fields.report_data.as_bytes()),
-                    })
+                    let mut out = super::measurements_json(&fields.measurements);
+                    let rest = [
+                        ("verified", json!(false)),
+                        ("version", json!(fields.version)),
+                        ("canonical_len", json!(fields.canonical_len)),
+                        ("quote_digest", json!(hex::encode(fields.digest))),
+                        (
+                            "report_data",
+                            json!(hex::encode(fields.report_data.as_bytes())),
+                        ),
+                    ];
+                    out.extend(
+                        rest.into_iter()
+                            .map(|(name, value)| (name.to_owned(), value)),
+                    );
+                    Value::Object(out)
                 }
                 Some(Err(error)) => json!({ "error": error }),
                 None => Value::Null,

@@ -45,3 +45,33 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()
         .context("starting the async runtime")
 }
+
+/// Runs an async subcommand on its own runtime; a runtime that cannot start is exit code 2.
+pub(crate) fn run_async(command: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match runtime() {
+        Ok(runtime) => runtime.block_on(command),
+        Err(error) => input_error(&error),
+    }
+}
+
+/// The registers of a TD report as JSON fields (lowercase hex).
+pub(crate) fn measurements_json(
+    m: &ratls_quic::tdx::Measurements,
+) -> serde_json::Map<String, serde_json::Value> {
+    let fields = [
+        ("mr_td", hex::encode(m.mr_td)),
+        ("rtmr0", hex::encode(m.rtmr[0])),
+        ("rtmr1", hex::encode(m.rtmr[1])),
+        ("rtmr2", hex::encode(m.rtmr[2])),
+        ("rtmr3", hex::encode(m.rtmr[3])),
+        ("mr_config_id", hex::encode(m.mr_config_id)),
+        ("mr_owner", hex::encode(m.mr_owner)),
+        ("mr_owner_config", hex::encode(m.mr_owner_config)),
+        ("xfam", hex::encode(m.xfam)),
+        ("td_attributes", hex::encode(m.td_attributes)),
+    ];
+    fields
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value.into()))
+        .collect()
+}

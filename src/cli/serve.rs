@@ -33,11 +33,7 @@ pub(crate) struct ServeArgs {
 
 /// Runs `ratls serve` on its own tokio runtime.
 pub(crate) fn run(args: &ServeArgs) -> ExitCode {
-    let runtime = match super::runtime() {
-        Ok(runtime) => runtime,
-        Err(error) => return super::input_error(&error),
-    };
-    runtime.block_on(serve(args))
+    super::run_async(serve(args))
 }
 
 async fn serve(args: &ServeArgs) -> ExitCode {

@@ -86,30 +86,24 @@ impl Inputs {
 }
 
 fn quote_fields(quote: &VerifiedQuote) -> serde_json::Map<String, serde_json::Value> {
-    let m = quote.measurements();
-    let fields = json!({
-        "quote_version": quote.version(),
-        "tcb_status": quote.tcb_status().as_str(),
-        "advisory_ids": quote.advisory_ids(),
-        "mr_td": hex::encode(m.mr_td),
-        "rtmr0": hex::encode(m.rtmr[0]),
-        "rtmr1": hex::encode(m.rtmr[1]),
-        "rtmr2": hex::encode(m.rtmr[2]),
-        "rtmr3": hex::encode(m.rtmr[3]),
-        "mr_config_id": hex::encode(m.mr_config_id),
-        "mr_owner": hex::encode(m.mr_owner),
-        "mr_owner_config": hex::encode(m.mr_owner_config),
-        "xfam": hex::encode(m.xfam),
-        "td_attributes": hex::encode(m.td_attributes),
-        "mr_seam": hex::encode(quote.mr_seam()),
-        "report_data": hex::encode(quote.report_data().as_bytes()),
-        "quote_digest": hex::encode(quote.quote_digest()),
-        "profile": quote.profile(),
-    });
-    match fields {
-        serde_json::Value::Object(map) => map,
-        _ => serde_json::Map::new(),
-    }
+    let mut fields = super::measurements_json(quote.measurements());
+    let rest = [
+        ("quote_version", json!(quote.version())),
+        ("tcb_status", json!(quote.tcb_status().as_str())),
+        ("advisory_ids", json!(quote.advisory_ids())),
+        ("mr_seam", json!(hex::encode(quote.mr_seam()))),
+        (
+            "report_data",
+            json!(hex::encode(quote.report_data().as_bytes())),
+        ),
+        ("quote_digest", json!(hex::encode(quote.quote_digest()))),
+        ("profile", json!(quote.profile())),
+    ];
+    fields.extend(
+        rest.into_iter()
+            .map(|(name, value)| (name.to_owned(), value)),
+    );
+    fields
 }
 
 const QUOTE_FIELDS: [&str; 17] = [
