@@ -104,3 +104,42 @@ async fn software_bond_with_allow_lists() {
     let ((), reply) = tokio::join!(echo_once(&accepted), round_trip(&connected, b"hi"));
     assert_eq!(reply, b"hi");
 }
+
+#[tokio::test]
+async fn certificate_freshness_opt_in_admits_bonds_without_bond_quotes() {
+    let level = AttestationLevel::TdxLocal;
+    let certificate_only = || {
+        let mut policy = policy(level);
+        assert!(policy.dangerous().certificate_freshness());
+        policy
+    };
+    let server = bind(config(
+        Identity::generate().unwrap(),
+        Side::Attested(Box::new(sample_measurements())),
+        certificate_only(),
+    ))
+    .await;
+    let client = bind(config(
+        Identity::generate().unwrap(),
+        Side::Attested(Box::new(sample_measurements())),
+        certificate_only(),
+    ))
+    .await;
+    let (accepted, connected) = pair(&server, &client, ExpectedPeer::AnyAllowedByPolicy).await;
+    let (accepted, connected) = (accepted.unwrap(), connected.unwrap());
+    for conn in [&accepted, &connected] {
+        // Both attested, but without per-bond proofs the bond stays at TdxLocal.
+        assert_eq!(conn.peer().level(), AttestationLevel::TdxLocal);
+        assert!(conn.peer().bond_quote().is_none());
+        assert_eq!(
+            conn.peer().quote_digest(),
+            Some(conn.peer().certificate_quote().unwrap().quote_digest())
+        );
+    }
+    let ((), reply) = tokio::join!(echo_once(&accepted), round_trip(&connected, b"rate"));
+    assert_eq!(reply, b"rate");
+
+    // The opt-in is refused where per-bond freshness is required.
+    let mut strict = policy(AttestationLevel::TdxRaTlsBidirectional);
+    assert!(!strict.dangerous().certificate_freshness());
+}
