@@ -15,7 +15,7 @@ pub(crate) struct VerifyBuildArgs {
     #[arg(long)]
     policy: PathBuf,
     /// After a successful check, write a transport policy at level TdxPlusReproducibleBuild
-    /// whose profiles pin the rebuilt MRTD (and RTMR1/RTMR2 when computed), with a [rebuild]
+    /// whose profiles pin the rebuilt MRTD (and RTMR1/RTMR2 when computed), with a `[rebuild]`
     /// record. The transport tables of --policy (when it has `version`) are kept; otherwise one
     /// profile "rebuilt" pins only the rebuilt registers.
     #[arg(long, value_name = "OUT")]
