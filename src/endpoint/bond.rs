@@ -172,9 +172,16 @@ async fn own_quote(
     })
     .map_err(|e| Error::Stream(e.to_string()))?;
     let provider = Arc::clone(provider);
-    let quote = tokio::task::spawn_blocking(move || provider.quote(&report_data))
+    let permit = Arc::clone(&config.quote_permits)
+        .acquire_owned()
         .await
-        .map_err(|e| Error::Stream(format!("quote task: {e}")))??;
+        .map_err(|_| Error::Stream("quote permits closed".into()))?;
+    let quote = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        provider.quote(&report_data)
+    })
+    .await
+    .map_err(|e| Error::Stream(format!("quote task: {e}")))??;
     Ok(Some(quote))
 }
 

@@ -67,6 +67,9 @@ pub struct EndpointConfig {
     pub(crate) cert_lifetime: Duration,
     pub(crate) bond_timeout: Duration,
     pub(crate) socket_buffer_bytes: usize,
+    /// Bounds the quote requests running on blocking threads: they cannot be aborted, so a
+    /// flood of bonds must queue rather than pile up threads.
+    pub(crate) quote_permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl EndpointConfig {
@@ -80,6 +83,7 @@ impl EndpointConfig {
             cert_lifetime: Duration::from_secs(3600),
             bond_timeout: Duration::from_secs(10),
             socket_buffer_bytes: 8 << 20,
+            max_concurrent_quotes: 8,
             state: PhantomData,
         }
     }
@@ -110,6 +114,7 @@ pub struct EndpointConfigBuilder<State> {
     cert_lifetime: Duration,
     bond_timeout: Duration,
     socket_buffer_bytes: usize,
+    max_concurrent_quotes: usize,
     state: PhantomData<State>,
 }
 
@@ -123,6 +128,7 @@ impl<S> EndpointConfigBuilder<S> {
             cert_lifetime: self.cert_lifetime,
             bond_timeout: self.bond_timeout,
             socket_buffer_bytes: self.socket_buffer_bytes,
+            max_concurrent_quotes: self.max_concurrent_quotes,
             state: PhantomData,
         }
     }
@@ -185,6 +191,12 @@ impl EndpointConfigBuilder<Ready> {
         self
     }
 
+    /// How many quote requests may run at once (default 8; at least 1). Further bonds wait.
+    pub fn max_concurrent_quotes(&mut self, permits: usize) -> &mut Self {
+        self.max_concurrent_quotes = permits.max(1);
+        self
+    }
+
     /// Checks the choices fit together.
     ///
     /// Level TdxRaTlsBidirectional and above need a quote provider on this side; level
@@ -226,6 +238,7 @@ impl EndpointConfigBuilder<Ready> {
             cert_lifetime: self.cert_lifetime,
             bond_timeout: self.bond_timeout,
             socket_buffer_bytes: self.socket_buffer_bytes,
+            quote_permits: Arc::new(tokio::sync::Semaphore::new(self.max_concurrent_quotes)),
         })
     }
 }
