@@ -969,8 +969,8 @@ async fn peer_verified_with_expired_collateral_refused() {
         Collateral::new(old.collateral().clone()).unwrap(),
     )));
     let old = Arc::new(old);
-    let server = bind(
-        EndpointConfig::builder(Identity::generate().unwrap())
+    let stale_endpoint = || {
+        let config = EndpointConfig::builder(Identity::generate().unwrap())
             .with_policy(policy(BIDIRECTIONAL))
             .with_quote_provider(Arc::new(SyntheticQuoteProvider::new(
                 Arc::clone(&old),
@@ -982,25 +982,11 @@ async fn peer_verified_with_expired_collateral_refused() {
                 stale_collateral.clone(),
             )
             .build()
-            .unwrap(),
-    )
-    .await;
-    let client = bind(
-        EndpointConfig::builder(Identity::generate().unwrap())
-            .with_policy(policy(BIDIRECTIONAL))
-            .with_quote_provider(Arc::new(SyntheticQuoteProvider::new(
-                Arc::clone(&old),
-                sample_measurements(),
-                SyntheticTcb::UpToDate,
-            )))
-            .with_quote_verifier(
-                QuoteVerifier::with_root(old.root_der().to_vec()),
-                stale_collateral,
-            )
-            .build()
-            .unwrap(),
-    )
-    .await;
+            .unwrap();
+        bind(config)
+    };
+    let server = stale_endpoint().await;
+    let client = stale_endpoint().await;
     let (accepted, connected) = pair(&server, &client, ExpectedPeer::AnyAllowedByPolicy).await;
 
     assert!(
