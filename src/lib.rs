@@ -44,6 +44,7 @@
 
 pub mod endpoint;
 pub mod evidence;
+pub mod evidence_log;
 pub mod identity;
 pub mod level;
 pub mod policy;
