@@ -12,6 +12,8 @@
 
 pub mod checkpoint;
 pub mod codec;
+#[cfg(test)]
+pub(crate) mod fixture;
 pub mod outcome;
 pub mod record;
 pub mod retire;

@@ -303,3 +303,12 @@ fn signed_bytes(f: &OutcomeFacts) -> Vec<u8> {
     }
     w.0
 }
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+#[path = "outcome_tests.rs"]
+mod tests;
