@@ -10,6 +10,7 @@
 //! `docs/evidence-log.md` gives every format byte by byte, the durability rule, the chain and
 //! checkpoint rules and the audit algorithm.
 
+pub mod audit;
 pub mod checkpoint;
 pub mod codec;
 #[cfg(test)]
@@ -19,6 +20,7 @@ pub mod record;
 pub mod retire;
 pub mod store;
 
+pub use audit::{AuditFailure, AuditReport, Auditor, RecordVerdict};
 pub use checkpoint::{Checkpoint, CheckpointMismatch};
 pub use codec::Digest;
 pub use outcome::{BondOutcome, OutcomeError};
