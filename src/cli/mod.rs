@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+pub(crate) mod audit;
 pub(crate) mod connect;
 pub(crate) mod demo;
 pub(crate) mod identity;
@@ -13,6 +14,7 @@ pub(crate) mod inspect_cert;
 pub(crate) mod measure;
 mod node;
 pub(crate) mod quote;
+pub(crate) mod retire;
 pub(crate) mod serve;
 pub(crate) mod verify_build;
 pub(crate) mod verify_quote;
