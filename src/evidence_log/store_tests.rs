@@ -334,3 +334,42 @@ fn segment_gap_is_refused() {
         Err(LogError::Chain { .. })
     ));
 }
+
+mod hostile {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Any bytes in a segment file give a typed error or an opened log, never a panic,
+        /// and an opened log keeps only intact records.
+        #[test]
+        fn hostile_segment_never_panics(
+            body in prop::collection::vec(any::<u8>(), 0..2048),
+            keep_header in any::<bool>(),
+            splice_frame in any::<bool>(),
+        ) {
+            let tmp = tempfile::tempdir().unwrap();
+            let mut data = Vec::new();
+            if keep_header {
+                data.extend_from_slice(&SegmentHeader { seq: 0, first_index: 0 }.encode());
+            }
+            if splice_frame {
+                let record = Record { index: 0, time: 1, prev: [0; 32], body: sample_refused(0) };
+                data.extend(codec::frame(&record.encode().unwrap()).unwrap());
+            }
+            data.extend_from_slice(&body);
+            fs::write(segment_path(tmp.path(), 0), &data).unwrap();
+            let _ = LogContents::read(tmp.path()).unwrap();
+            if let Ok((store, _)) = LogStore::open(tmp.path(), StoreOptions::default()) {
+                let len = store.len();
+                drop(store);
+                let intact = LogContents::read(tmp.path()).unwrap();
+                prop_assert_eq!(intact.records().count() as u64, len);
+                prop_assert_eq!(intact.entries().len() as u64, len);
+            }
+        }
+    }
+}
