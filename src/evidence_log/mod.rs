@@ -116,3 +116,7 @@ pub enum LogError {
     #[error("the log is empty: nothing to checkpoint")]
     Empty,
 }
+
+#[cfg(test)]
+#[path = "doc_tests.rs"]
+mod doc_tests;
