@@ -86,6 +86,27 @@ pub struct LogStore {
     next_index: u64,
     head: Digest,
     poisoned: bool,
+    /// Where every record's frame is, by index.
+    locations: Vec<Location>,
+    last_checkpoint: Option<Checkpoint>,
+}
+
+/// Where a record's frame lies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Location {
+    seq: u64,
+    offset: u64,
+    len: u32,
+}
+
+/// Internal state found by [`LogStore::open`].
+struct Opened {
+    seq: u64,
+    segment_len: u64,
+    next_index: u64,
+    head: Digest,
+    locations: Vec<Location>,
+    last_checkpoint: Option<Checkpoint>,
 }
 
 impl LogStore {
@@ -97,11 +118,20 @@ impl LogStore {
         let mut report = OpenReport::default();
         let mut next_index = 0u64;
         let mut head = [0u8; 32];
+        let mut locations = Vec::new();
+        let mut last_checkpoint = None;
         let Some(&last) = seqs.last() else {
             let (file, segment_len) = create_segment(dir, 0, 0)?;
             report.segments = 1;
-            let store = Self::with(dir, options, file, 0, segment_len, 0, head);
-            return Ok((store, report));
+            let opened = Opened {
+                seq: 0,
+                segment_len,
+                next_index: 0,
+                head,
+                locations,
+                last_checkpoint,
+            };
+            return Ok((Self::with(dir, options, file, opened), report));
         };
         let mut valid_len = 0u64;
         for &seq in &seqs {
@@ -125,6 +155,14 @@ impl LogStore {
                             .unwrap_or_default();
                         let record = Record::decode(payload).map_err(format(&path))?;
                         check_link(&record, next_index, &head)?;
+                        if let RecordBody::Checkpoint(c) = record.body {
+                            last_checkpoint = Some(c);
+                        }
+                        locations.push(Location {
+                            seq,
+                            offset: (SEGMENT_HEADER_LEN + span.offset) as u64,
+                            len: (span.end - span.offset) as u32,
+                        });
                         head = span.digest;
                         next_index += 1;
                     }
@@ -162,29 +200,73 @@ impl LogStore {
         }
         report.records = next_index;
         report.segments = seqs.len() as u64;
-        let store = Self::with(dir, options, file, last, valid_len, next_index, head);
-        Ok((store, report))
+        let opened = Opened {
+            seq: last,
+            segment_len: valid_len,
+            next_index,
+            head,
+            locations,
+            last_checkpoint,
+        };
+        Ok((Self::with(dir, options, file, opened), report))
     }
 
-    fn with(
-        dir: &Path,
-        options: StoreOptions,
-        file: File,
-        seq: u64,
-        segment_len: u64,
-        next_index: u64,
-        head: Digest,
-    ) -> Self {
+    fn with(dir: &Path, options: StoreOptions, file: File, opened: Opened) -> Self {
         Self {
             dir: dir.to_path_buf(),
             options,
             file,
-            seq,
-            segment_len,
-            next_index,
-            head,
+            seq: opened.seq,
+            segment_len: opened.segment_len,
+            next_index: opened.next_index,
+            head: opened.head,
             poisoned: false,
+            locations: opened.locations,
+            last_checkpoint: opened.last_checkpoint,
         }
+    }
+
+    /// The most recent checkpoint in the log.
+    pub fn last_checkpoint(&self) -> Option<&Checkpoint> {
+        self.last_checkpoint.as_ref()
+    }
+
+    /// The frames (as stored: magic, length, payload, digest) of records `from..`, at most
+    /// `max_records` of them and, past the first, at most `max_bytes` in all.
+    pub fn frames(
+        &self,
+        from: u64,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Vec<u8>>, LogError> {
+        use std::io::{Read, Seek, SeekFrom};
+
+        let start = usize::try_from(from).unwrap_or(usize::MAX);
+        let wanted = self.locations.get(start..).unwrap_or_default();
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        let mut total = 0usize;
+        let mut open: Option<(u64, File)> = None;
+        for location in wanted.iter().take(max_records) {
+            let len = location.len as usize;
+            if !out.is_empty() && total + len > max_bytes {
+                break;
+            }
+            let path = segment_path(&self.dir, location.seq);
+            let file = match &mut open {
+                Some((seq, file)) if *seq == location.seq => file,
+                _ => {
+                    let file = File::open(&path).map_err(io(&path))?;
+                    &mut open.insert((location.seq, file)).1
+                }
+            };
+            let mut frame = vec![0u8; len];
+            file.seek(SeekFrom::Start(location.offset))
+                .and_then(|_| file.read_exact(&mut frame))
+                .map_err(io(&path))?;
+            total += len;
+            out.push(frame);
+        }
+        Ok(out)
     }
 
     /// The log directory.
@@ -228,6 +310,8 @@ impl LogStore {
         }
         let mut buffer = Vec::new();
         let mut appended = Vec::with_capacity(bodies.len());
+        let mut frame_lens = Vec::with_capacity(bodies.len());
+        let mut checkpoint = None;
         let (mut index, mut head) = (self.next_index, self.head);
         for body in bodies {
             let record = Record {
@@ -236,6 +320,9 @@ impl LogStore {
                 prev: head,
                 body,
             };
+            if let RecordBody::Checkpoint(c) = &record.body {
+                checkpoint = Some(c.clone());
+            }
             let payload = record.encode().map_err(|source| LogError::Format {
                 what: format!("record {index}"),
                 source,
@@ -245,6 +332,7 @@ impl LogStore {
                 source,
             })?;
             head = codec::record_digest(&payload);
+            frame_lens.push(frame.len() as u32);
             buffer.extend_from_slice(&frame);
             appended.push(Appended {
                 index,
@@ -276,9 +364,21 @@ impl LogStore {
             }
             return Err(LogError::Io { path, source });
         }
-        self.segment_len += buffer.len() as u64;
+        let mut offset = self.segment_len;
+        for len in frame_lens {
+            self.locations.push(Location {
+                seq: self.seq,
+                offset,
+                len,
+            });
+            offset += u64::from(len);
+        }
+        self.segment_len = offset;
         self.next_index = index;
         self.head = head;
+        if checkpoint.is_some() {
+            self.last_checkpoint = checkpoint;
+        }
         Ok(appended)
     }
 

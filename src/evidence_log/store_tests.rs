@@ -335,6 +335,37 @@ fn segment_gap_is_refused() {
     ));
 }
 
+#[test]
+fn frames_by_index_match_the_files_across_segments_and_respect_bounds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let id = crate::identity::Identity::generate().unwrap();
+    let mut options = StoreOptions::default();
+    options.set_max_segment_bytes(30_000);
+    let (mut store, _) = LogStore::open(tmp.path(), options.clone()).unwrap();
+    for n in 0..6 {
+        store.append(n, sample_formed(n)).unwrap();
+    }
+    let checkpoint = store.checkpoint(&id, 7).unwrap();
+    assert_eq!(store.last_checkpoint(), Some(&checkpoint));
+    drop(store);
+    let (store, _) = LogStore::open(tmp.path(), options).unwrap();
+    assert_eq!(store.last_checkpoint(), Some(&checkpoint));
+    let all = store.frames(0, 100, usize::MAX).unwrap();
+    assert_eq!(all.len(), 7);
+    for (i, frame) in all.iter().enumerate() {
+        let span = codec::frame_at(frame, 0).unwrap();
+        assert_eq!(span.end, frame.len());
+        let record = Record::decode(&frame[span.payload_start..span.payload_end]).unwrap();
+        assert_eq!(record.index, i as u64);
+    }
+    assert_eq!(store.frames(5, 100, usize::MAX).unwrap(), all[5..]);
+    assert_eq!(store.frames(2, 2, usize::MAX).unwrap(), all[2..4]);
+    // The byte bound stops after the first frame that fits, and always gives one.
+    assert_eq!(store.frames(0, 100, 1).unwrap(), all[..1]);
+    assert!(store.frames(7, 100, usize::MAX).unwrap().is_empty());
+    assert!(store.frames(u64::MAX, 100, usize::MAX).unwrap().is_empty());
+}
+
 mod hostile {
     use proptest::prelude::*;
 
