@@ -4,17 +4,13 @@
 use std::fs;
 use std::process::{Command, Output};
 
-use ratls_quic::evidence::{ed25519_spki_der, report_data, BindingInput, Role};
-use ratls_quic::evidence_log::{
-    BondEvidence, CertificateFacts, CollateralSource, LogStore, QuoteEvidence, RecordBody,
-    RetirementMarker, StoreOptions, Verdict,
-};
+use common::evlog::evidence;
+use ratls_quic::evidence_log::{LogStore, RecordBody, RetirementMarker, StoreOptions};
 use ratls_quic::identity::Identity;
-use ratls_quic::level::AttestationLevel;
-use ratls_quic::tdx::synthetic::{
-    sample_measurements, QuoteSpec, SyntheticPki, SyntheticPkiParams, SyntheticTcb,
-};
-use ratls_quic::tdx::{Collateral, ReportData};
+use ratls_quic::tdx::synthetic::{SyntheticPki, SyntheticPkiParams};
+use ratls_quic::tdx::Collateral;
+
+mod common;
 
 const RATLS: &str = env!("CARGO_BIN_EXE_ratls");
 const ISSUED: u64 = 1_800_000_000;
@@ -29,65 +25,6 @@ struct Setup {
     server: Identity,
     /// Frame offsets of the records in segment 0.
     offsets: Vec<u64>,
-}
-
-fn quote(pki: &SyntheticPki, report_data: ReportData) -> Vec<u8> {
-    pki.quote(&QuoteSpec {
-        report_data,
-        measurements: sample_measurements(),
-        tcb: SyntheticTcb::UpToDate,
-    })
-    .unwrap()
-}
-
-fn evidence(
-    pki: &SyntheticPki,
-    c: &Collateral,
-    client: &Identity,
-    server: &Identity,
-    time: u64,
-) -> BondEvidence {
-    let subject = client.peer_id();
-    let spki = ed25519_spki_der(&subject);
-    let exporter = [time as u8 | 1; 32];
-    let cert_rd = report_data(&BindingInput::Certificate {
-        spki_der: &spki,
-        not_before: time - 60,
-        not_after: time + 3600,
-        peer_id: subject,
-    })
-    .unwrap();
-    let bond_rd = report_data(&BindingInput::Bond {
-        role: Role::Client,
-        client: subject,
-        server: server.peer_id(),
-        exporter: &exporter,
-    })
-    .unwrap();
-    let q = |bytes| QuoteEvidence {
-        quote: bytes,
-        collateral_digest: *c.digest(),
-        collateral_source: CollateralSource::File("synthetic".into()),
-    };
-    BondEvidence {
-        client: subject,
-        server: server.peer_id(),
-        recorder: Role::Server,
-        subject: Role::Client,
-        level: AttestationLevel::TdxRaTlsBidirectional,
-        exporter: exporter.to_vec(),
-        certificate: CertificateFacts {
-            spki_der: spki.to_vec(),
-            not_before: time - 60,
-            not_after: time + 3600,
-        },
-        cert_quote: Some(q(quote(pki, cert_rd))),
-        bond_quote: Some(q(quote(pki, bond_rd))),
-        verdict: Verdict {
-            tcb_status: "UpToDate".into(),
-            profile: "default".into(),
-        },
-    }
 }
 
 /// Four formed bonds at NOW, NOW+10, NOW+20, NOW+30.

@@ -353,6 +353,11 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Everything not read yet.
+    pub fn rest(&mut self) -> &'a [u8] {
+        core::mem::take(&mut self.rest)
+    }
+
     /// `n` raw bytes.
     pub fn take(&mut self, what: &'static str, n: usize) -> Result<&'a [u8], FormatError> {
         if n > self.rest.len() {

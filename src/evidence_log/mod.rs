@@ -16,19 +16,24 @@ pub mod codec;
 #[cfg(test)]
 pub(crate) mod fixture;
 pub mod outcome;
+pub mod protocol;
+pub mod pull;
 pub mod record;
 pub mod retire;
+mod shared;
 pub mod store;
 
 pub use audit::{AuditFailure, AuditReport, Auditor, RecordVerdict};
 pub use checkpoint::{Checkpoint, CheckpointMismatch};
 pub use codec::Digest;
 pub use outcome::{BondOutcome, OutcomeError};
+pub use pull::{pull, serve_connection, AuditAccess, PullError, Pulled};
 pub use record::{
     BondEvidence, BondRefusal, CertificateFacts, CollateralSource, QuoteEvidence, Record,
     RecordBody, Verdict,
 };
 pub use retire::{RetiredIdentity, RetirementError, RetirementMarker};
+pub use shared::EvidenceLog;
 pub use store::{LogContents, LogEntry, LogStore, OpenReport, StoreOptions};
 
 /// Bytes that do not follow one of the log's formats.

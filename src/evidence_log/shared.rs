@@ -1,0 +1,141 @@
+//! A log shared by the tasks of a node: the endpoint appends to it, the evidence protocol reads
+//! from it. File work runs on blocking threads.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::protocol::RecordBatch;
+use super::store::{self, Appended};
+use super::{Checkpoint, Digest, LogError, LogStore, OpenReport, RecordBody, StoreOptions};
+use crate::identity::Identity;
+use crate::tdx::Collateral;
+
+/// A [`LogStore`] behind a lock, cheap to clone.
+#[derive(Clone, Debug)]
+pub struct EvidenceLog {
+    store: Arc<Mutex<LogStore>>,
+    dir: PathBuf,
+}
+
+impl EvidenceLog {
+    /// Opens (or creates) the log in `dir`, cutting a torn tail. Blocks: call it at start-up or
+    /// on a blocking thread.
+    pub fn open(dir: &Path, options: StoreOptions) -> Result<(Self, OpenReport), LogError> {
+        let (store, report) = LogStore::open(dir, options)?;
+        Ok((Self::new(store), report))
+    }
+
+    /// Shares `store`.
+    pub fn new(store: LogStore) -> Self {
+        Self {
+            dir: store.dir().to_path_buf(),
+            store: Arc::new(Mutex::new(store)),
+        }
+    }
+
+    /// The log directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Appends `bodies` written at `time` in one group commit; they are on stable storage when
+    /// this returns.
+    pub async fn append(
+        &self,
+        time: u64,
+        bodies: Vec<RecordBody>,
+    ) -> Result<Vec<Appended>, LogError> {
+        self.blocking(move |store| store.append_batch(time, bodies))
+            .await
+    }
+
+    /// Signs the chain head and appends the checkpoint.
+    pub async fn checkpoint(
+        &self,
+        identity: Arc<Identity>,
+        now: u64,
+    ) -> Result<Checkpoint, LogError> {
+        self.blocking(move |store| store.checkpoint(&identity, now))
+            .await
+    }
+
+    /// Stores `collateral` beside the log (once per digest).
+    pub async fn put_collateral(&self, collateral: Arc<Collateral>) -> Result<Digest, LogError> {
+        self.blocking(move |store| store.put_collateral(&collateral))
+            .await
+    }
+
+    /// Number of records.
+    pub async fn record_count(&self) -> Result<u64, LogError> {
+        self.blocking(|store| Ok(store.len())).await
+    }
+
+    /// Records `from..`, bounded, with the log's length and latest checkpoint.
+    pub(crate) async fn batch(
+        &self,
+        from: u64,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<RecordBatch, LogError> {
+        self.blocking(move |store| {
+            Ok(RecordBatch {
+                log_len: store.len(),
+                checkpoint: store.last_checkpoint().cloned(),
+                frames: store.frames(from, max_records, max_bytes)?,
+            })
+        })
+        .await
+    }
+
+    /// The stored collateral JSON named `digest`, if present and intact.
+    pub(crate) async fn collateral_json(
+        &self,
+        digest: Digest,
+    ) -> Result<Option<Vec<u8>>, LogError> {
+        let dir = self.dir.clone();
+        run_blocking(move || match store::load_collateral(&dir, &digest) {
+            Ok(c) => serde_json::to_vec(c.dcap())
+                .map(Some)
+                .map_err(|e| LogError::Io {
+                    path: dir.clone(),
+                    source: std::io::Error::other(e),
+                }),
+            Err(LogError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        })
+        .await
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut LogStore) -> Result<T, LogError> + Send + 'static,
+    ) -> Result<T, LogError> {
+        let store = Arc::clone(&self.store);
+        let dir = self.dir.clone();
+        run_blocking(move || {
+            let mut guard = lock(&store, &dir)?;
+            work(&mut guard)
+        })
+        .await
+    }
+}
+
+fn lock<'a>(store: &'a Mutex<LogStore>, dir: &Path) -> Result<MutexGuard<'a, LogStore>, LogError> {
+    store.lock().map_err(|_| LogError::Io {
+        path: dir.to_path_buf(),
+        source: std::io::Error::other("a writer panicked while holding the evidence log"),
+    })
+}
+
+async fn run_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, LogError> + Send + 'static,
+) -> Result<T, LogError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| LogError::Io {
+            path: PathBuf::new(),
+            source: std::io::Error::other(e),
+        })?
+}
