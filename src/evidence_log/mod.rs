@@ -2,10 +2,11 @@
 //! bond a node formed or refused, with the full quotes and every binding input, so that anyone
 //! holding the log (and the collateral stored beside it) can re-run the verification.
 //!
-//! - [`codec`], [`record`], [`checkpoint`], [`retire`], [`outcome`] are pure: they encode and
-//!   decode bytes, hash and sign, and read no clock (`now` is a parameter).
+//! - [`codec`], [`record`], [`checkpoint`], [`retire`], [`outcome`], [`protocol`] are pure:
+//!   they encode and decode bytes, hash and sign, and read no clock (`now` is a parameter).
 //! - [`store`] does the I/O: segment files, durability, torn-tail repair, rotation, the
-//!   collateral directory.
+//!   collateral directory; [`EvidenceLog`] shares one store between tasks.
+//! - [`pull`] serves the log to auditors and pulls it from a node; [`audit`] re-verifies a log.
 //!
 //! `docs/evidence-log.md` gives every format byte by byte, the durability rule, the chain and
 //! checkpoint rules and the audit algorithm.
