@@ -22,6 +22,7 @@ pub mod pull;
 pub mod record;
 pub mod retire;
 mod shared;
+pub mod sink;
 pub mod store;
 
 pub use audit::{AuditFailure, AuditReport, Auditor, RecordVerdict};
@@ -35,6 +36,7 @@ pub use record::{
 };
 pub use retire::{RetiredIdentity, RetirementError, RetirementMarker};
 pub use shared::EvidenceLog;
+pub use sink::{EvidenceSink, FormedBond, SinkError};
 pub use store::{LogContents, LogEntry, LogStore, OpenReport, StoreOptions};
 
 /// Bytes that do not follow one of the log's formats.
