@@ -6,9 +6,9 @@ use std::process::{Command, Output};
 
 use common::evlog::evidence;
 use ratls_quic::evidence_log::{LogStore, RecordBody, RetirementMarker, StoreOptions};
-use ratls_quic::identity::Identity;
-use ratls_quic::tdx::synthetic::{SyntheticPki, SyntheticPkiParams};
-use ratls_quic::tdx::Collateral;
+use ratls_quic::synthetic::{SyntheticPki, SyntheticPkiParams};
+use ratls_quic::Collateral;
+use ratls_quic::Identity;
 
 mod common;
 

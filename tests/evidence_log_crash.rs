@@ -11,13 +11,13 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ratls_quic::evidence::Role;
 use ratls_quic::evidence_log::{
     BondEvidence, BondRefusal, CertificateFacts, CollateralSource, LogContents, LogEntry, LogStore,
     QuoteEvidence, RecordBody, StoreOptions, Verdict,
 };
-use ratls_quic::identity::PeerId;
-use ratls_quic::level::AttestationLevel;
+use ratls_quic::AttestationLevel;
+use ratls_quic::PeerId;
+use ratls_quic::Role;
 
 const CHILD_ENV: &str = "RATLS_EVLOG_CHILD";
 const SEGMENT_BYTES: u64 = 256 * 1024;

@@ -7,18 +7,18 @@ use std::sync::Arc;
 
 use common::evlog::evidence;
 use common::{bind, config, pair, policy, Side};
-use ratls_quic::endpoint::Endpoint;
 use ratls_quic::evidence_log::protocol::{self, Request, ResponseError, Status};
 use ratls_quic::evidence_log::{
     pull, serve_connection, AuditAccess, Auditor, EvidenceLog, LogContents, PullError, RecordBody,
     StoreOptions,
 };
-use ratls_quic::identity::Identity;
-use ratls_quic::policy::Policy;
-use ratls_quic::tdx::synthetic::{sample_measurements, SyntheticPki, SyntheticPkiParams};
-use ratls_quic::tdx::{Collateral, QuoteVerifier};
-use ratls_quic::tls::ExpectedPeer;
+use ratls_quic::synthetic::{sample_measurements, SyntheticPki, SyntheticPkiParams};
 use ratls_quic::AttestationLevel;
+use ratls_quic::Endpoint;
+use ratls_quic::ExpectedPeer;
+use ratls_quic::Identity;
+use ratls_quic::Policy;
+use ratls_quic::{Collateral, QuoteVerifier};
 
 mod common;
 
@@ -133,7 +133,7 @@ async fn auditor_pulls_the_whole_log_and_the_copy_audits_clean() {
     assert_eq!(checkpoint.signer, node.identity.peer_id());
     assert_eq!(checkpoint.index, RECORDS - 1);
 
-    let verifier = QuoteVerifier::with_root(node.pki.root_der().to_vec());
+    let verifier = QuoteVerifier::dangerous().trust_root(node.pki.root_der().to_vec());
     let policy = Policy::authenticity_only();
     let copy = LogContents::read(mirror.path()).unwrap();
     let report = Auditor::new(&verifier, &policy)

@@ -5,17 +5,17 @@
 use std::sync::Arc;
 
 use common::{bind, config, pair, pki, policy, Side};
-use ratls_quic::evidence::Role;
-use ratls_quic::evidence_log::sink::{refusal, FormedBond};
 use ratls_quic::evidence_log::SinkError;
+use ratls_quic::evidence_log::{refusal, FormedBond};
 use ratls_quic::evidence_log::{
     Auditor, BondOutcome, EvidenceLog, EvidenceSink, LogContents, RecordBody, StoreOptions,
 };
-use ratls_quic::identity::Identity;
-use ratls_quic::tdx::synthetic::sample_measurements;
-use ratls_quic::tdx::{Collateral, CollateralStore, QuoteVerifier, StaticCollateral};
-use ratls_quic::tls::ExpectedPeer;
+use ratls_quic::synthetic::sample_measurements;
 use ratls_quic::AttestationLevel;
+use ratls_quic::ExpectedPeer;
+use ratls_quic::Identity;
+use ratls_quic::Role;
+use ratls_quic::{Collateral, CollateralStore, QuoteVerifier, StaticCollateral};
 
 mod common;
 
@@ -81,7 +81,7 @@ async fn formed_and_refused_bonds_are_recorded_and_audit_clean() {
     ))
     .await;
     let (refused, _) = pair(&server, &impostor, ExpectedPeer::AnyAllowedByPolicy).await;
-    let Err(ratls_quic::endpoint::Error::Rejected(rejection)) = refused else {
+    let Err(ratls_quic::Error::Rejected(rejection)) = refused else {
         panic!("impostor accepted: {refused:?}");
     };
     sink.refused(
@@ -104,7 +104,7 @@ async fn formed_and_refused_bonds_are_recorded_and_audit_clean() {
     assert_eq!(refused.reason, "Measurements");
     assert!(refused.cert_quote_digest.is_some());
 
-    let verifier = QuoteVerifier::with_root(pki().root_der().to_vec());
+    let verifier = QuoteVerifier::dangerous().trust_root(pki().root_der().to_vec());
     let report = Auditor::new(&verifier, &node_policy).audit(&contents);
     assert!(report.passed(), "{:?}", report.failed().collect::<Vec<_>>());
 

@@ -10,8 +10,7 @@ use anyhow::Context;
 use ratls_quic::evidence_log::{
     AuditReport, Auditor, Checkpoint, LogContents, RecordVerdict, RetirementMarker,
 };
-use ratls_quic::policy::Policy;
-use ratls_quic::tdx::QuoteVerifier;
+use ratls_quic::{Policy, QuoteVerifier};
 use serde_json::json;
 
 /// Arguments of `ratls audit`.
@@ -66,7 +65,7 @@ fn audit(args: &AuditArgs) -> anyhow::Result<AuditReport> {
     };
     let verifier = match &args.root {
         None => QuoteVerifier::intel(),
-        Some(path) => QuoteVerifier::with_root(super::read_limited(path, 64 * 1024)?),
+        Some(path) => QuoteVerifier::dangerous().trust_root(super::read_limited(path, 64 * 1024)?),
     };
     let mut auditor = Auditor::new(&verifier, &policy);
     for path in &args.marker {

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use ratls_quic::evidence_log::RetirementMarker;
-use ratls_quic::identity::Identity;
+use ratls_quic::Identity;
 
 /// Arguments of `ratls retire`.
 #[derive(Debug, clap::Args)]

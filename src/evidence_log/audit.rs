@@ -15,10 +15,12 @@ use super::{
 use crate::evidence::{verify_binding, EvidenceError};
 use crate::identity::PeerId;
 use crate::policy::Policy;
-use crate::tdx::{AttestationError, Collateral, QuoteVerifier};
+use crate::tdx::{Collateral, QuoteVerifier};
+use crate::AttestationError;
 
 /// Which quote of a record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum QuoteKind {
     /// The quote from the certificate.
     Certificate,
@@ -394,7 +396,7 @@ impl CollateralCache {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "synthetic"))]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 #[path = "audit_tests.rs"]
 mod tests;

@@ -65,7 +65,7 @@ fn logged() -> Logged {
 }
 
 fn audit(fx: &Fixture, dir: &Path) -> AuditReport {
-    let verifier = QuoteVerifier::with_root(fx.pki.root_der().to_vec());
+    let verifier = QuoteVerifier::dangerous().trust_root(fx.pki.root_der().to_vec());
     let policy = Policy::authenticity_only();
     Auditor::new(&verifier, &policy).audit(&LogContents::read(dir).unwrap())
 }
@@ -190,7 +190,7 @@ fn missing_collateral_fails_the_quotes() {
 fn records_of_a_retired_identity_after_retirement_are_flagged() {
     let l = logged();
     let marker = RetirementMarker::create(&l.fx.client, NOW + 2, None).unwrap();
-    let verifier = QuoteVerifier::with_root(l.fx.pki.root_der().to_vec());
+    let verifier = QuoteVerifier::dangerous().trust_root(l.fx.pki.root_der().to_vec());
     let policy = Policy::authenticity_only();
     let report = Auditor::new(&verifier, &policy)
         .with_marker(marker.clone())
@@ -218,7 +218,7 @@ fn forged_marker_is_refused() {
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     let forged = RetirementMarker::decode(&bytes).unwrap();
-    let verifier = QuoteVerifier::with_root(l.fx.pki.root_der().to_vec());
+    let verifier = QuoteVerifier::dangerous().trust_root(l.fx.pki.root_der().to_vec());
     let policy = Policy::authenticity_only();
     assert!(Auditor::new(&verifier, &policy)
         .with_marker(forged.clone())
@@ -242,7 +242,7 @@ fn external_checkpoint_exposes_truncation() {
     let file = fs::OpenOptions::new().write(true).open(&path).unwrap();
     file.set_len(l.offsets[4]).unwrap();
     drop(file);
-    let verifier = QuoteVerifier::with_root(l.fx.pki.root_der().to_vec());
+    let verifier = QuoteVerifier::dangerous().trust_root(l.fx.pki.root_der().to_vec());
     let policy = Policy::authenticity_only();
     let report = Auditor::new(&verifier, &policy)
         .with_checkpoint(checkpoint)

@@ -19,7 +19,7 @@ pub type Digest = [u8; 32];
 pub const FRAME_MAGIC: &[u8; 4] = b"RQLR";
 
 /// Bytes of a frame around its payload: magic, length, digest.
-pub const FRAME_OVERHEAD: usize = 4 + 4 + 32;
+pub(super) const FRAME_OVERHEAD: usize = 4 + 4 + 32;
 
 /// Largest record payload accepted (two quotes of at most 8 KiB and their binding inputs fit
 /// many times over).
@@ -49,7 +49,7 @@ pub fn record_digest(payload: &[u8]) -> Digest {
 }
 
 /// Frames `payload`: magic, length (u32 big-endian), payload, digest.
-pub fn frame(payload: &[u8]) -> Result<Vec<u8>, FormatError> {
+pub(super) fn frame(payload: &[u8]) -> Result<Vec<u8>, FormatError> {
     let len = u32::try_from(payload.len())
         .ok()
         .filter(|_| payload.len() <= MAX_PAYLOAD_LEN)
@@ -82,7 +82,7 @@ pub enum FrameDefect {
 
 /// One valid frame found by [`scan`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FrameSpan {
+pub(super) struct FrameSpan {
     /// Offset of the frame's magic.
     pub offset: usize,
     /// Offset of the payload.
@@ -97,7 +97,7 @@ pub struct FrameSpan {
 
 /// What [`scan`] found at one place in the data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scanned {
+pub(super) enum Scanned {
     /// A valid frame.
     Frame(FrameSpan),
     /// Bytes from `offset` to `end` that hold no valid frame. When the defect is
@@ -116,7 +116,7 @@ pub enum Scanned {
 }
 
 /// Reads one frame at `offset`.
-pub fn frame_at(
+pub(super) fn frame_at(
     data: &[u8],
     offset: usize,
 ) -> Result<FrameSpan, (FrameDefect, Option<(usize, usize)>)> {
@@ -160,7 +160,7 @@ pub fn frame_at(
 /// Splits `data` (the bytes after a segment header) into valid frames and bad stretches. After a
 /// bad frame the scan resumes at the next offset where a valid frame starts, so one damaged
 /// record does not hide the ones after it.
-pub fn scan(data: &[u8]) -> Vec<Scanned> {
+pub(super) fn scan(data: &[u8]) -> Vec<Scanned> {
     let mut out = Vec::new();
     let mut pos = 0usize;
     while pos < data.len() {
@@ -200,7 +200,7 @@ fn next_frame(data: &[u8], from: usize) -> Option<usize> {
 
 /// A segment file's header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SegmentHeader {
+pub(super) struct SegmentHeader {
     /// Sequence number of the segment (0 for the first).
     pub seq: u64,
     /// Index of the first record the segment holds.
@@ -211,7 +211,7 @@ impl SegmentHeader {
     /// The 32 header bytes: magic, version, three zero bytes, seq and first index (u64
     /// big-endian), and the first 8 bytes of blake3 (derive-key, [`SEGMENT_CONTEXT`]) of the
     /// 24 bytes before.
-    pub fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
+    pub(super) fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
         let mut w = Writer::default();
         w.bytes(SEGMENT_MAGIC);
         w.u8(FORMAT_VERSION);
@@ -228,7 +228,7 @@ impl SegmentHeader {
     }
 
     /// Reads a header from the start of `data`.
-    pub fn decode(data: &[u8]) -> Result<Self, FormatError> {
+    pub(super) fn decode(data: &[u8]) -> Result<Self, FormatError> {
         let mut r = Reader::new(data);
         if r.array::<4>("segment magic")? != *SEGMENT_MAGIC {
             return Err(FormatError::Malformed("segment magic"));
@@ -266,45 +266,55 @@ fn segment_check(bytes: &[u8]) -> [u8; 8] {
 
 /// Appends big-endian integers and length-prefixed fields.
 #[derive(Debug, Default)]
-pub struct Writer(pub Vec<u8>);
+pub(super) struct Writer(pub Vec<u8>);
 
 impl Writer {
     /// One byte.
-    pub fn u8(&mut self, v: u8) {
+    pub(super) fn u8(&mut self, v: u8) {
         self.0.push(v);
     }
     /// A u16, big-endian.
-    pub fn u16(&mut self, v: u16) {
+    pub(super) fn u16(&mut self, v: u16) {
         self.0.extend_from_slice(&v.to_be_bytes());
     }
     /// A u32, big-endian.
-    pub fn u32(&mut self, v: u32) {
+    pub(super) fn u32(&mut self, v: u32) {
         self.0.extend_from_slice(&v.to_be_bytes());
     }
     /// A u64, big-endian.
-    pub fn u64(&mut self, v: u64) {
+    pub(super) fn u64(&mut self, v: u64) {
         self.0.extend_from_slice(&v.to_be_bytes());
     }
     /// Raw bytes, no length.
-    pub fn bytes(&mut self, v: &[u8]) {
+    pub(super) fn bytes(&mut self, v: &[u8]) {
         self.0.extend_from_slice(v);
     }
     /// A u16 length, then the bytes; refuses more than `max` (at most 65,535).
-    pub fn bytes16(&mut self, what: &'static str, v: &[u8], max: usize) -> Result<(), FormatError> {
+    pub(super) fn bytes16(
+        &mut self,
+        what: &'static str,
+        v: &[u8],
+        max: usize,
+    ) -> Result<(), FormatError> {
         let len = checked_len::<u16>(what, v.len(), max)?;
         self.u16(len);
         self.bytes(v);
         Ok(())
     }
     /// A u32 length, then the bytes; refuses more than `max`.
-    pub fn bytes32(&mut self, what: &'static str, v: &[u8], max: usize) -> Result<(), FormatError> {
+    pub(super) fn bytes32(
+        &mut self,
+        what: &'static str,
+        v: &[u8],
+        max: usize,
+    ) -> Result<(), FormatError> {
         let len = checked_len::<u32>(what, v.len(), max)?;
         self.u32(len);
         self.bytes(v);
         Ok(())
     }
     /// An optional 32-byte digest: 0, or 1 and the digest.
-    pub fn opt_digest(&mut self, v: Option<&Digest>) {
+    pub(super) fn opt_digest(&mut self, v: Option<&Digest>) {
         match v {
             None => self.u8(0),
             Some(d) => {
@@ -329,23 +339,18 @@ fn checked_len<T: TryFrom<usize>>(
 
 /// Reads what [`Writer`] wrote, checking every bound.
 #[derive(Debug)]
-pub struct Reader<'a> {
+pub(super) struct Reader<'a> {
     rest: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
     /// A reader over `data`.
-    pub fn new(data: &'a [u8]) -> Self {
+    pub(super) fn new(data: &'a [u8]) -> Self {
         Self { rest: data }
     }
 
-    /// Whether everything was read.
-    pub fn is_empty(&self) -> bool {
-        self.rest.is_empty()
-    }
-
     /// Fails unless everything was read.
-    pub fn finish(&self, what: &'static str) -> Result<(), FormatError> {
+    pub(super) fn finish(&self, what: &'static str) -> Result<(), FormatError> {
         if self.rest.is_empty() {
             Ok(())
         } else {
@@ -354,12 +359,12 @@ impl<'a> Reader<'a> {
     }
 
     /// Everything not read yet.
-    pub fn rest(&mut self) -> &'a [u8] {
+    pub(super) fn rest(&mut self) -> &'a [u8] {
         core::mem::take(&mut self.rest)
     }
 
     /// `n` raw bytes.
-    pub fn take(&mut self, what: &'static str, n: usize) -> Result<&'a [u8], FormatError> {
+    pub(super) fn take(&mut self, what: &'static str, n: usize) -> Result<&'a [u8], FormatError> {
         if n > self.rest.len() {
             return Err(FormatError::Truncated(what));
         }
@@ -369,7 +374,10 @@ impl<'a> Reader<'a> {
     }
 
     /// A fixed-size array.
-    pub fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], FormatError> {
+    pub(super) fn array<const N: usize>(
+        &mut self,
+        what: &'static str,
+    ) -> Result<[u8; N], FormatError> {
         let (head, tail) = self
             .rest
             .split_first_chunk::<N>()
@@ -379,23 +387,27 @@ impl<'a> Reader<'a> {
     }
 
     /// One byte.
-    pub fn u8(&mut self, what: &'static str) -> Result<u8, FormatError> {
+    pub(super) fn u8(&mut self, what: &'static str) -> Result<u8, FormatError> {
         Ok(u8::from_be_bytes(self.array(what)?))
     }
     /// A big-endian u16.
-    pub fn u16(&mut self, what: &'static str) -> Result<u16, FormatError> {
+    pub(super) fn u16(&mut self, what: &'static str) -> Result<u16, FormatError> {
         Ok(u16::from_be_bytes(self.array(what)?))
     }
     /// A big-endian u32.
-    pub fn u32(&mut self, what: &'static str) -> Result<u32, FormatError> {
+    pub(super) fn u32(&mut self, what: &'static str) -> Result<u32, FormatError> {
         Ok(u32::from_be_bytes(self.array(what)?))
     }
     /// A big-endian u64.
-    pub fn u64(&mut self, what: &'static str) -> Result<u64, FormatError> {
+    pub(super) fn u64(&mut self, what: &'static str) -> Result<u64, FormatError> {
         Ok(u64::from_be_bytes(self.array(what)?))
     }
     /// A u16-length-prefixed byte string of at most `max` bytes.
-    pub fn bytes16(&mut self, what: &'static str, max: usize) -> Result<&'a [u8], FormatError> {
+    pub(super) fn bytes16(
+        &mut self,
+        what: &'static str,
+        max: usize,
+    ) -> Result<&'a [u8], FormatError> {
         let len = usize::from(self.u16(what)?);
         if len > max {
             return Err(FormatError::TooLarge { what, len, max });
@@ -403,7 +415,11 @@ impl<'a> Reader<'a> {
         self.take(what, len)
     }
     /// A u32-length-prefixed byte string of at most `max` bytes.
-    pub fn bytes32(&mut self, what: &'static str, max: usize) -> Result<&'a [u8], FormatError> {
+    pub(super) fn bytes32(
+        &mut self,
+        what: &'static str,
+        max: usize,
+    ) -> Result<&'a [u8], FormatError> {
         let len = usize::try_from(self.u32(what)?).unwrap_or(usize::MAX);
         if len > max {
             return Err(FormatError::TooLarge { what, len, max });
@@ -411,12 +427,16 @@ impl<'a> Reader<'a> {
         self.take(what, len)
     }
     /// A u16-length-prefixed UTF-8 string of at most `max` bytes.
-    pub fn string16(&mut self, what: &'static str, max: usize) -> Result<String, FormatError> {
+    pub(super) fn string16(
+        &mut self,
+        what: &'static str,
+        max: usize,
+    ) -> Result<String, FormatError> {
         let bytes = self.bytes16(what, max)?;
         String::from_utf8(bytes.to_vec()).map_err(|_| FormatError::Malformed(what))
     }
     /// What [`Writer::opt_digest`] wrote.
-    pub fn opt_digest(&mut self, what: &'static str) -> Result<Option<Digest>, FormatError> {
+    pub(super) fn opt_digest(&mut self, what: &'static str) -> Result<Option<Digest>, FormatError> {
         match self.u8(what)? {
             0 => Ok(None),
             1 => Ok(Some(self.array(what)?)),

@@ -2,42 +2,63 @@
 //! bond a node formed or refused, with the full quotes and every binding input, so that anyone
 //! holding the log (and the collateral stored beside it) can re-run the verification.
 //!
-//! - [`codec`], [`record`], [`checkpoint`], [`retire`], [`outcome`], [`protocol`] are pure:
-//!   they encode and decode bytes, hash and sign, and read no clock (`now` is a parameter).
-//! - [`store`] does the I/O: segment files, durability, torn-tail repair, rotation, the
-//!   collateral directory; [`EvidenceLog`] shares one store between tasks.
-//! - [`pull`] serves the log to auditors and pulls it from a node; [`audit`] re-verifies a log.
+//! Core (pure: encode and decode bytes, hash and sign, no clock, `now` is a parameter): the
+//! record and frame codecs, [`Checkpoint`], [`RetirementMarker`], [`BondOutcome`], and the
+//! [`protocol`] messages. Shell: [`LogStore`] (segment files, durability, torn-tail repair,
+//! rotation, the collateral directory), [`EvidenceLog`] (one store shared between tasks),
+//! [`EvidenceSink`] (what an endpoint calls when a bond forms or is refused),
+//! [`serve_connection`] and [`pull`] (the evidence protocol over QUIC), and [`Auditor`].
 //!
 //! `docs/evidence-log.md` gives every format byte by byte, the durability rule, the chain and
 //! checkpoint rules and the audit algorithm.
 
-pub mod audit;
-pub mod checkpoint;
-pub mod codec;
-#[cfg(test)]
-pub(crate) mod fixture;
-pub mod outcome;
+// Core.
+mod checkpoint;
+mod codec;
+mod outcome;
 pub mod protocol;
-pub mod pull;
-pub mod record;
-pub mod retire;
-mod shared;
-pub mod sink;
-pub mod store;
+mod record;
+mod retire;
 
-pub use audit::{AuditFailure, AuditReport, Auditor, RecordVerdict};
-pub use checkpoint::{Checkpoint, CheckpointMismatch};
-pub use codec::Digest;
-pub use outcome::{BondOutcome, OutcomeError};
-pub use pull::{pull, serve_connection, AuditAccess, PullError, Pulled};
+// Shell.
+mod audit;
+mod pull;
+mod shared;
+mod sink;
+mod store;
+
+#[cfg(all(test, feature = "synthetic"))]
+mod fixture;
+
+pub use audit::{AuditFailure, AuditReport, Auditor, CheckpointVerdict, QuoteKind, RecordVerdict};
+pub use checkpoint::{
+    Checkpoint, CheckpointMismatch, CHECKPOINT_BODY_LEN, CHECKPOINT_CONTEXT, CHECKPOINT_MAGIC,
+};
+pub use codec::{
+    record_digest, Digest, FrameDefect, FORMAT_VERSION, FRAME_MAGIC, MAX_PAYLOAD_LEN,
+    RECORD_CONTEXT, SEGMENT_CONTEXT, SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
+};
+pub use outcome::{
+    binding_digest, BondOutcome, OutcomeError, OutcomeFacts, BINDING_DIGEST_CONTEXT,
+    MAX_COLLATERAL_DIGESTS, MAX_OUTCOME_JSON_LEN, OUTCOME_CONTEXT,
+};
+pub use pull::{
+    pull, serve_connection, AuditAccess, PullError, Pulled, MAX_PULL_RECORDS, SERVE_TIMEOUT,
+};
 pub use record::{
     BondEvidence, BondRefusal, CertificateFacts, CollateralSource, QuoteEvidence, Record,
-    RecordBody, Verdict,
+    RecordBody, Verdict, MAX_NAME_LEN, MAX_SPKI_LEN, MAX_TEXT_LEN,
 };
-pub use retire::{RetiredIdentity, RetirementError, RetirementMarker};
+pub use retire::{
+    RetiredIdentity, RetirementError, RetirementMarker, MAX_MARKER_LEN, RETIREMENT_CONTEXT,
+    RETIREMENT_MAGIC,
+};
 pub use shared::EvidenceLog;
-pub use sink::{EvidenceSink, FormedBond, SinkError};
-pub use store::{LogContents, LogEntry, LogStore, OpenReport, StoreOptions};
+pub use sink::{formed_evidence, refusal, rejection_kind, EvidenceSink, FormedBond, SinkError};
+pub use store::{
+    load_collateral, put_collateral, segment_path, Appended, Damage, LogContents, LogEntry,
+    LogStore, OpenReport, StoreOptions, COLLATERAL_DIR, DEFAULT_MAX_SEGMENT_BYTES,
+};
 
 /// Bytes that do not follow one of the log's formats.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -100,7 +121,7 @@ pub enum LogError {
         /// Byte offset in the segment file.
         offset: u64,
         /// What is wrong there.
-        defect: codec::FrameDefect,
+        defect: FrameDefect,
     },
     /// A record or header is not in the log's format.
     #[error("{what}: {source}")]

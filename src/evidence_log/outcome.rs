@@ -16,14 +16,14 @@ use serde::{Deserialize, Serialize};
 
 use super::codec::{Digest, Writer};
 use super::record::{level_byte, role_byte, BondEvidence};
-use crate::evidence::{encode_binding, Role};
+use crate::evidence::{report_data, Role};
 use crate::identity::{Identity, PeerId};
 use crate::level::AttestationLevel;
 
 /// Bytes the signature covers start with this text and a zero byte.
 pub const OUTCOME_CONTEXT: &str = "ratls-quic bond-outcome v1";
 
-/// blake3 derive-key context of [`BondOutcome::binding_digest`].
+/// blake3 derive-key context of [`binding_digest`].
 pub const BINDING_DIGEST_CONTEXT: &str = "ratls-quic bond-outcome binding v1";
 
 /// Largest JSON outcome [`BondOutcome::from_json`] reads.
@@ -87,15 +87,15 @@ pub enum OutcomeError {
 }
 
 /// The digest an outcome carries for a bond binding: blake3 (derive-key,
-/// [`BINDING_DIGEST_CONTEXT`]) of the binding encoding (`docs/binding.md`) of the peer's bond
-/// proof (`role` is the peer's role).
+/// [`BINDING_DIGEST_CONTEXT`]) of the 64-byte report_data (`docs/binding.md`) of the peer's
+/// bond proof (`role` is the peer's role).
 pub fn binding_digest(
     role: Role,
     client: PeerId,
     server: PeerId,
     exporter: &[u8],
 ) -> Result<Digest, OutcomeError> {
-    let encoded = encode_binding(&crate::evidence::BindingInput::Bond {
+    let value = report_data(&crate::evidence::BindingInput::Bond {
         role,
         client,
         server,
@@ -103,7 +103,7 @@ pub fn binding_digest(
     })
     .map_err(OutcomeError::Binding)?;
     let mut hasher = blake3::Hasher::new_derive_key(BINDING_DIGEST_CONTEXT);
-    hasher.update(&encoded);
+    hasher.update(value.as_bytes());
     Ok(*hasher.finalize().as_bytes())
 }
 
@@ -304,7 +304,7 @@ fn signed_bytes(f: &OutcomeFacts) -> Vec<u8> {
     w.0
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "synthetic"))]
 #[allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,

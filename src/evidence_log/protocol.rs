@@ -13,7 +13,7 @@
 use super::checkpoint::CHECKPOINT_BODY_LEN;
 use super::codec::{self, Digest, Reader, Writer, FORMAT_VERSION};
 use super::{Checkpoint, FormatError};
-use crate::tdx::collateral::MAX_COLLATERAL_LEN;
+use crate::MAX_COLLATERAL_LEN;
 
 /// ALPN protocol name of evidence connections.
 pub const EVIDENCE_ALPN: &[u8] = b"ratls-evidence/1";
@@ -41,6 +41,7 @@ const OP_COLLATERAL: u8 = 2;
 
 /// What a puller asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Request {
     /// Records from index `from`, at most `max` of them (the server caps it further).
     Records {

@@ -7,12 +7,12 @@ use super::{
     BondEvidence, BondRefusal, CertificateFacts, CollateralSource, Digest, EvidenceLog, LogError,
     QuoteEvidence, RecordBody, Verdict,
 };
-use crate::endpoint::EXPORTER_LABEL;
 use crate::evidence::{parse_certificate, EvidenceError, Role};
 use crate::identity::PeerId;
 use crate::level::AttestationLevel;
-use crate::tdx::{Collateral, CollateralStore, VerifiedQuote};
+use crate::tdx::{Collateral, CollateralStore};
 use crate::tls::PeerRejection;
+use crate::{AttestationError, VerifiedQuote, EXPORTER_LABEL};
 
 /// Where an endpoint records its bonds.
 #[derive(Clone, Debug)]
@@ -169,7 +169,7 @@ pub fn formed_evidence(
             tcb_status: verdict_source
                 .map_or_else(String::new, |v| v.tcb_status().as_str().to_owned()),
             profile: verdict_source
-                .and_then(VerifiedQuote::profile)
+                .map(VerifiedQuote::profile)
                 .unwrap_or_default()
                 .to_owned(),
         },
@@ -200,7 +200,7 @@ pub fn refusal(
     let (named, quote_digest): (Option<PeerId>, Option<Digest>) = match rejection {
         PeerRejection::UnexpectedPeer { found, .. } => (Some(*found), None),
         PeerRejection::UnknownSoftwareIdentity(p) => (Some(*p), None),
-        PeerRejection::Quote(crate::tdx::AttestationError::Policy { quote, .. }) => {
+        PeerRejection::Quote(AttestationError::Policy { quote, .. }) => {
             (None, Some(*quote.quote_digest()))
         }
         _ => (None, None),
@@ -225,9 +225,7 @@ pub fn rejection_kind(rejection: &PeerRejection) -> &'static str {
         PeerRejection::Evidence(_) => "certificate-evidence",
         PeerRejection::MissingCollateral => "missing-collateral",
         PeerRejection::NoCertificate => "no-certificate",
-        PeerRejection::Quote(crate::tdx::AttestationError::Policy { violation, .. }) => {
-            violation.kind()
-        }
+        PeerRejection::Quote(AttestationError::Policy { violation, .. }) => violation.kind(),
         PeerRejection::Quote(_) => "quote-not-authentic",
         PeerRejection::UnexpectedPeer { .. } => "unexpected-peer",
         PeerRejection::UnknownSoftwareIdentity(_) => "unknown-software-identity",

@@ -6,6 +6,7 @@ use crate::evidence_log::{
     BondEvidence, BondRefusal, CertificateFacts, CheckpointMismatch, CollateralSource,
     QuoteEvidence, Verdict,
 };
+use crate::identity::Identity;
 use crate::identity::PeerId;
 use crate::level::AttestationLevel;
 
@@ -217,7 +218,7 @@ fn damage_before_a_valid_record_is_refused_not_repaired() {
 #[test]
 fn checkpoint_before_truncation_exposes_it_and_fork_is_detected() {
     let tmp = tempfile::tempdir().unwrap();
-    let id = crate::identity::Identity::generate().unwrap();
+    let id = Identity::generate().unwrap();
     let (mut store, _) = LogStore::open(tmp.path(), StoreOptions::default()).unwrap();
     let mut sizes = Vec::new();
     for n in 0..4 {
@@ -260,7 +261,7 @@ fn checkpoint_before_truncation_exposes_it_and_fork_is_detected() {
 #[test]
 fn checkpoint_of_empty_log_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let id = crate::identity::Identity::generate().unwrap();
+    let id = Identity::generate().unwrap();
     let (mut store, _) = LogStore::open(tmp.path(), StoreOptions::default()).unwrap();
     assert!(matches!(store.checkpoint(&id, 1), Err(LogError::Empty)));
 }
@@ -288,6 +289,7 @@ fn reordered_record_breaks_the_chain_on_open() {
 }
 
 #[test]
+#[cfg(feature = "synthetic")]
 fn collateral_is_stored_once_by_digest_and_checked_on_load() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = crate::tdx::synthetic::SyntheticPki::generate(
@@ -338,7 +340,7 @@ fn segment_gap_is_refused() {
 #[test]
 fn frames_by_index_match_the_files_across_segments_and_respect_bounds() {
     let tmp = tempfile::tempdir().unwrap();
-    let id = crate::identity::Identity::generate().unwrap();
+    let id = Identity::generate().unwrap();
     let mut options = StoreOptions::default();
     options.set_max_segment_bytes(30_000);
     let (mut store, _) = LogStore::open(tmp.path(), options.clone()).unwrap();

@@ -1,14 +1,14 @@
 //! Evidence-log fixtures: bond evidence with synthetic quotes bound the way the endpoint binds
 //! them.
 
-use ratls_quic::evidence::{ed25519_spki_der, report_data, BindingInput, Role};
 use ratls_quic::evidence_log::{
     BondEvidence, CertificateFacts, CollateralSource, QuoteEvidence, Verdict,
 };
-use ratls_quic::identity::Identity;
-use ratls_quic::level::AttestationLevel;
-use ratls_quic::tdx::synthetic::{sample_measurements, QuoteSpec, SyntheticPki, SyntheticTcb};
-use ratls_quic::tdx::{Collateral, ReportData};
+use ratls_quic::synthetic::{sample_measurements, QuoteSpec, SyntheticPki, SyntheticTcb};
+use ratls_quic::AttestationLevel;
+use ratls_quic::Identity;
+use ratls_quic::{ed25519_spki_der, report_data, BindingInput, Role};
+use ratls_quic::{Collateral, ReportData};
 
 pub fn quote(pki: &SyntheticPki, report_data: ReportData) -> Vec<u8> {
     pki.quote(&QuoteSpec {
