@@ -489,12 +489,14 @@ async fn dialer_whose_proof_is_refused_gets_no_usable_connection() {
 #[tokio::test]
 async fn silent_client_refused_when_the_bond_proof_times_out() {
     let (quote_verifier, collateral) = verifier();
-    let mut builder = EndpointConfig::builder(Identity::generate().unwrap())
+    let config = EndpointConfig::builder(Identity::generate().unwrap())
         .with_policy(policy(BIDIRECTIONAL))
         .with_quote_provider(provider(sample_measurements()))
-        .with_quote_verifier(quote_verifier, collateral);
-    builder.bond_timeout(Duration::from_millis(300));
-    let server = bind(builder.build().unwrap()).await;
+        .with_quote_verifier(quote_verifier, collateral)
+        .bond_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let server = bind(config).await;
     let forger = ForgingClient::new();
 
     let silent = async {
