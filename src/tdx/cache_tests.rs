@@ -5,11 +5,11 @@ use std::sync::{Arc, OnceLock};
 
 use proptest::prelude::*;
 
-use super::synthetic::{
+use crate::tdx::synthetic::{
     sample_measurements, QuoteSpec, SyntheticPki, SyntheticPkiParams, SyntheticTcb,
 };
-use super::verify::{AuthenticQuote, QuoteVerifier};
-use super::{Collateral, ReportData, VerdictCache};
+use super::{AuthenticQuote, QuoteVerifier};
+use crate::tdx::{Collateral, ReportData, VerdictCache};
 use crate::policy::Policy;
 use crate::policy::{AttestationError, VerifiedQuote};
 
