@@ -5,13 +5,13 @@ use std::sync::{Arc, OnceLock};
 
 use proptest::prelude::*;
 
+use super::{AuthenticQuote, QuoteVerifier};
+use crate::policy::Policy;
+use crate::policy::{AttestationError, VerifiedQuote};
 use crate::tdx::synthetic::{
     sample_measurements, QuoteSpec, SyntheticPki, SyntheticPkiParams, SyntheticTcb,
 };
-use super::{AuthenticQuote, QuoteVerifier};
 use crate::tdx::{Collateral, ReportData, VerdictCache};
-use crate::policy::Policy;
-use crate::policy::{AttestationError, VerifiedQuote};
 
 const ISSUED: u64 = 1_760_000_000;
 const NOW: u64 = ISSUED + 3_600;
