@@ -6,6 +6,7 @@
 pub mod evlog;
 pub mod forge;
 pub mod raw;
+pub mod rejections;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
