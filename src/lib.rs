@@ -89,7 +89,7 @@ pub mod synthetic;
 
 pub use endpoint::{
     Accepting, AttestedConnection, ConfigError, Endpoint, EndpointConfig, EndpointConfigBuilder,
-    Error, PeerInfo, Ready, WantsEvidence, WantsPolicy, WantsVerifier,
+    Error, PeerInfo, Ready, WantsEvidence, WantsPolicy, WantsVerifier, EVIDENCE_UNRECORDED,
 };
 pub use evidence::{
     certificate_report_data, ed25519_spki_der, issue_certificate, parse_certificate, report_data,

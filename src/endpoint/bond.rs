@@ -18,14 +18,15 @@ fn exporter(conn: &quinn::Connection) -> Result<[u8; 32], Error> {
     Ok(out)
 }
 
-/// Runs the exchange for one side and returns the peer's verified bond quote, if it sent one.
+/// Runs the exchange for one side and returns the peer's verified bond quote, if it sent one,
+/// and the peer's proof message as received.
 pub(crate) async fn exchange(
     conn: &quinn::Connection,
     config: &EndpointConfig,
     check: &PeerCheck,
     parties: Parties,
     peer: &CertifiedPeer,
-) -> Result<Option<VerifiedQuote>, Error> {
+) -> Result<(Option<VerifiedQuote>, Vec<u8>), Error> {
     let exporter = exporter(conn)?;
     let run = async {
         match parties.role {
@@ -36,7 +37,8 @@ pub(crate) async fn exchange(
                     send_proof(conn, quote.as_deref()).await
                 };
                 let ((), message) = tokio::try_join!(send, receive_peer(conn))?;
-                judged(conn, check, parties, peer, &exporter, &message)
+                let verified = judged(conn, check, parties, peer, &exporter, &message)?;
+                Ok((verified, message))
             }
             // The acceptor makes its quote while the dialer's proof arrives, but sends it only
             // once that proof passed: its proof doubles as the acceptance, so a dialer never
@@ -46,7 +48,7 @@ pub(crate) async fn exchange(
                     tokio::try_join!(own_quote(config, parties, exporter), receive_peer(conn))?;
                 let verified = judged(conn, check, parties, peer, &exporter, &message)?;
                 send_proof(conn, quote.as_deref()).await?;
-                Ok(verified)
+                Ok((verified, message))
             }
         }
     };

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::evidence::{EvidenceError, MAX_VALIDITY_SECS};
+use crate::evidence_log::EvidenceSink;
 use crate::identity::Identity;
 use crate::level::AttestationLevel;
 use crate::policy::{Freshness, Policy, RebuildPinError};
@@ -76,6 +77,8 @@ pub struct EndpointConfig {
     /// Bounds the quote requests running on blocking threads: they cannot be aborted, so a
     /// flood of bonds must queue rather than pile up threads.
     pub(crate) quote_permits: Arc<tokio::sync::Semaphore>,
+    /// Where bonds are recorded, if anywhere.
+    pub(crate) evidence: Option<EvidenceSink>,
 }
 
 impl EndpointConfig {
@@ -90,6 +93,7 @@ impl EndpointConfig {
             bond_timeout: Duration::from_secs(10),
             socket_buffer_bytes: 8 << 20,
             max_concurrent_quotes: 8,
+            evidence: None,
             state: PhantomData,
         }
     }
@@ -121,6 +125,7 @@ pub struct EndpointConfigBuilder<State> {
     bond_timeout: Duration,
     socket_buffer_bytes: usize,
     max_concurrent_quotes: usize,
+    evidence: Option<EvidenceSink>,
     state: PhantomData<State>,
 }
 
@@ -135,6 +140,7 @@ impl<S> EndpointConfigBuilder<S> {
             bond_timeout: self.bond_timeout,
             socket_buffer_bytes: self.socket_buffer_bytes,
             max_concurrent_quotes: self.max_concurrent_quotes,
+            evidence: self.evidence,
             state: PhantomData,
         }
     }
@@ -203,6 +209,14 @@ impl EndpointConfigBuilder<Ready> {
         self
     }
 
+    /// Records every formed bond (the peer's evidence, durably, before the connection is handed
+    /// out) and every refused one in `sink`'s evidence log. With a required sink, a bond whose
+    /// record cannot be written does not form.
+    pub fn evidence_log(mut self, sink: EvidenceSink) -> Self {
+        self.evidence = Some(sink);
+        self
+    }
+
     /// Checks the choices fit together.
     ///
     /// Level TdxRaTlsBidirectional and above need a quote provider on this side; level
@@ -243,6 +257,7 @@ impl EndpointConfigBuilder<Ready> {
             bond_timeout: self.bond_timeout,
             socket_buffer_bytes: self.socket_buffer_bytes,
             quote_permits: Arc::new(tokio::sync::Semaphore::new(self.max_concurrent_quotes)),
+            evidence: self.evidence,
         })
     }
 }

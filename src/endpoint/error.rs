@@ -31,6 +31,9 @@ pub enum Error {
     /// or close reason.
     #[error("connection failed: {0}")]
     Connection(#[from] quinn::ConnectionError),
+    /// The bond formed but could not be recorded in the required evidence log.
+    #[error("evidence log: {0}")]
+    EvidenceLog(#[source] crate::evidence_log::SinkError),
     /// The TLS exporter of the connection was not available (the handshake did not complete).
     #[error("TLS exporter unavailable")]
     ExporterUnavailable,

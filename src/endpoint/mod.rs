@@ -6,6 +6,7 @@ mod certs;
 mod config;
 mod connection;
 mod error;
+mod evidence;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ pub use config::{
 };
 pub use connection::{AttestedConnection, PeerInfo};
 pub use error::Error;
+pub use evidence::EVIDENCE_UNRECORDED;
 
 use crate::evidence::Role;
 use crate::identity::PeerId;
@@ -125,6 +127,16 @@ impl Endpoint {
         addr: SocketAddr,
         expected: ExpectedPeer,
     ) -> Result<AttestedConnection, Error> {
+        let result = self.dial(addr, expected).await;
+        evidence::record_refused(&self.config, self.peer_id(), Role::Client, &result).await;
+        result
+    }
+
+    async fn dial(
+        &self,
+        addr: SocketAddr,
+        expected: ExpectedPeer,
+    ) -> Result<AttestedConnection, Error> {
         let (tls, pending) = self.tls.client(expected);
         let quic_tls = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
             .map_err(Error::NoInitialCipherSuite)?;
@@ -169,13 +181,17 @@ impl Endpoint {
     ) -> Result<AttestedConnection, Error> {
         // With no quote in either certificate there is nothing to prove per bond, and both sides
         // know it from the certificates alone: skip the exchange and its round trip.
-        let bond_quote = if self.config.is_attested() || peer.quote().is_some() {
+        let (bond_quote, peer_message) = if self.config.is_attested() || peer.quote().is_some() {
             bond::exchange(&conn, &self.config, self.tls.check(), parties, &peer).await?
         } else {
-            None
+            (None, Vec::new())
         };
         let (peer_id, level, cert_quote) = peer.into_parts();
         let info = PeerInfo::new(peer_id, level, cert_quote, bond_quote);
+        if let Some(sink) = &self.config.evidence {
+            evidence::record_formed(sink, &self.config, &conn, parties, &info, &peer_message)
+                .await?;
+        }
         tracing::info!(peer = %info.peer_id(), level = %info.level(), "attested bond established");
         Ok(AttestedConnection::new(conn, info))
     }
@@ -196,6 +212,13 @@ impl Accepting<'_> {
 
     /// Runs the handshake and the bond proof.
     pub async fn establish(self) -> Result<AttestedConnection, Error> {
+        let endpoint = self.endpoint;
+        let result = self.run().await;
+        evidence::record_refused(&endpoint.config, endpoint.peer_id(), Role::Server, &result).await;
+        result
+    }
+
+    async fn run(self) -> Result<AttestedConnection, Error> {
         let endpoint = self.endpoint;
         let (tls, pending) = endpoint.tls.server();
         let quic_tls = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
