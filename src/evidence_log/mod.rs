@@ -50,8 +50,8 @@ pub use record::{
     RecordBody, Verdict, MAX_NAME_LEN, MAX_SPKI_LEN, MAX_TEXT_LEN,
 };
 pub use retire::{
-    RetiredIdentity, RetirementError, RetirementMarker, MAX_MARKER_LEN, RETIREMENT_CONTEXT,
-    RETIREMENT_MAGIC,
+    RetiredIdentities, RetiredIdentity, RetirementError, RetirementMarker, MAX_MARKER_LEN,
+    RETIREMENT_CONTEXT, RETIREMENT_MAGIC,
 };
 pub use shared::EvidenceLog;
 pub use sink::{formed_evidence, refusal, rejection_kind, EvidenceSink, FormedBond, SinkError};

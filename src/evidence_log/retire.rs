@@ -181,6 +181,39 @@ impl RetirementMarker {
     }
 }
 
+/// The identities a node refuses because a verified marker retired them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RetiredIdentities {
+    markers: Vec<RetirementMarker>,
+}
+
+impl RetiredIdentities {
+    /// Adds `marker` once its signatures verify.
+    pub fn insert(&mut self, marker: RetirementMarker) -> Result<(), RetirementError> {
+        marker.verify()?;
+        self.markers.push(marker);
+        Ok(())
+    }
+
+    /// Fails if a marker retires `peer` at `now`.
+    pub fn check(&self, peer: &PeerId, now: u64) -> Result<(), RetiredIdentity> {
+        match self.markers.iter().find_map(|m| m.applies(peer, now)) {
+            Some(retired) => Err(retired),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether no identity is retired.
+    pub fn is_empty(&self) -> bool {
+        self.markers.is_empty()
+    }
+
+    /// The markers.
+    pub fn markers(&self) -> &[RetirementMarker] {
+        &self.markers
+    }
+}
+
 fn signed_bytes(retired: &PeerId, time: u64, successor: Option<&PeerId>) -> Vec<u8> {
     let mut w = Writer::default();
     w.bytes(RETIREMENT_CONTEXT.as_bytes());

@@ -200,6 +200,7 @@ pub fn refusal(
     let (named, quote_digest): (Option<PeerId>, Option<Digest>) = match rejection {
         PeerRejection::UnexpectedPeer { found, .. } => (Some(*found), None),
         PeerRejection::UnknownSoftwareIdentity(p) => (Some(*p), None),
+        PeerRejection::Retired(r) => (Some(r.retired), None),
         PeerRejection::Quote(AttestationError::Policy { quote, .. }) => {
             (None, Some(*quote.quote_digest()))
         }
@@ -229,5 +230,6 @@ pub fn rejection_kind(rejection: &PeerRejection) -> &'static str {
         PeerRejection::Quote(_) => "quote-not-authentic",
         PeerRejection::UnexpectedPeer { .. } => "unexpected-peer",
         PeerRejection::UnknownSoftwareIdentity(_) => "unknown-software-identity",
+        PeerRejection::Retired(_) => "retired-identity",
     }
 }
