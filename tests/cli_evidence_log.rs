@@ -204,3 +204,73 @@ fn audit_with_a_checkpoint_from_before_a_truncation_fails() {
     let failure = json["checkpoints"][0]["failure"].as_str().unwrap();
     assert!(failure.contains("truncated"), "{failure}");
 }
+
+#[test]
+fn demo_log_audits_clean_and_names_a_changed_record_and_a_cut_tail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("log");
+    let out = Command::new(RATLS)
+        .args(["demo", "--bonds", "1", "--evidence-log"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let audit = |extra: &[&str]| {
+        let out = Command::new(RATLS)
+            .arg("audit")
+            .arg("--log")
+            .arg(&log)
+            .arg("--root")
+            .arg(log.join("root.der"))
+            .arg("--policy")
+            .arg(log.join("policy.toml"))
+            .arg("--checkpoint")
+            .arg(log.join("checkpoint"))
+            .arg("--json")
+            .args(extra)
+            .output()
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code(), json)
+    };
+    let (code, json) = audit(&[]);
+    assert_eq!(code, Some(0), "{json}");
+    let kinds: Vec<_> = json["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap().to_owned())
+        .collect();
+    // Two bonds (the demo's first and one timed), the refused impostor, the checkpoint.
+    assert_eq!(
+        kinds,
+        ["bond-formed", "bond-formed", "bond-refused", "checkpoint"]
+    );
+
+    let path = log.join("segment-00000000.rqel");
+    let original = fs::read(&path).unwrap();
+    let offset = |i: usize| json["records"][i]["offset"].as_u64().unwrap() as usize;
+    let mut changed = original.clone();
+    changed[offset(1) + 3000] ^= 0x01;
+    fs::write(&path, &changed).unwrap();
+    let (code, json_changed) = audit(&[]);
+    assert_eq!(code, Some(1));
+    assert_eq!(json_changed["failed_records"], serde_json::json!([1]));
+
+    // Cut mid-record: the checkpoint taken before exposes the truncation.
+    fs::write(&path, &original[..offset(1) + 100]).unwrap();
+    let (code, json_cut) = audit(&[]);
+    assert_eq!(code, Some(1));
+    let failure = json_cut["checkpoints"][0]["failure"].as_str().unwrap();
+    assert!(failure.contains("truncated"), "{failure}");
+    // The log reopens with the torn tail cut and record 0 intact.
+    let (store, report) = LogStore::open(&log, StoreOptions::default()).unwrap();
+    assert_eq!(report.records, 1);
+    assert_eq!(report.truncated_bytes, 100);
+    drop(store);
+}
