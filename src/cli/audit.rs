@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use ratls_quic::evidence_log::{
-    AuditReport, Auditor, Checkpoint, LogContents, RecordVerdict, RetirementMarker,
+    pull_from, AuditReport, Auditor, Checkpoint, LogContents, RecordVerdict, RetirementMarker,
 };
 use ratls_quic::{Policy, QuoteVerifier};
 use serde_json::json;
@@ -17,8 +17,17 @@ use serde_json::json;
 #[derive(Debug, clap::Args)]
 pub(crate) struct AuditArgs {
     /// The log directory.
+    #[arg(long, required_unless_present = "from", conflicts_with = "from")]
+    log: Option<PathBuf>,
+    /// Pull the log from this node's evidence endpoint (host:port) instead.
+    #[arg(long, requires_all = ["expect", "identity"])]
+    from: Option<std::net::SocketAddr>,
+    /// With --from: the node's PeerId; its endpoint and its checkpoint must be signed by it.
     #[arg(long)]
-    log: PathBuf,
+    expect: Option<ratls_quic::PeerId>,
+    /// With --from: this auditor's identity key file (on the node's audit allow-list).
+    #[arg(long)]
+    identity: Option<PathBuf>,
     /// Policy file (TOML) the quotes are judged by. Without it: authenticity only, UpToDate
     /// only, no debug TD.
     #[arg(long)]
@@ -80,8 +89,32 @@ fn audit(args: &AuditArgs) -> anyhow::Result<AuditReport> {
             .with_context(|| format!("checkpoint {}", path.display()))?;
         auditor = auditor.with_checkpoint(checkpoint);
     }
-    let log =
-        LogContents::read(&args.log).with_context(|| format!("log {}", args.log.display()))?;
+    let (dir, _mirror) = match (&args.log, args.from, args.expect, &args.identity) {
+        (Some(dir), _, _, _) => (dir.clone(), None),
+        (None, Some(addr), Some(expect), Some(identity)) => {
+            let identity = ratls_quic::Identity::load(identity)
+                .with_context(|| format!("identity {}", identity.display()))?;
+            let mirror = tempfile::tempdir().context("temporary directory")?;
+            let pulled = super::runtime()?
+                .block_on(pull_from(addr, expect, &identity, mirror.path()))
+                .with_context(|| format!("pulling the log from {addr}"))?;
+            eprintln!(
+                "pulled {} records and {} collateral documents from {addr}",
+                pulled.records, pulled.collateral
+            );
+            if let Some(checkpoint) = pulled.checkpoint {
+                anyhow::ensure!(
+                    checkpoint.signer == expect,
+                    "the served checkpoint is signed by {}, not {expect}",
+                    checkpoint.signer
+                );
+                auditor = auditor.with_checkpoint(checkpoint);
+            }
+            (mirror.path().to_path_buf(), Some(mirror))
+        }
+        _ => anyhow::bail!("give --log DIR, or --from ADDR --expect PEERID --identity KEY"),
+    };
+    let log = LogContents::read(&dir).with_context(|| format!("log {}", dir.display()))?;
     Ok(auditor.audit(&log))
 }
 

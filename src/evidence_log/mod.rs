@@ -23,6 +23,7 @@ mod retire;
 // Shell.
 mod audit;
 mod pull;
+mod server;
 mod shared;
 mod sink;
 mod store;
@@ -52,6 +53,10 @@ pub use record::{
 pub use retire::{
     RetiredIdentities, RetiredIdentity, RetirementError, RetirementMarker, MAX_MARKER_LEN,
     RETIREMENT_CONTEXT, RETIREMENT_MAGIC,
+};
+pub use server::{
+    pull_from, EvidenceServer, EvidenceServerError, EVIDENCE_CERT_LIFETIME,
+    MAX_EVIDENCE_CONNECTIONS,
 };
 pub use shared::EvidenceLog;
 pub use sink::{formed_evidence, refusal, rejection_kind, EvidenceSink, FormedBond, SinkError};
