@@ -637,6 +637,15 @@ impl LogContents {
         })
     }
 
+    /// The retirement markers recorded in the log (not verified here:
+    /// [`super::RetiredIdentities::insert`] verifies each).
+    pub fn retirement_markers(&self) -> impl Iterator<Item = &super::RetirementMarker> {
+        self.records().filter_map(|(_, r)| match &r.body {
+            RecordBody::Retirement(m) => Some(m),
+            _ => None,
+        })
+    }
+
     /// The collateral named `digest`, from the collateral directory.
     pub fn collateral(&self, digest: &Digest) -> Result<Collateral, LogError> {
         load_collateral(&self.dir, digest)

@@ -368,6 +368,34 @@ fn frames_by_index_match_the_files_across_segments_and_respect_bounds() {
     assert!(store.frames(u64::MAX, 100, usize::MAX).unwrap().is_empty());
 }
 
+#[test]
+fn retirement_records_load_into_a_refusal_set_and_forged_ones_do_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let old = Identity::generate().unwrap();
+    let good = crate::evidence_log::RetirementMarker::create(&old, 100, None).unwrap();
+    let (mut store, _) = LogStore::open(tmp.path(), StoreOptions::default()).unwrap();
+    store
+        .append(1, RecordBody::Retirement(good.clone()))
+        .unwrap();
+    let other = Identity::generate().unwrap();
+    let mut forged = crate::evidence_log::RetirementMarker::create(&other, 100, None).unwrap();
+    let mut forged_bytes = forged.encode();
+    forged_bytes[40] ^= 1;
+    forged = crate::evidence_log::RetirementMarker::decode(&forged_bytes).unwrap();
+    store.append(2, RecordBody::Retirement(forged)).unwrap();
+    drop(store);
+    let contents = LogContents::read(tmp.path()).unwrap();
+    let mut retired = crate::evidence_log::RetiredIdentities::default();
+    let loaded = contents
+        .retirement_markers()
+        .filter(|m| retired.insert((*m).clone()).is_ok())
+        .count();
+    assert_eq!(loaded, 1);
+    assert!(retired.check(&old.peer_id(), 100).is_err());
+    assert!(retired.check(&old.peer_id(), 99).is_ok());
+    assert!(retired.check(&other.peer_id(), 1000).is_ok());
+}
+
 mod hostile {
     use proptest::prelude::*;
 
