@@ -34,6 +34,9 @@ pub enum SinkError {
     /// The collateral store has no collateral for a recorded quote.
     #[error("no collateral for a recorded quote")]
     MissingCollateral,
+    /// A quote to record does not parse (the verifier accepted it, so this does not happen).
+    #[error("recorded quote: {0}")]
+    Quote(#[source] crate::QuoteFormatError),
     /// Writing the log failed.
     #[error("evidence log: {0}")]
     Log(#[from] LogError),
@@ -128,6 +131,9 @@ pub fn formed_evidence(
     let parsed = parse_certificate(&der).map_err(SinkError::Certificate)?;
     let mut used = Vec::new();
     let mut quote = |bytes: &[u8]| -> Result<QuoteEvidence, SinkError> {
+        // The quote as verified: without the zero padding a provider may leave after it, so
+        // its digest is the one `PeerInfo` and public outcomes carry.
+        let bytes = crate::canonical_quote(bytes).map_err(SinkError::Quote)?;
         let collateral = bond
             .collateral
             .collateral_for(bytes)
