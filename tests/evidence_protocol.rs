@@ -189,3 +189,46 @@ async fn malformed_request_gets_bad_request_and_serving_goes_on() {
     assert_eq!(batch.frames.len(), 1);
     assert_eq!(batch.log_len, RECORDS + 1);
 }
+
+#[tokio::test]
+async fn checkpoints_are_signed_at_an_interval_while_the_log_grows() {
+    let node = node_log().await;
+    let task = node.log.checkpoint_every(
+        Arc::clone(&node.identity),
+        std::time::Duration::from_millis(20),
+    );
+    // The log ends with a checkpoint already: ticks sign nothing until a record arrives.
+    let before = node.log.record_count().await.unwrap();
+    let body = RecordBody::BondRefused(ratls_quic::evidence_log::BondRefusal {
+        local: node.identity.peer_id(),
+        local_role: ratls_quic::Role::Server,
+        peer: None,
+        reason: "test".into(),
+        detail: String::new(),
+        cert_quote_digest: None,
+        bond_quote_digest: None,
+        collateral_digest: None,
+    });
+    node.log.append(NOW, vec![body]).await.unwrap();
+    // Wait (bounded) for the next checkpoint to cover the new record.
+    let mut covered = false;
+    for _ in 0..500 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        if node.log.record_count().await.unwrap() == before + 2 {
+            covered = true;
+            break;
+        }
+    }
+    assert!(covered, "no checkpoint was signed after the log grew");
+    // Ticks with nothing new sign nothing.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    task.abort();
+    let copy = LogContents::read(node.log.dir()).unwrap();
+    let (_, last) = copy.records().last().unwrap();
+    let RecordBody::Checkpoint(c) = &last.body else {
+        panic!("{last:?}");
+    };
+    assert_eq!(c.index, before);
+    assert_eq!(c.signer, node.identity.peer_id());
+    assert_eq!(copy.records().count() as u64, before + 2);
+}

@@ -32,6 +32,9 @@ pub(crate) struct ServeArgs {
     /// ratls-evidence/1), for `ratls audit --from`.
     #[arg(long, value_name = "ADDR", requires_all = ["evidence_log", "audit_allow"])]
     audit_listen: Option<SocketAddr>,
+    /// With --evidence-log: sign a checkpoint every SECS seconds while the log grows.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    checkpoint_interval: u64,
     /// An auditor's PeerId allowed to pull the log (repeatable).
     #[arg(long, value_name = "PEERID")]
     audit_allow: Vec<ratls_quic::PeerId>,
@@ -90,6 +93,13 @@ async fn start(args: &ServeArgs) -> anyhow::Result<Endpoint> {
     let endpoint = Endpoint::bind(args.listen, node.config)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
+    if let Some(log) = &node.evidence {
+        // Runs as long as the process.
+        drop(log.checkpoint_every(
+            std::sync::Arc::clone(&identity),
+            std::time::Duration::from_secs(args.checkpoint_interval.max(1)),
+        ));
+    }
     let audit = match (args.audit_listen, node.evidence) {
         (Some(addr), Some(log)) => {
             let allowed = args.audit_allow.iter().copied().collect();

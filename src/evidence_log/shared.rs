@@ -59,6 +59,41 @@ impl EvidenceLog {
             .await
     }
 
+    /// Signs a checkpoint with `identity` every `interval` while the log grows (a tick with no
+    /// new record since the last checkpoint signs nothing). Runs until the task is aborted.
+    pub fn checkpoint_every(
+        &self,
+        identity: Arc<Identity>,
+        interval: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let log = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let fresh = log
+                    .blocking(|store| {
+                        let covered = store.last_checkpoint().map(|c| c.index.saturating_add(2));
+                        // A checkpoint covers the record before it: nothing new since the last
+                        // one means the log ends with that checkpoint.
+                        Ok(!store.is_empty() && covered != Some(store.len()))
+                    })
+                    .await;
+                if !matches!(fresh, Ok(true)) {
+                    continue;
+                }
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                if let Err(error) = log.checkpoint(Arc::clone(&identity), now).await {
+                    tracing::warn!(%error, "evidence log checkpoint failed");
+                }
+            }
+        })
+    }
+
     /// Stores `collateral` beside the log (once per digest).
     pub async fn put_collateral(&self, collateral: Arc<Collateral>) -> Result<Digest, LogError> {
         self.blocking(move |store| store.put_collateral(&collateral))
