@@ -232,3 +232,58 @@ async fn checkpoints_are_signed_at_an_interval_while_the_log_grows() {
     assert_eq!(c.signer, node.identity.peer_id());
     assert_eq!(copy.records().count() as u64, before + 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_share_commits_and_each_gets_its_own_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = EvidenceLog::open(dir.path(), StoreOptions::default()).unwrap();
+    let body = |n: u64| {
+        RecordBody::BondRefused(ratls_quic::evidence_log::BondRefusal {
+            local: Identity::generate().unwrap().peer_id(),
+            local_role: ratls_quic::Role::Server,
+            peer: None,
+            reason: "test".into(),
+            detail: format!("append {n}"),
+            cert_quote_digest: None,
+            bond_quote_digest: None,
+            collateral_digest: None,
+        })
+    };
+    let tasks: Vec<_> = (0..64u64)
+        .map(|n| {
+            let log = log.clone();
+            let bodies = vec![body(n), body(n + 1000)];
+            tokio::spawn(async move { (n, log.append(NOW + n, bodies).await.unwrap()) })
+        })
+        .collect();
+    let mut seen = BTreeSet::new();
+    let mut answers = Vec::new();
+    for task in tasks {
+        let (n, appended) = task.await.unwrap();
+        // Each append's two records are consecutive: one group keeps an append together.
+        assert_eq!(appended.len(), 2);
+        assert_eq!(appended[1].index, appended[0].index + 1);
+        for a in &appended {
+            assert!(seen.insert(a.index), "index {} given twice", a.index);
+        }
+        answers.push((n, appended));
+    }
+    assert_eq!(seen, (0..128).collect::<BTreeSet<u64>>());
+    let commits = log.commits().await.unwrap();
+    println!("64 concurrent appends, {commits} commits");
+    assert!(commits <= 64);
+    // Every acknowledged record is in the log with its digest, time and content.
+    let copy = LogContents::read(dir.path()).unwrap();
+    let records: Vec<_> = copy.records().map(|(d, r)| (*d, r.clone())).collect();
+    for (n, appended) in answers {
+        for (a, detail) in appended.iter().zip([n, n + 1000]) {
+            let (digest, record) = &records[a.index as usize];
+            assert_eq!(*digest, a.digest);
+            assert_eq!(record.time, NOW + n);
+            let RecordBody::BondRefused(r) = &record.body else {
+                panic!()
+            };
+            assert_eq!(r.detail, format!("append {detail}"));
+        }
+    }
+}

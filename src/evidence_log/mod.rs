@@ -146,6 +146,10 @@ pub enum LogError {
         #[source]
         source: std::io::Error,
     },
+    /// The group commit that carried this append failed (the first append of the group gets
+    /// the cause; the others this, sharing it).
+    #[error("group commit failed: {0}")]
+    GroupCommit(#[source] std::sync::Arc<Self>),
     /// Checkpoints need at least one record.
     #[error("the log is empty: nothing to checkpoint")]
     Empty,

@@ -1,5 +1,11 @@
 //! A log shared by the tasks of a node: the endpoint appends to it, the evidence protocol reads
 //! from it. File work runs on blocking threads.
+//!
+//! **Group commit.** Appends queue; whoever takes the store next writes everything queued in one
+//! write and one `fdatasync`, and answers every append of the group. An append is acknowledged
+//! only after the sync of the commit that carried it. There is no waiting for company: an idle
+//! log commits an append at once, and a busy one carries every append that arrived during the
+//! previous sync (so the bound on the wait is one sync behind another).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -14,7 +20,15 @@ use crate::tdx::Collateral;
 #[derive(Clone, Debug)]
 pub struct EvidenceLog {
     store: Arc<Mutex<LogStore>>,
+    queue: Arc<Mutex<Vec<Pending>>>,
     dir: PathBuf,
+}
+
+/// An append waiting for its group commit.
+#[derive(Debug)]
+struct Pending {
+    records: Vec<(u64, RecordBody)>,
+    done: tokio::sync::oneshot::Sender<Result<Vec<Appended>, LogError>>,
 }
 
 impl EvidenceLog {
@@ -30,6 +44,7 @@ impl EvidenceLog {
         Self {
             dir: store.dir().to_path_buf(),
             store: Arc::new(Mutex::new(store)),
+            queue: Arc::default(),
         }
     }
 
@@ -45,8 +60,26 @@ impl EvidenceLog {
         time: u64,
         bodies: Vec<RecordBody>,
     ) -> Result<Vec<Appended>, LogError> {
-        self.blocking(move |store| store.append_batch(time, bodies))
-            .await
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let records = bodies.into_iter().map(|b| (time, b)).collect();
+        lock(&self.queue, &self.dir)?.push(Pending { records, done });
+        let (queue, dir) = (Arc::clone(&self.queue), self.dir.clone());
+        self.blocking(move |store| {
+            // Everything queued so far, this append included unless an earlier group took it.
+            let group = std::mem::take(&mut *lock(&queue, &dir)?);
+            commit(store, group);
+            Ok(())
+        })
+        .await?;
+        answer.await.map_err(|_| LogError::Io {
+            path: self.dir.clone(),
+            source: std::io::Error::other("the group commit carrying this append was lost"),
+        })?
+    }
+
+    /// How many commits the store made since it was opened (fewer than appends under load).
+    pub async fn commits(&self) -> Result<u64, LogError> {
+        self.blocking(|store| Ok(store.commits())).await
     }
 
     /// Signs the chain head and appends the checkpoint.
@@ -157,7 +190,35 @@ impl EvidenceLog {
     }
 }
 
-fn lock<'a>(store: &'a Mutex<LogStore>, dir: &Path) -> Result<MutexGuard<'a, LogStore>, LogError> {
+/// Writes `group` in one commit and answers each of its appends.
+fn commit(store: &mut LogStore, group: Vec<Pending>) {
+    if group.is_empty() {
+        return;
+    }
+    let counts: Vec<usize> = group.iter().map(|p| p.records.len()).collect();
+    let mut records = Vec::with_capacity(counts.iter().sum());
+    let mut answers = Vec::with_capacity(group.len());
+    for pending in group {
+        records.extend(pending.records);
+        answers.push(pending.done);
+    }
+    match store.append_timed(records) {
+        Ok(appended) => {
+            let mut appended = appended.into_iter();
+            for (done, count) in answers.into_iter().zip(counts) {
+                let _ = done.send(Ok(appended.by_ref().take(count).collect()));
+            }
+        }
+        Err(error) => {
+            let shared = Arc::new(error);
+            for done in answers {
+                let _ = done.send(Err(LogError::GroupCommit(Arc::clone(&shared))));
+            }
+        }
+    }
+}
+
+fn lock<'a, T>(store: &'a Mutex<T>, dir: &Path) -> Result<MutexGuard<'a, T>, LogError> {
     store.lock().map_err(|_| LogError::Io {
         path: dir.to_path_buf(),
         source: std::io::Error::other("a writer panicked while holding the evidence log"),

@@ -217,7 +217,7 @@ pub fn refusal(
         local_role: role,
         peer: peer.or(named),
         reason: rejection_kind(rejection).to_owned(),
-        detail: rejection.to_string(),
+        detail: truncated(rejection.to_string(), super::MAX_TEXT_LEN),
         cert_quote_digest: quote_digest,
         bond_quote_digest: None,
         collateral_digest: None,
@@ -238,4 +238,16 @@ pub fn rejection_kind(rejection: &PeerRejection) -> &'static str {
         PeerRejection::UnknownSoftwareIdentity(_) => "unknown-software-identity",
         PeerRejection::Retired(_) => "retired-identity",
     }
+}
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn truncated(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
 }

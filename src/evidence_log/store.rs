@@ -89,6 +89,7 @@ pub struct LogStore {
     /// Where every record's frame is, by index.
     locations: Vec<Location>,
     last_checkpoint: Option<Checkpoint>,
+    commits: u64,
 }
 
 /// Where a record's frame lies.
@@ -223,7 +224,13 @@ impl LogStore {
             poisoned: false,
             locations: opened.locations,
             last_checkpoint: opened.last_checkpoint,
+            commits: 0,
         }
+    }
+
+    /// How many commits (write and sync) this store made since it was opened.
+    pub fn commits(&self) -> u64 {
+        self.commits
     }
 
     /// The most recent checkpoint in the log.
@@ -295,12 +302,20 @@ impl LogStore {
         done.pop().ok_or(LogError::Empty)
     }
 
-    /// Appends records in one write and one sync (group commit); all are on stable storage
-    /// when this returns, none before.
+    /// Appends records written at `time` in one write and one sync (group commit); all are on
+    /// stable storage when this returns, none before.
     pub fn append_batch(
         &mut self,
         time: u64,
         bodies: Vec<RecordBody>,
+    ) -> Result<Vec<Appended>, LogError> {
+        self.append_timed(bodies.into_iter().map(|b| (time, b)).collect())
+    }
+
+    /// As [`Self::append_batch`], each record with its own time.
+    pub fn append_timed(
+        &mut self,
+        bodies: Vec<(u64, RecordBody)>,
     ) -> Result<Vec<Appended>, LogError> {
         if self.poisoned {
             return Err(LogError::Io {
@@ -313,7 +328,7 @@ impl LogStore {
         let mut frame_lens = Vec::with_capacity(bodies.len());
         let mut checkpoint = None;
         let (mut index, mut head) = (self.next_index, self.head);
-        for body in bodies {
+        for (time, body) in bodies {
             let record = Record {
                 index,
                 time,
@@ -374,6 +389,7 @@ impl LogStore {
             offset += u64::from(len);
         }
         self.segment_len = offset;
+        self.commits += 1;
         self.next_index = index;
         self.head = head;
         if checkpoint.is_some() {
