@@ -99,14 +99,35 @@ fn quote_fields(quote: &VerifiedQuote) -> serde_json::Map<String, serde_json::Va
         ("quote_digest", json!(hex::encode(quote.quote_digest()))),
         ("profile", json!(quote.profile())),
     ];
+    let extras = quote.report_extras();
+    let td15 = extras.td15.as_ref();
+    let extra = [
+        ("td_report", json!(super::report_kind_name(extras.kind))),
+        (
+            "tee_tcb_svn2",
+            json!(td15.map(|t| hex::encode(t.tee_tcb_svn2))),
+        ),
+        (
+            "mr_servicetd",
+            json!(td15.map(|t| hex::encode(t.mr_service_td))),
+        ),
+        (
+            "td15_ex",
+            extras
+                .td15_ex
+                .as_ref()
+                .map_or(serde_json::Value::Null, super::td15_ex_json),
+        ),
+    ];
     fields.extend(
         rest.into_iter()
+            .chain(extra)
             .map(|(name, value)| (name.to_owned(), value)),
     );
     fields
 }
 
-const QUOTE_FIELDS: [&str; 17] = [
+const QUOTE_FIELDS: [&str; 21] = [
     "quote_version",
     "tcb_status",
     "advisory_ids",
@@ -124,6 +145,10 @@ const QUOTE_FIELDS: [&str; 17] = [
     "report_data",
     "quote_digest",
     "profile",
+    "td_report",
+    "tee_tcb_svn2",
+    "mr_servicetd",
+    "td15_ex",
 ];
 
 /// Accepted: every verified field. Rejected by policy: the (authentic) fields too, and the

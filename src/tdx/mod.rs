@@ -14,6 +14,7 @@ pub mod cache;
 pub mod collateral;
 pub mod configfs;
 pub mod quote;
+pub mod report_ext;
 pub mod synthetic;
 pub mod verify;
 

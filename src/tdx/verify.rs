@@ -16,6 +16,7 @@ use std::sync::Arc;
 use super::cache::{self, Verdict, VerdictCache};
 use super::collateral::Collateral;
 use super::quote::{QuoteFormatError, QuoteLayout, TdReportFields};
+use super::report_ext::TdReportExtras;
 use super::{Measurements, ReportData, TcbStatus};
 use crate::policy::{Policy, PolicyViolation, QuoteFacts};
 
@@ -210,8 +211,10 @@ impl QuoteVerifier {
                 return Err(QuoteFormatError::NotTdx(0).into());
             }
         };
+        let extras = TdReportExtras::parse(quote, layout)?;
         Ok(VerifiedQuote {
             version: layout.version,
+            extras,
             measurements: Measurements {
                 mr_td: td.mr_td,
                 rtmr: [td.rt_mr0, td.rt_mr1, td.rt_mr2, td.rt_mr3],
@@ -251,6 +254,7 @@ fn from_verdict(
         });
     }
     let fields = TdReportFields::parse(quote, layout)?;
+    let extras = TdReportExtras::parse(quote, layout)?;
     let pck_chain = quote
         .get(layout.pck_chain_offset..)
         .ok_or(QuoteFormatError::Truncated {
@@ -260,6 +264,7 @@ fn from_verdict(
         })?;
     Ok(VerifiedQuote {
         version: layout.version,
+        extras,
         measurements: fields.measurements,
         report_data: fields.report_data,
         mr_seam: fields.mr_seam,
@@ -313,6 +318,7 @@ impl QuoteVerifier {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifiedQuote {
     version: u16,
+    extras: TdReportExtras,
     measurements: Measurements,
     report_data: ReportData,
     mr_seam: [u8; 48],
@@ -328,6 +334,12 @@ impl VerifiedQuote {
     /// Quote format version (4 or 5).
     pub fn version(&self) -> u16 {
         self.version
+    }
+
+    /// Which TD report the quote carries, and its fields beyond TD 1.0 (TD 1.5, and the
+    /// extensions of v5 body type 4). Reported, not judged by the policy.
+    pub fn report_extras(&self) -> &TdReportExtras {
+        &self.extras
     }
 
     /// The TD's Measurements.
