@@ -46,6 +46,8 @@ pub mod endpoint;
 pub mod evidence;
 pub mod identity;
 pub mod level;
+#[cfg(feature = "pccs")]
+pub mod pccs;
 pub mod policy;
 pub mod repro;
 pub mod tdx;
