@@ -160,6 +160,51 @@ pub fn check_collateral(
     })
 }
 
+/// Checks one signed JSON item on its own (signature under its chain's leaf, chain to the
+/// root, window at `now`), for a service that caches items one by one. Returns its window and
+/// its evaluation data number.
+pub fn check_signed_item(
+    item: super::wire::SignedItem,
+    signed: &super::wire::SignedJson,
+    chain_pem: &str,
+    root_der: &[u8],
+    now: u64,
+) -> Result<(Validity, u32), WireError> {
+    let mut window = Window::new(now);
+    let facts = check_signed(
+        item.name(),
+        &signed.text,
+        &signed.signature,
+        chain_pem,
+        root_der,
+        &mut window,
+    )?;
+    Ok((window.finish()?, facts.evaluation_data_number))
+}
+
+/// Checks one CRL on its own: signed by the leaf of `chain_pem` (chained to the root), or by
+/// the root itself when there is no chain; window at `now`. Returns its window.
+pub fn check_crl_item(
+    item: &'static str,
+    der: &[u8],
+    chain_pem: Option<&str>,
+    root_der: &[u8],
+    now: u64,
+) -> Result<Validity, WireError> {
+    let mut window = Window::new(now);
+    match chain_pem {
+        Some(pem) => {
+            let chain = check_chain(item, pem, root_der, &mut window)?;
+            let issuer = chain.first().ok_or(WireError::Certificate { item })?;
+            check_crl(item, der, issuer, &mut window)?;
+        }
+        None => {
+            check_crl(item, der, root_der, &mut window)?;
+        }
+    }
+    window.finish()
+}
+
 /// Running intersection of validity windows, remembering which item bounds it.
 struct Window {
     now: u64,

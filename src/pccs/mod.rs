@@ -18,7 +18,7 @@ mod clock;
 mod error;
 pub mod files;
 mod platform;
-// server: below
+pub mod server;
 pub mod wire;
 
 pub use cache::{CacheConfig, CacheStats, CachedCollateral, CollateralCache};
