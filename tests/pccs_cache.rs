@@ -71,7 +71,10 @@ async fn wait_until(cache: &CollateralCache, done: impl Fn(&CollateralCache) -> 
 async fn miss_fails_closed_and_schedules_a_fetch_then_hits() {
     let s = setup().await;
     let cache = CollateralCache::start(client(&s.server.url(), &s.clock), quiet()).await;
-    assert!(cache.collateral_for(&s.quote).is_none(), "a miss fails closed");
+    assert!(
+        cache.collateral_for(&s.quote).is_none(),
+        "a miss fails closed"
+    );
     let stats = cache.stats();
     assert_eq!((stats.misses, stats.fetches), (1, 1));
     wait_until(&cache, |c| c.held(&s.key).is_some()).await;
@@ -98,7 +101,10 @@ async fn entry_is_never_served_at_or_after_its_next_update() {
     assert!(cache.collateral_for(&s.quote).is_some());
     s.clock.set(s.until);
     let before = cache.stats().fetches;
-    assert!(cache.collateral_for(&s.quote).is_none(), "expired: not served");
+    assert!(
+        cache.collateral_for(&s.quote).is_none(),
+        "expired: not served"
+    );
     assert_eq!(cache.stats().fetches, before + 1, "a refetch is scheduled");
     // The service has nothing newer: the refetch fails (expired at fetch), the old entry stays
     // held but is still never served.
@@ -187,7 +193,9 @@ async fn persisted_entries_survive_a_restart_without_the_service() {
     let cache = CollateralCache::start(client(&s.server.url(), &s.clock), config()).await;
     cache.schedule(s.key);
     wait_until(&cache, |c| c.held(&s.key).is_some()).await;
-    let file = dir.path().join(format!("{}-platform.json", s.key.fmspc.to_hex()));
+    let file = dir
+        .path()
+        .join(format!("{}-platform.json", s.key.fmspc.to_hex()));
     // Persistence runs after the entry lands; wait for the file.
     for _ in 0..100 {
         if file.exists() {
@@ -223,7 +231,9 @@ async fn corrupted_or_truncated_cache_file_is_ignored_and_refetched() {
         persist_dir: Some(dir.path().to_owned()),
         ..quiet()
     };
-    let file = dir.path().join(format!("{}-platform.json", s.key.fmspc.to_hex()));
+    let file = dir
+        .path()
+        .join(format!("{}-platform.json", s.key.fmspc.to_hex()));
     let good = read(NAME, "collateral.json");
     for broken in [
         good[..good.len() / 2].to_vec(),
@@ -249,7 +259,11 @@ async fn corrupted_or_truncated_cache_file_is_ignored_and_refetched() {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_ne!(std::fs::read(&file).unwrap(), broken, "the file is rewritten");
+        assert_ne!(
+            std::fs::read(&file).unwrap(),
+            broken,
+            "the file is rewritten"
+        );
     }
 }
 
@@ -266,7 +280,10 @@ async fn collateral_below_the_evaluation_floor_is_refused() {
     assert!(cache.collateral_for(&s.quote).is_none());
     wait_until(&cache, |c| c.stats().failures == 1).await;
     assert!(cache.held(&s.key).is_none());
-    assert!(cache.last_error(&s.key).unwrap().contains("below the floor"));
+    assert!(cache
+        .last_error(&s.key)
+        .unwrap()
+        .contains("below the floor"));
 
     let config = CacheConfig {
         min_tcb_eval_data_number: Some(number),

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+pub(crate) mod collateral;
 pub(crate) mod connect;
 pub(crate) mod demo;
 pub(crate) mod identity;

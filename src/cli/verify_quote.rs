@@ -15,8 +15,11 @@ pub(crate) struct Args {
     #[arg(long)]
     quote: PathBuf,
     /// Collateral as QuoteCollateralV3 JSON.
-    #[arg(long)]
-    collateral: PathBuf,
+    #[arg(long, required_unless_present_any = ["pccs", "pcs"], conflicts_with_all = ["pccs", "pcs"])]
+    collateral: Option<PathBuf>,
+    /// Or fetch the quote's collateral from a service (its window is checked at --now).
+    #[command(flatten)]
+    service: super::collateral::ServiceArgs,
     /// Verification time, unix seconds.
     #[arg(long)]
     now: u64,
@@ -36,13 +39,41 @@ pub(crate) fn run(args: Args) -> ExitCode {
         Ok(inputs) => inputs,
         Err(error) => return super::input_error(&error),
     };
-    let result =
-        inputs
-            .verifier
-            .verify(&inputs.quote, &inputs.collateral, args.now, &inputs.policy);
+    let (collateral, fetched) = match (&args.collateral, inputs.collateral) {
+        (_, Some(collateral)) => (collateral, None),
+        (_, None) => match fetch(&args, &inputs.quote) {
+            Ok(Ok(fetched)) => (Collateral::clone(&fetched.collateral), Some(fetched)),
+            Ok(Err(error)) => {
+                if args.json {
+                    println!(
+                        "{}",
+                        json!({"verdict": "rejected", "reason": "collateral", "error": error.to_string()})
+                    );
+                }
+                return super::collateral::service_error(&error);
+            }
+            Err(error) => return super::input_error(&error),
+        },
+    };
+    let result = inputs
+        .verifier
+        .verify(&inputs.quote, &collateral, args.now, &inputs.policy);
     if args.json {
-        println!("{}", report_json(&result));
+        let mut report = report_json(&result);
+        if let (Some(fetched), Some(map)) = (&fetched, report.as_object_mut()) {
+            map.insert(
+                "collateral_source".into(),
+                super::collateral::fetched_json(fetched),
+            );
+        }
+        println!("{report}");
     } else {
+        if let Some(fetched) = &fetched {
+            println!(
+                "collateral from {} (fetched at {}, usable until {})",
+                fetched.source, fetched.fetched_at, fetched.facts.validity.not_after
+            );
+        }
         print_human(&result);
     }
     if result.is_ok() {
@@ -52,9 +83,23 @@ pub(crate) fn run(args: Args) -> ExitCode {
     }
 }
 
+/// Fetches the quote's collateral from the declared services, checked at `--now`.
+fn fetch(
+    args: &Args,
+    quote: &[u8],
+) -> anyhow::Result<Result<ratls_quic::pccs::FetchedCollateral, ratls_quic::pccs::FetchError>> {
+    let client = args
+        .service
+        .client(std::sync::Arc::new(ratls_quic::pccs::ManualClock::new(
+            args.now,
+        )))?;
+    let runtime = super::runtime()?;
+    Ok(runtime.block_on(client.fetch_for_quote(quote)))
+}
+
 struct Inputs {
     quote: Vec<u8>,
-    collateral: Collateral,
+    collateral: Option<Collateral>,
     policy: Policy,
     verifier: QuoteVerifier,
 }
@@ -62,8 +107,13 @@ struct Inputs {
 impl Inputs {
     fn load(args: &Args) -> anyhow::Result<Self> {
         let quote = super::read_limited(&args.quote, 1 << 20)?;
-        let collateral = Collateral::from_json(&super::read_limited(&args.collateral, 1 << 20)?)
-            .with_context(|| format!("collateral {}", args.collateral.display()))?;
+        let collateral = match &args.collateral {
+            Some(path) => Some(
+                Collateral::from_json(&super::read_limited(path, 1 << 20)?)
+                    .with_context(|| format!("collateral {}", path.display()))?,
+            ),
+            None => None,
+        };
         let policy = match &args.policy {
             None => Policy::authenticity_only(),
             Some(path) => {
