@@ -82,7 +82,7 @@ async fn bonds_use_collateral_fetched_over_http_and_survive_the_service_stopping
     // Nothing fetched yet: the client's verifier finds no collateral and refuses (fail
     // closed), and the miss schedules the fetch.
     let (_, connected) = pair(&server, &client, ExpectedPeer::AnyAllowedByPolicy).await;
-    let error = connected.err().expect("refused without collateral");
+    let error = connected.expect_err("refused without collateral");
     assert!(
         matches!(error.rejection(), Some(PeerRejection::MissingCollateral)),
         "{error}"
