@@ -9,15 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use ratls_quic::identity::Identity;
 use ratls_quic::pccs::server::{serve, DirSource};
 use ratls_quic::pccs::{
     CacheConfig, ClientConfig, CollateralCache, PcsClient, PlatformKey, Service, SystemClock,
 };
-use ratls_quic::tdx::synthetic::{sample_measurements, QuoteSpec, SyntheticTcb};
-use ratls_quic::tdx::{QuoteVerifier, ReportData};
-use ratls_quic::tls::{ExpectedPeer, PeerRejection};
+use ratls_quic::synthetic::{sample_measurements, QuoteSpec, SyntheticTcb};
 use ratls_quic::AttestationLevel;
+use ratls_quic::Identity;
+use ratls_quic::ReportData;
+use ratls_quic::{ExpectedPeer, PeerRejection};
 
 async fn wait_until(cache: &CollateralCache, done: impl Fn(&CollateralCache) -> bool) {
     let mut changes = cache.subscribe();
@@ -30,17 +30,11 @@ async fn wait_until(cache: &CollateralCache, done: impl Fn(&CollateralCache) -> 
     panic!("not reached: {:?}", cache.stats());
 }
 
-fn endpoint_config(
-    cache: &CollateralCache,
-    level: AttestationLevel,
-) -> ratls_quic::endpoint::EndpointConfig {
-    ratls_quic::endpoint::EndpointConfig::builder(Identity::generate().unwrap())
+fn endpoint_config(cache: &CollateralCache, level: AttestationLevel) -> ratls_quic::EndpointConfig {
+    ratls_quic::EndpointConfig::builder(Identity::generate().unwrap())
         .with_policy(policy(level))
         .with_quote_provider(provider(sample_measurements()))
-        .with_quote_verifier(
-            QuoteVerifier::with_root(pki().root_der().to_vec()),
-            Arc::new(cache.clone()),
-        )
+        .with_quote_verifier(pki().quote_verifier(), Arc::new(cache.clone()))
         .build()
         .unwrap()
 }

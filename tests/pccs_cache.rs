@@ -11,8 +11,8 @@ use pccs_support::{entry, read, unix, Mode, TestPccs};
 use ratls_quic::pccs::{
     CacheConfig, ClientConfig, CollateralCache, ManualClock, PcsClient, PlatformKey, Service,
 };
-use ratls_quic::policy::Policy;
-use ratls_quic::tdx::{CollateralStore, QuoteVerifier};
+use ratls_quic::Policy;
+use ratls_quic::{CollateralStore, QuoteVerifier};
 
 const NAME: &str = "v5_td15ex_phala_uptodate";
 

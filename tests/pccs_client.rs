@@ -9,8 +9,8 @@ use std::time::Duration;
 use pccs_support::{entry, manifest, read, unix, Mode, TestPccs};
 use ratls_quic::pccs::wire::WireError;
 use ratls_quic::pccs::{ClientConfig, FetchError, ManualClock, PcsClient, PlatformKey, Service};
-use ratls_quic::policy::Policy;
-use ratls_quic::tdx::{Collateral, QuoteVerifier};
+use ratls_quic::Policy;
+use ratls_quic::{Collateral, QuoteVerifier};
 
 fn client(services: Vec<Service>, now: u64) -> PcsClient {
     let mut config = ClientConfig::new(services);

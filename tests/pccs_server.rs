@@ -8,9 +8,8 @@ use std::sync::Arc;
 use pccs_support::{entry, read};
 use ratls_quic::pccs::server::{serve, DirSource};
 use ratls_quic::pccs::{ClientConfig, ManualClock, PcsClient, Service};
-use ratls_quic::policy::Policy;
-use ratls_quic::tdx::verify::INTEL_SGX_ROOT_CA_DER;
-use ratls_quic::tdx::QuoteVerifier;
+use ratls_quic::Policy;
+use ratls_quic::{QuoteVerifier, INTEL_SGX_ROOT_CA_DER};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const NAME: &str = "v4_tdx10_phala_uptodate";

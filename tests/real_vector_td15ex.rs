@@ -1,9 +1,10 @@
 //! The real v5 quote with TEE body type 4 (TD 1.5 with extensions, 885 bytes) from
 //! `certs/vectors/v5_td15ex_phala_uptodate`, through the library.
 
-use ratls_quic::policy::{MeasurementPolicy, MeasurementProfile, Policy};
-use ratls_quic::tdx::quote::TdReportKind;
-use ratls_quic::tdx::{AttestationError, Collateral, DcapCheck, QuoteVerifier, TcbStatus};
+use ratls_quic::{
+    AttestationError, Collateral, DcapCheck, MeasurementPolicy, MeasurementProfile, Policy,
+    QuoteVerifier, TcbStatus, TdReportKind,
+};
 
 const NAME: &str = "v5_td15ex_phala_uptodate";
 
@@ -42,7 +43,7 @@ fn unix(text: &str) -> u64 {
         .unix_timestamp() as u64
 }
 
-fn dcap_check(result: Result<ratls_quic::tdx::VerifiedQuote, AttestationError>) -> DcapCheck {
+fn dcap_check(result: Result<ratls_quic::VerifiedQuote, AttestationError>) -> DcapCheck {
     match result {
         Err(e) => e
             .dcap_check()
@@ -179,7 +180,7 @@ fn measurements_of_a_body_type_4_quote_are_pinned_like_any_other() {
             .verify(&v.quote, &v.collateral, v.now, &pinned)
             .unwrap()
             .profile(),
-        Some("pinned")
+        "pinned"
     );
     let mut other = *accepted.measurements();
     other.rtmr[2][0] ^= 1;

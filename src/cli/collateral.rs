@@ -223,7 +223,7 @@ async fn serve(args: &ServeArgs) -> ExitCode {
                 anyhow::ensure!(dir.is_dir(), "{} is not a directory", dir.display());
                 Arc::new(DirSource::new(
                     dir.clone(),
-                    ratls_quic::tdx::verify::INTEL_SGX_ROOT_CA_DER.to_vec(),
+                    ratls_quic::INTEL_SGX_ROOT_CA_DER.to_vec(),
                     clock,
                 ))
             }

@@ -57,7 +57,7 @@ pub(crate) fn run_async(command: impl std::future::Future<Output = ExitCode>) ->
 
 /// The registers of a TD report as JSON fields (lowercase hex).
 pub(crate) fn measurements_json(
-    m: &ratls_quic::tdx::Measurements,
+    m: &ratls_quic::Measurements,
 ) -> serde_json::Map<String, serde_json::Value> {
     let fields = [
         ("mr_td", hex::encode(m.mr_td)),
@@ -78,8 +78,8 @@ pub(crate) fn measurements_json(
 }
 
 /// The name of a TD report kind in JSON output.
-pub(crate) fn report_kind_name(kind: ratls_quic::tdx::quote::TdReportKind) -> &'static str {
-    use ratls_quic::tdx::quote::TdReportKind;
+pub(crate) fn report_kind_name(kind: ratls_quic::TdReportKind) -> &'static str {
+    use ratls_quic::TdReportKind;
     match kind {
         TdReportKind::Td10 => "td10",
         TdReportKind::Td15 => "td15",
@@ -89,7 +89,7 @@ pub(crate) fn report_kind_name(kind: ratls_quic::tdx::quote::TdReportKind) -> &'
 }
 
 /// The fields of a TD 1.5 report with extensions (v5 body type 4) as JSON (lowercase hex).
-pub(crate) fn td15_ex_json(ex: &ratls_quic::tdx::report_ext::Td15ExFields) -> serde_json::Value {
+pub(crate) fn td15_ex_json(ex: &ratls_quic::Td15ExFields) -> serde_json::Value {
     serde_json::json!({
         "vmid": ex.vmid,
         "td_id": hex::encode(ex.td_id),

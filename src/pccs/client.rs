@@ -20,8 +20,7 @@ use super::clock::{Clock, SystemClock};
 use super::error::FetchError;
 use super::platform::{Fmspc, PckCa, PlatformKey};
 use super::wire::{self, SignedItem, SignedJson, WireError};
-use crate::tdx::verify::INTEL_SGX_ROOT_CA_DER;
-use crate::tdx::Collateral;
+use crate::tdx::{Collateral, INTEL_SGX_ROOT_CA_DER};
 
 /// What kind of service a base URL points at; they differ only in where the root CA CRL is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -209,7 +208,7 @@ impl PcsClient {
             reqwest::Url::parse(&service.base)
                 .map_err(|e| FetchError::Config(format!("{}: {e}", service.base)))?;
         }
-        let tls = rustls::ClientConfig::builder_with_provider(crate::tls::crypto_provider())
+        let tls = rustls::ClientConfig::builder_with_provider(crate::crypto::provider())
             .with_safe_default_protocol_versions()
             .and_then(|builder| builder.with_platform_verifier())
             .map_err(|e| FetchError::Config(format!("TLS: {e}")))?

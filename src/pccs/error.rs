@@ -13,7 +13,7 @@ use super::wire::WireError;
 pub enum FetchError {
     /// Every declared service failed; one error per service, in the order tried.
     #[error("every collateral service failed: {}", list(.0))]
-    AllServicesFailed(Vec<FetchError>),
+    AllServicesFailed(Vec<Self>),
     /// The collateral's TCB evaluation data number is below the configured floor.
     #[error("{url}: TCB evaluation data number {got} is below the floor {floor}")]
     BelowEvaluationFloor {

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::StoreError;
 use super::platform::PlatformKey;
-use crate::tdx::collateral::MAX_COLLATERAL_LEN;
+use crate::tdx::MAX_COLLATERAL_LEN;
 
 /// The `format` value of the envelope.
 pub const FORMAT: &str = "ratls-collateral-v1";

@@ -242,6 +242,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "synthetic")]
     #[test]
     fn synthetic_pck_leaf_is_read_the_same_way() {
         let pki = crate::tdx::synthetic::SyntheticPki::generate(
@@ -263,7 +264,7 @@ mod tests {
 
     #[test]
     fn certificates_without_the_extension_or_with_other_issuers_are_refused() {
-        let chain = crate::tdx::quote::pck_chain_pem(&quote("v4_tdx10_phala_uptodate"))
+        let chain = pck_chain_pem(&quote("v4_tdx10_phala_uptodate"))
             .unwrap()
             .to_vec();
         let certs: Vec<_> = CertificateDer::pem_slice_iter(&chain)

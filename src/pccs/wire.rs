@@ -308,13 +308,14 @@ pub fn decode_crl(body: &[u8], item: &'static str) -> Result<Vec<u8>, WireError>
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects,
-    clippy::type_complexity
-)]
 mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::type_complexity
+    )]
+
     use super::*;
 
     fn vector_file(name: &str, file: &str) -> Vec<u8> {

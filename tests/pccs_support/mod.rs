@@ -3,7 +3,7 @@
 //! written here, independently of the crate's own service, so the client is tested against a
 //! second implementation of the wire format.
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
