@@ -22,7 +22,8 @@
 //!
 //! Namespaces: [`measure`] computes Measurements from firmware and kernel images (pure);
 //! [`repro`] checks a declared rebuild (it reads files and runs the build); `synthetic` (feature
-//! `synthetic`) makes a test PKI, quotes signed under it, and small firmware images.
+//! `synthetic`) makes a test PKI, quotes signed under it, and small firmware images; `pccs`
+//! (feature `pccs`) fetches, caches and serves DCAP collateral.
 //!
 //! # Features
 //!
@@ -30,6 +31,7 @@
 //! |---|---|---|
 //! | `cli` | yes | the `ratls` tool (clap, anyhow, tempfile, a blocking HTTP client, tokio's multi-thread runtime); implies `synthetic` |
 //! | `synthetic` | via `cli` | the [`synthetic`](crate#features) test PKI: tests, benchmarks, `ratls demo` |
+//! | `pccs` | via `cli` | the `pccs` namespace: collateral client for Intel PCS / PCCS-compatible services (async reqwest, this crate's ring provider), the `CollateralCache` store, and a PCCS-compatible HTTP/1.1 service (`docs/collateral.md`) |
 //!
 //! A library user writes `ratls-quic = { version = "0.1", default-features = false }`: no
 //! command-line dependencies, and no code that can make a synthetic root.

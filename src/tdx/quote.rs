@@ -103,7 +103,7 @@ pub enum TdReportKind {
     Td15,
     /// TD 1.5 report with extensions (885 bytes: the TD 1.5 report, then VM index, TD ID,
     /// device info and service-TD and initial-TCB fields), in v5 body type 4. See
-    /// [`super::report_ext`].
+    /// [`TdReportExtras`](crate::TdReportExtras).
     Td15Ex,
 }
 
