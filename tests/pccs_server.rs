@@ -159,3 +159,65 @@ async fn an_evaluation_number_the_directory_lacks_is_not_found() {
     );
     assert_eq!(status(&raw(&addr, other.as_bytes()).await), "404");
 }
+
+async fn start_upstream(
+    upstream: &str,
+    clock: &Arc<ManualClock>,
+) -> (String, tokio::task::JoinHandle<()>) {
+    let client = PcsClient::with_clock(
+        ClientConfig::new(vec![Service::pccs(upstream)]),
+        Arc::clone(clock) as _,
+    )
+    .unwrap();
+    let source = Arc::new(ratls_quic::pccs::server::UpstreamSource::new(client, None).await);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    (addr, tokio::spawn(serve(listener, source)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upstream_mode_fetches_each_item_once_under_concurrent_requests() {
+    let upstream = pccs_support::TestPccs::start(NAME).await;
+    upstream.set_mode(pccs_support::Mode::Slow(std::time::Duration::from_millis(
+        200,
+    )));
+    let now = entry(NAME)["now_unix"].as_u64().unwrap();
+    let clock = Arc::new(ManualClock::new(now));
+    let (addr, _task) = start_upstream(&upstream.url(), &clock).await;
+    let requests: Vec<_> = (0..32)
+        .map(|_| {
+            let addr = addr.clone();
+            tokio::spawn(async move {
+                raw(
+                    &addr,
+                    b"GET /tdx/certification/v4/tcb?fmspc=B0C06F000000 HTTP/1.1\r\n\r\n",
+                )
+                .await
+            })
+        })
+        .collect();
+    for request in requests {
+        assert_eq!(status(&request.await.unwrap()), "200");
+    }
+    assert_eq!(upstream.count("/tdx/certification/v4/tcb"), 1);
+}
+
+#[tokio::test]
+async fn upstream_mode_never_serves_an_item_after_its_window() {
+    let upstream = pccs_support::TestPccs::start(NAME).await;
+    let e = entry(NAME);
+    let clock = Arc::new(ManualClock::new(e["now_unix"].as_u64().unwrap()));
+    let (addr, _task) = start_upstream(&upstream.url(), &clock).await;
+    let request = b"GET /tdx/certification/v4/qe/identity HTTP/1.1\r\n\r\n";
+    assert_eq!(status(&raw(&addr, request).await), "200");
+    assert_eq!(status(&raw(&addr, request).await), "200");
+    assert_eq!(upstream.count("/tdx/certification/v4/qe/identity"), 1);
+    // Past the QE identity's nextUpdate: the cached item is not served; upstream has nothing
+    // newer, so the answer is an error (502), not the stale item.
+    let qe: serde_json::Value = serde_json::from_slice(&read(NAME, "qe_identity.json")).unwrap();
+    clock.set(pccs_support::unix(qe["nextUpdate"].as_str().unwrap()));
+    let response = raw(&addr, request).await;
+    assert_eq!(status(&response), "502", "{response}");
+    assert!(response.contains("expired"), "{response}");
+    assert_eq!(upstream.count("/tdx/certification/v4/qe/identity"), 2);
+}

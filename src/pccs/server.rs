@@ -423,6 +423,8 @@ impl ItemSource for DirSource {
 pub struct UpstreamSource {
     client: PcsClient,
     items: Mutex<HashMap<Route, (Reply, Validity)>>,
+    /// One upstream fetch per item at a time: concurrent requests wait for it.
+    fetching: Mutex<HashMap<Route, Arc<tokio::sync::Mutex<()>>>>,
     cache_dir: Option<PathBuf>,
 }
 
@@ -432,24 +434,41 @@ impl UpstreamSource {
         let source = Self {
             client,
             items: Mutex::new(HashMap::new()),
+            fetching: Mutex::new(HashMap::new()),
             cache_dir,
         };
         source.load().await;
         source
     }
 
-    async fn answer(&self, route: Route) -> Reply {
+    /// The cached reply for `key` if inside its window now.
+    fn cached(&self, key: Route) -> Option<Reply> {
         let now = self.client.clock().now();
-        let key = cache_key(route);
-        if let Some((reply, validity)) = self
-            .items
+        self.items
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&key)
-        {
-            if validity.contains(now) {
-                return shape(&route, reply);
-            }
+            .filter(|(_, validity)| validity.contains(now))
+            .map(|(reply, _)| reply.clone())
+    }
+
+    async fn answer(&self, route: Route) -> Reply {
+        let key = cache_key(route);
+        if let Some(reply) = self.cached(key) {
+            return shape(&route, &reply);
+        }
+        // Single flight: the first request for an item fetches it, the others wait and then
+        // find it cached (or fetch again if that fetch failed).
+        let gate = Arc::clone(
+            self.fetching
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(key)
+                .or_default(),
+        );
+        let _turn = gate.lock().await;
+        if let Some(reply) = self.cached(key) {
+            return shape(&route, &reply);
         }
         let mut errors = Vec::new();
         for service in &self.client.config().services {
