@@ -2,7 +2,8 @@
 //!
 //! One [`PcsClient`] holds one reqwest client (rustls with the crate's ring provider and the
 //! platform's trust store) and an ordered list of services. [`PcsClient::fetch`] gets the four
-//! items of one platform's collateral from the first service that serves all of them, checks
+//! items of one platform's collateral (concurrently) from the first service that serves all of
+//! them, checks
 //! them ([`check_collateral`]) and returns the crate's [`Collateral`].
 //!
 //! Transient failures (timeouts, connection errors, HTTP 429 and 5xx, a body cut short) are
@@ -268,10 +269,17 @@ impl PcsClient {
         service: &Service,
         key: PlatformKey,
     ) -> Result<FetchedCollateral, FetchError> {
-        let (tcb, tcb_chain, _) = self.tcb_info(service, key.fmspc).await?;
-        let (qe, qe_chain, _) = self.qe_identity(service).await?;
-        let (pck_crl, pck_crl_chain, crl_url) = self.pck_crl(service, key.ca).await?;
-        let (root_ca_crl, _) = self.root_ca_crl(service).await?;
+        // The four requests run concurrently; the first error in item order is reported.
+        let (tcb, qe, pck, root) = tokio::join!(
+            self.tcb_info(service, key.fmspc),
+            self.qe_identity(service),
+            self.pck_crl(service, key.ca),
+            self.root_ca_crl(service),
+        );
+        let (tcb, tcb_chain, _) = tcb?;
+        let (qe, qe_chain, _) = qe?;
+        let (pck_crl, pck_crl_chain, crl_url) = pck?;
+        let (root_ca_crl, _) = root?;
         let dcap = dcap_qvl::QuoteCollateralV3 {
             pck_crl_issuer_chain: pck_crl_chain,
             root_ca_crl,
