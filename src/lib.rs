@@ -105,15 +105,16 @@ pub use level::AttestationLevel;
 pub use policy::{
     AttestationError, DangerousPolicy, Expected, Freshness, HexError, MeasurementMismatch,
     MeasurementPolicy, MeasurementProfile, Policy, PolicyFileError, PolicyViolation,
-    RebuildPinError, Register, TcbPolicy, VerifiedQuote,
+    RebuildPinError, Register, RemotePolicy, RemoteViolation, TcbPolicy, VerifiedQuote,
+    DEFAULT_MAX_COLLATERAL_AGE_SECS,
 };
 pub use tdx::{
     canonical_quote, pck_chain_pem, AuthenticQuote, AuthenticityError, CacheStats, Collateral,
-    CollateralError, CollateralStore, ConfigfsTsm, DangerousQuoteVerifier, DcapCheck, DcapError,
-    Measurements, QuoteFormatError, QuoteLayout, QuoteProvider, QuoteProviderError, QuoteVerifier,
-    ReportData, StaticCollateral, TcbStatus, Td15ExFields, Td15Fields, TdReportExtras,
-    TdReportKind, UnknownTcbStatus, VerdictCache, CONFIGFS_TSM_ROOT, DEFAULT_CACHE_CAPACITY,
-    INTEL_SGX_ROOT_CA_DER, MAX_COLLATERAL_LEN, MEASUREMENT_LEN,
+    CollateralError, CollateralProvenance, CollateralStore, ConfigfsTsm, DangerousQuoteVerifier,
+    DcapCheck, DcapError, Measurements, QuoteFormatError, QuoteLayout, QuoteProvider,
+    QuoteProviderError, QuoteVerifier, ReportData, StaticCollateral, TcbStatus, Td15ExFields,
+    Td15Fields, TdReportExtras, TdReportKind, UnknownTcbStatus, VerdictCache, CONFIGFS_TSM_ROOT,
+    DEFAULT_CACHE_CAPACITY, INTEL_SGX_ROOT_CA_DER, MAX_COLLATERAL_LEN, MEASUREMENT_LEN,
 };
 pub use tls::{
     bond_message, AttestedTlsConfig, BondFailure, CertifiedPeer, ExpectedPeer, PeerRejection,

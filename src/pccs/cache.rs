@@ -34,7 +34,7 @@ use super::clock::Clock;
 use super::error::{FetchError, StoreError};
 use super::files;
 use super::platform::PlatformKey;
-use crate::tdx::{Collateral, CollateralStore};
+use crate::tdx::{Collateral, CollateralProvenance, CollateralStore};
 
 /// Knobs of a [`CollateralCache`].
 #[derive(Clone, Debug)]
@@ -292,9 +292,14 @@ impl CollateralCache {
                 });
             }
         }
+        let collateral = Collateral::clone(&fetched.collateral).with_provenance(provenance(
+            &fetched.source,
+            fetched.fetched_at,
+            &fetched.digests,
+        ));
         Ok(Arc::new(CachedCollateral {
             key: fetched.key,
-            collateral: fetched.collateral,
+            collateral: Arc::new(collateral),
             source: fetched.source,
             fetched_at: fetched.fetched_at,
             validity: fetched.facts.validity,
@@ -434,10 +439,15 @@ pub(crate) fn load_file(
         }
     })?;
     let digests = ItemDigests::of(&file.collateral);
-    let collateral = Collateral::new(file.collateral).map_err(|e| StoreError::Format {
+    let mut collateral = Collateral::new(file.collateral).map_err(|e| StoreError::Format {
         path: path.to_owned(),
         detail: e.to_string(),
     })?;
+    // A file that records its service keeps that provenance (a restart is warm for TdxRemote
+    // too, until max_collateral_age runs out); a bare file has none.
+    if let (Some(source), Some(at)) = (&file.source, file.fetched_at) {
+        collateral = collateral.with_provenance(provenance(source, at, &digests));
+    }
     Ok(Arc::new(CachedCollateral {
         key: PlatformKey {
             fmspc: facts.fmspc,
@@ -454,6 +464,19 @@ pub(crate) fn load_file(
             .min(facts.qe_evaluation_data_number),
         digests,
     }))
+}
+
+fn provenance(source: &str, fetched_at: u64, digests: &ItemDigests) -> CollateralProvenance {
+    CollateralProvenance {
+        source: source.to_owned(),
+        fetched_at,
+        item_digests: [
+            digests.tcb_info,
+            digests.qe_identity,
+            digests.pck_crl,
+            digests.root_ca_crl,
+        ],
+    }
 }
 
 /// `B0C06F000000-platform.json` to its key.

@@ -22,7 +22,8 @@ pub(crate) mod synthetic;
 pub use crate::configfs::{ConfigfsTsm, CONFIGFS_TSM_ROOT};
 pub use cache::{CacheStats, VerdictCache, DEFAULT_CACHE_CAPACITY};
 pub use collateral::{
-    Collateral, CollateralError, CollateralStore, StaticCollateral, MAX_COLLATERAL_LEN,
+    Collateral, CollateralError, CollateralProvenance, CollateralStore, StaticCollateral,
+    MAX_COLLATERAL_LEN,
 };
 pub use measurements::{Measurements, ReportData, MEASUREMENT_LEN};
 pub use provider::{QuoteProvider, QuoteProviderError};
