@@ -21,6 +21,8 @@ struct Cli {
 enum Command {
     /// Re-verify every record of an evidence log; exit 1 naming each failing record.
     Audit(cli::audit::AuditArgs),
+    /// Fetch collateral from a PCS/PCCS service, or run a PCCS-compatible service.
+    Collateral(cli::collateral::CollateralArgs),
     /// Connect to a `ratls serve`, print the verified peer, send lines (stdin or --message).
     Connect(cli::connect::ConnectArgs),
     /// Two synthetic TDX nodes on loopback: a mutual attested bond, then a refused impostor.
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Audit(args) => cli::audit::run(&args),
+        Command::Collateral(args) => cli::collateral::run(&args),
         Command::Connect(args) => cli::connect::run(&args),
         Command::Demo(args) => cli::demo::run(&args),
         Command::Identity(args) => cli::identity::run(&args),

@@ -22,6 +22,9 @@ const CORE: &[&str] = &[
     "evidence_log/retire.rs",
     "evidence_log/outcome.rs",
     "evidence_log/protocol.rs",
+    "pccs/platform.rs",
+    "pccs/wire.rs",
+    "pccs/check.rs",
 ];
 
 /// What a core module must not name, and why.

@@ -5,13 +5,14 @@
 use std::sync::Arc;
 
 use common::{bind, config, pair, pki, policy, Side};
-use ratls_quic::evidence_log::SinkError;
 use ratls_quic::evidence_log::{refusal, FormedBond};
 use ratls_quic::evidence_log::{
     Auditor, BondOutcome, EvidenceLog, EvidenceSink, LogContents, RecordBody, StoreOptions,
 };
+use ratls_quic::evidence_log::{CollateralSource, SinkError};
 use ratls_quic::synthetic::sample_measurements;
 use ratls_quic::AttestationLevel;
+use ratls_quic::CollateralProvenance;
 use ratls_quic::ExpectedPeer;
 use ratls_quic::Identity;
 use ratls_quic::Role;
@@ -46,8 +47,15 @@ async fn formed_and_refused_bonds_are_recorded_and_audit_clean() {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = EvidenceLog::open(dir.path(), StoreOptions::default()).unwrap();
     let sink = EvidenceSink::new(log, true);
+    // Collateral as a fetching store holds it: with where and when it came from.
     let collateral = StaticCollateral(Arc::new(
-        Collateral::new(pki().collateral().clone()).unwrap(),
+        Collateral::new(pki().collateral().clone())
+            .unwrap()
+            .with_provenance(CollateralProvenance {
+                source: "https://pccs.example:8081/sgx/certification/v4".into(),
+                fetched_at: 1_234_567,
+                item_digests: [[1; 32], [2; 32], [3; 32], [4; 32]],
+            }),
     ));
 
     let (accepted, dialed) = pair(&server, &client, ExpectedPeer::AnyAllowedByPolicy).await;
@@ -98,6 +106,13 @@ async fn formed_and_refused_bonds_are_recorded_and_audit_clean() {
         panic!("{:?}", records[0]);
     };
     assert_eq!(formed.subject_id(), info.peer_id());
+    assert_eq!(
+        formed.cert_quote.as_ref().unwrap().collateral_source,
+        CollateralSource::Service {
+            url: "https://pccs.example:8081/sgx/certification/v4".into(),
+            fetched_at: 1_234_567,
+        }
+    );
     let RecordBody::BondRefused(refused) = &records[1].body else {
         panic!("{:?}", records[1]);
     };

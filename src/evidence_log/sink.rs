@@ -141,7 +141,14 @@ pub fn formed_evidence(
         let evidence = QuoteEvidence {
             quote: bytes.to_vec(),
             collateral_digest: *collateral.digest(),
-            collateral_source: CollateralSource::File("configured collateral store".into()),
+            // A store that fetched it from a collateral service says where and when.
+            collateral_source: match collateral.provenance() {
+                Some(p) => CollateralSource::Service {
+                    url: p.source.clone(),
+                    fetched_at: p.fetched_at,
+                },
+                None => CollateralSource::File("configured collateral store".into()),
+            },
         };
         if !used
             .iter()
