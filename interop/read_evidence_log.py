@@ -112,7 +112,9 @@ def read_quote(r):
     source = r.u8()
     text = r.b16().decode()
     fetched = r.u64() if source == 2 else None
-    return {"quote": quote, "collateral": collateral, "source": text, "fetched_at": fetched}
+    items = [r.take(32).hex() for _ in range(4)] if source == 2 else None
+    return {"quote": quote, "collateral": collateral, "source": text, "fetched_at": fetched,
+            "items": items}
 
 
 def read_marker(data):

@@ -111,6 +111,7 @@ async fn formed_and_refused_bonds_are_recorded_and_audit_clean() {
         CollateralSource::Service {
             url: "https://pccs.example:8081/sgx/certification/v4".into(),
             fetched_at: 1_234_567,
+            item_digests: [[1; 32], [2; 32], [3; 32], [4; 32]],
         }
     );
     let RecordBody::BondRefused(refused) = &records[1].body else {

@@ -9,14 +9,14 @@ use std::collections::BTreeMap;
 
 use super::store::{Damage, LogEntry};
 use super::{
-    BondEvidence, Checkpoint, CheckpointMismatch, Digest, LogContents, LogError, QuoteEvidence,
-    RecordBody, RetiredIdentity, RetirementError, RetirementMarker,
+    BondEvidence, Checkpoint, CheckpointMismatch, CollateralSource, Digest, LogContents, LogError,
+    QuoteEvidence, RecordBody, RetiredIdentity, RetirementError, RetirementMarker,
 };
 use crate::evidence::{verify_binding, EvidenceError};
 use crate::identity::PeerId;
 use crate::policy::Policy;
 use crate::tdx::{Collateral, QuoteVerifier};
-use crate::AttestationError;
+use crate::{AttestationError, CollateralProvenance};
 
 /// Which quote of a record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -358,7 +358,22 @@ impl<'a> Auditor<'a> {
                     failures.push(AuditFailure::Collateral { which, source });
                     continue;
                 }
-                Ok(c) => self.verifier.verify(&q.quote, c, time, self.policy),
+                Ok(c) => match &q.collateral_source {
+                    // The policy's [remote] rules judge where and when it was fetched.
+                    CollateralSource::Service {
+                        url,
+                        fetched_at,
+                        item_digests,
+                    } => {
+                        let fetched = c.clone().with_provenance(CollateralProvenance {
+                            source: url.clone(),
+                            fetched_at: *fetched_at,
+                            item_digests: *item_digests,
+                        });
+                        self.verifier.verify(&q.quote, &fetched, time, self.policy)
+                    }
+                    _ => self.verifier.verify(&q.quote, c, time, self.policy),
+                },
             };
             match verified {
                 Err(source) => failures.push(AuditFailure::Quote { which, source }),

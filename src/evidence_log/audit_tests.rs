@@ -254,3 +254,46 @@ fn external_checkpoint_exposes_truncation() {
         Some(CheckpointMismatch::Truncated { index: 4, len: 4 })
     );
 }
+
+/// A record whose collateral came from a service, re-judged by a policy with a `[remote]`
+/// section: fresh from a declared service passes; stale, or from another service, fails.
+#[test]
+fn remote_rules_are_judged_from_the_recorded_source_and_fetch_time() {
+    let fx = Fixture::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, _) = LogStore::open(dir.path(), StoreOptions::default()).unwrap();
+    store.put_collateral(&fx.collateral).unwrap();
+    for (fetched_at, url) in [
+        (NOW - 60, "http://pccs.example:8081/"),
+        (NOW - 100_000, "http://pccs.example:8081/"),
+        (NOW - 60, "http://elsewhere.example/"),
+    ] {
+        let mut evidence = fx.evidence(NOW, [5; 32]);
+        for q in [&mut evidence.cert_quote, &mut evidence.bond_quote]
+            .into_iter()
+            .flatten()
+        {
+            q.collateral_source = CollateralSource::Service {
+                url: url.into(),
+                fetched_at,
+                item_digests: [[1; 32]; 4],
+            };
+        }
+        store.append(NOW, RecordBody::BondFormed(evidence)).unwrap();
+    }
+    drop(store);
+    let verifier = QuoteVerifier::dangerous().trust_root(fx.pki.root_der().to_vec());
+    let mut policy = Policy::authenticity_only();
+    policy.set_remote(Some(crate::RemotePolicy::new(
+        vec!["http://pccs.example:8081/".into()],
+        3600,
+    )));
+    let report = Auditor::new(&verifier, &policy).audit(&LogContents::read(dir.path()).unwrap());
+    assert_eq!(failed_indexes(&report), [1, 2]);
+    for index in [1, 2] {
+        assert!(report.records[index].failures.iter().all(|f| matches!(
+            f,
+            AuditFailure::Quote { source, .. } if source.policy_violation().is_some()
+        )));
+    }
+}

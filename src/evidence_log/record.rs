@@ -45,6 +45,8 @@ pub struct Record {
 /// What a record says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
+// One record per bond, moved rarely: the size difference costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum RecordBody {
     /// A bond was formed; this is the evidence of one attested peer of it.
     BondFormed(BondEvidence),
@@ -115,6 +117,9 @@ pub enum CollateralSource {
         url: String,
         /// When it was fetched, unix seconds.
         fetched_at: u64,
+        /// blake3 of the TCB info, QE identity, PCK CRL and root CA CRL as fetched, in that
+        /// order.
+        item_digests: [Digest; 4],
     },
 }
 
@@ -327,10 +332,17 @@ fn encode_quote(w: &mut Writer, q: Option<&QuoteEvidence>) -> Result<(), FormatE
             w.u8(1);
             w.bytes16("collateral source", name.as_bytes(), MAX_TEXT_LEN)?;
         }
-        CollateralSource::Service { url, fetched_at } => {
+        CollateralSource::Service {
+            url,
+            fetched_at,
+            item_digests,
+        } => {
             w.u8(2);
             w.bytes16("collateral source", url.as_bytes(), MAX_TEXT_LEN)?;
             w.u64(*fetched_at);
+            for digest in item_digests {
+                w.bytes(digest);
+            }
         }
     }
     Ok(())
@@ -349,6 +361,12 @@ fn decode_quote(r: &mut Reader<'_>) -> Result<Option<QuoteEvidence>, FormatError
         2 => CollateralSource::Service {
             url: r.string16("collateral source", MAX_TEXT_LEN)?,
             fetched_at: r.u64("collateral fetch time")?,
+            item_digests: [
+                r.array("collateral item digest")?,
+                r.array("collateral item digest")?,
+                r.array("collateral item digest")?,
+                r.array("collateral item digest")?,
+            ],
         },
         _ => return Err(FormatError::Malformed("collateral source kind")),
     };

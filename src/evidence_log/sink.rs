@@ -146,6 +146,7 @@ pub fn formed_evidence(
                 Some(p) => CollateralSource::Service {
                     url: p.source.clone(),
                     fetched_at: p.fetched_at,
+                    item_digests: p.item_digests,
                 },
                 None => CollateralSource::File("configured collateral store".into()),
             },

@@ -36,6 +36,7 @@ pub(crate) fn sample_formed(n: u64) -> RecordBody {
             collateral_source: CollateralSource::Service {
                 url: "https://pccs.example/sgx/certification/v4".into(),
                 fetched_at: 900,
+                item_digests: [[6; 32], [7; 32], [8; 32], [9; 32]],
             },
         }),
         verdict: Verdict {
