@@ -1,6 +1,8 @@
 //! The attested QUIC endpoint: bind, connect, accept. A connection is handed out only after the
 //! peer passed the verifiers in the handshake and, under per-bond freshness, the bond proof.
 
+mod batch_queue;
+mod batcher;
 mod bond;
 mod certs;
 mod config;
@@ -10,6 +12,8 @@ mod error;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub use batch_queue::{BondQuoteLimits, PeerRate};
+pub use batcher::BondQuoteError;
 pub use bond::{bond_message, BOND_REFUSED, EXPORTER_LABEL};
 pub use config::{
     ConfigError, EndpointConfig, EndpointConfigBuilder, Ready, WantsEvidence, WantsPolicy,
