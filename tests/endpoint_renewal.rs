@@ -5,23 +5,25 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use ratls_quic::endpoint::{Endpoint, EndpointConfig};
-use ratls_quic::evidence::parse_certificate;
-use ratls_quic::identity::Identity;
-use ratls_quic::tdx::synthetic::sample_measurements;
-use ratls_quic::tls::ExpectedPeer;
+use ratls_quic::parse_certificate;
+use ratls_quic::synthetic::sample_measurements;
 use ratls_quic::AttestationLevel;
+use ratls_quic::ExpectedPeer;
+use ratls_quic::Identity;
+use ratls_quic::{Endpoint, EndpointConfig};
 
 const LEVEL: AttestationLevel = AttestationLevel::TdxRaTlsBidirectional;
 
 async fn short_lived(lifetime: Duration) -> Endpoint {
     let (verifier, collateral) = verifier();
-    let mut builder = EndpointConfig::builder(Identity::generate().unwrap())
+    let config = EndpointConfig::builder(Identity::generate().unwrap())
         .with_policy(policy(LEVEL))
         .with_quote_provider(provider(sample_measurements()))
-        .with_quote_verifier(verifier, collateral);
-    builder.cert_lifetime(lifetime);
-    bind(builder.build().unwrap()).await
+        .with_quote_verifier(verifier, collateral)
+        .cert_lifetime(lifetime)
+        .build()
+        .unwrap();
+    bind(config).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -231,6 +231,7 @@ impl<T> BatchQueue<T> {
     }
 
     /// How many requests wait.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.queue.len()
     }

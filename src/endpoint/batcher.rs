@@ -133,11 +133,6 @@ impl QuoteBatcher {
         }
     }
 
-    /// Whether this side batches (and so offers batched proofs to its peers).
-    pub(crate) fn batching(&self) -> bool {
-        self.inner.limits.batching
-    }
-
     /// A quote for `binding`. `batchable` when the peer takes batched proofs; otherwise the
     /// answer is a single proof. Refused at once when the peer is over its rate.
     pub(crate) async fn quote(

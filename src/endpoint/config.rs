@@ -4,6 +4,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::batch_queue::BondQuoteLimits;
+use super::batcher::QuoteBatcher;
 use crate::evidence::{EvidenceError, MAX_VALIDITY_SECS};
 use crate::identity::Identity;
 use crate::level::AttestationLevel;
@@ -20,6 +22,9 @@ pub enum ConfigError {
     /// Issuing this side's certificate failed.
     #[error("issuing the endpoint certificate: {0}")]
     Evidence(#[from] EvidenceError),
+    /// A builder step is missing (the typestate makes this unreachable).
+    #[error("incomplete endpoint configuration")]
+    Incomplete,
     /// Binding the UDP socket failed.
     #[error("binding the UDP socket: {0}")]
     Io(#[from] std::io::Error),
@@ -35,6 +40,9 @@ pub enum ConfigError {
         "level TdxPlusReproducibleBuild requires Measurements pinned from a verified rebuild: {0}"
     )]
     NotRebuildPinned(#[source] RebuildPinError),
+    /// The TLS configuration offers no cipher suite QUIC can protect its Initial packets with.
+    #[error("no QUIC initial cipher suite: {0}")]
+    NoInitialCipherSuite(#[source] quinn::crypto::rustls::NoInitialCipherSuite),
     /// The quote provider failed while issuing the first certificate.
     #[error("quote provider: {0}")]
     Provider(#[from] QuoteProviderError),
@@ -67,9 +75,10 @@ pub struct EndpointConfig {
     pub(crate) cert_lifetime: Duration,
     pub(crate) bond_timeout: Duration,
     pub(crate) socket_buffer_bytes: usize,
-    /// Bounds the quote requests running on blocking threads: they cannot be aborted, so a
-    /// flood of bonds must queue rather than pile up threads.
-    pub(crate) quote_permits: Arc<tokio::sync::Semaphore>,
+    /// Batching and rate limits of bond quotes.
+    pub(crate) bond_quote_limits: BondQuoteLimits,
+    /// Makes this side's bond quotes (when it has a provider).
+    pub(crate) bond_quotes: Option<QuoteBatcher>,
 }
 
 impl EndpointConfig {
@@ -84,6 +93,7 @@ impl EndpointConfig {
             bond_timeout: Duration::from_secs(10),
             socket_buffer_bytes: 8 << 20,
             max_concurrent_quotes: 8,
+            bond_quote_limits: BondQuoteLimits::default(),
             state: PhantomData,
         }
     }
@@ -102,6 +112,11 @@ impl EndpointConfig {
     pub fn is_attested(&self) -> bool {
         self.provider.is_some()
     }
+
+    /// How bond quotes are batched and rate-limited.
+    pub fn bond_quote_limits(&self) -> &BondQuoteLimits {
+        &self.bond_quote_limits
+    }
 }
 
 /// Builds an [`EndpointConfig`]; see [`EndpointConfig::builder`].
@@ -115,6 +130,7 @@ pub struct EndpointConfigBuilder<State> {
     bond_timeout: Duration,
     socket_buffer_bytes: usize,
     max_concurrent_quotes: usize,
+    bond_quote_limits: BondQuoteLimits,
     state: PhantomData<State>,
 }
 
@@ -129,6 +145,7 @@ impl<S> EndpointConfigBuilder<S> {
             bond_timeout: self.bond_timeout,
             socket_buffer_bytes: self.socket_buffer_bytes,
             max_concurrent_quotes: self.max_concurrent_quotes,
+            bond_quote_limits: self.bond_quote_limits,
             state: PhantomData,
         }
     }
@@ -174,26 +191,35 @@ impl EndpointConfigBuilder<WantsVerifier> {
 
 impl EndpointConfigBuilder<Ready> {
     /// Certificate lifetime (default one hour); renewed at about two thirds of it.
-    pub fn cert_lifetime(&mut self, lifetime: Duration) -> &mut Self {
+    pub fn cert_lifetime(mut self, lifetime: Duration) -> Self {
         self.cert_lifetime = lifetime;
         self
     }
 
     /// How long a bond proof exchange may take after the handshake (default 10 s).
-    pub fn bond_timeout(&mut self, timeout: Duration) -> &mut Self {
+    pub fn bond_timeout(mut self, timeout: Duration) -> Self {
         self.bond_timeout = timeout;
         self
     }
 
     /// UDP send and receive buffer size (default 8 MiB).
-    pub fn socket_buffer_bytes(&mut self, bytes: usize) -> &mut Self {
+    pub fn socket_buffer_bytes(mut self, bytes: usize) -> Self {
         self.socket_buffer_bytes = bytes;
         self
     }
 
     /// How many quote requests may run at once (default 8; at least 1). Further bonds wait.
-    pub fn max_concurrent_quotes(&mut self, permits: usize) -> &mut Self {
+    pub fn max_concurrent_quotes(mut self, permits: usize) -> Self {
         self.max_concurrent_quotes = permits.max(1);
+        self
+    }
+
+    /// How bond quotes are made (default [`BondQuoteLimits::default`]: batched while the quote
+    /// provider is busy, at most 64 bonds a quote, a burst of 64 and 32 a second per peer).
+    /// [`BondQuoteLimits::single_quotes`] makes one quote per bond and offers only single
+    /// proofs to peers.
+    pub fn bond_quotes(mut self, limits: BondQuoteLimits) -> Self {
+        self.bond_quote_limits = limits;
         self
     }
 
@@ -206,9 +232,7 @@ impl EndpointConfigBuilder<Ready> {
         let (Some(policy), Some((quote_verifier, collateral))) = (self.policy, self.verifier)
         else {
             // The typestate makes this unreachable; kept as an error rather than a panic.
-            return Err(ConfigError::Tls(rustls::Error::General(
-                "incomplete endpoint configuration".into(),
-            )));
+            return Err(ConfigError::Incomplete);
         };
         let level = policy.level();
         if level == AttestationLevel::TdxRemote {
@@ -229,6 +253,17 @@ impl EndpointConfigBuilder<Ready> {
         if policy.freshness() == Freshness::Certificate {
             tracing::warn!(%level, "certificate freshness: bonds admitted without per-connection quotes");
         }
+        // Bounds the single quotes running on blocking threads: they cannot be aborted, so a
+        // flood of bonds must queue rather than pile up threads.
+        let quote_permits = Arc::new(tokio::sync::Semaphore::new(self.max_concurrent_quotes));
+        let bond_quotes = self.provider.as_ref().map(|provider| {
+            QuoteBatcher::new(
+                Arc::clone(provider),
+                self.bond_quote_limits.clone(),
+                Arc::clone(&quote_permits),
+            )
+        });
+        tracing::debug!(limits = ?self.bond_quote_limits, "bond quotes");
         Ok(EndpointConfig {
             identity: Arc::new(self.identity),
             policy: Arc::new(policy),
@@ -238,7 +273,8 @@ impl EndpointConfigBuilder<Ready> {
             cert_lifetime: self.cert_lifetime,
             bond_timeout: self.bond_timeout,
             socket_buffer_bytes: self.socket_buffer_bytes,
-            quote_permits: Arc::new(tokio::sync::Semaphore::new(self.max_concurrent_quotes)),
+            bond_quote_limits: self.bond_quote_limits,
+            bond_quotes,
         })
     }
 }

@@ -105,8 +105,8 @@ pub struct BatchTree {
     levels: Vec<Vec<NodeHash>>,
 }
 
-/// The hash of a leaf: `H(0x00 || encode(input))`, where `encode` is the bond report_data input
-/// of [`super::encode_binding`]. Only purpose `bond` is a leaf; incomplete inputs fail closed as
+/// The hash of a leaf: `H(0x00 || encode(input))`, where `encode(input)` is the byte string whose
+/// hash is a single bond proof's report_data ([`super::report_data`]). Only purpose `bond` is a leaf; incomplete inputs fail closed as
 /// they do for [`super::report_data`].
 pub fn leaf_hash(input: &BindingInput<'_>) -> Result<NodeHash, EvidenceError> {
     if !matches!(input, BindingInput::Bond { .. }) {

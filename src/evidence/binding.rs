@@ -5,6 +5,23 @@
 //! the prover's role and a TLS exporter value of one connection). `docs/binding.md` gives the
 //! construction byte by byte with a worked example.
 
+// Parses bytes from the network or from files: no panics, no unchecked arithmetic.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 use subtle::ConstantTimeEq;
 
 use super::EvidenceError;
@@ -15,7 +32,7 @@ use crate::tdx::ReportData;
 pub const BINDING_CONTEXT: &str = "ratls-quic report_data v1";
 
 /// Largest SubjectPublicKeyInfo accepted as binding input.
-pub const MAX_SPKI_LEN: usize = 1024;
+pub(super) const MAX_SPKI_LEN: usize = 1024;
 
 /// Field tags of the encoding (see `docs/binding.md`).
 pub(super) mod tag {
@@ -34,6 +51,7 @@ pub(super) mod tag {
 
 /// Which side of a connection produced a bond proof.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(clippy::exhaustive_enums)] // a connection has two ends, and always will
 pub enum Role {
     /// The side that dialed (TLS client).
     Client,
@@ -116,7 +134,7 @@ pub fn verify_binding(
 
 /// The byte string hashed by [`report_data`] (exposed for documentation tests and outside
 /// re-implementations).
-pub fn encode(input: &BindingInput<'_>) -> Result<Vec<u8>, EvidenceError> {
+pub(super) fn encode(input: &BindingInput<'_>) -> Result<Vec<u8>, EvidenceError> {
     let mut out = Vec::with_capacity(256);
     match *input {
         BindingInput::Certificate {

@@ -4,8 +4,25 @@
 //! A Software-level certificate carries no evidence extension at all: the extension, when
 //! present, always holds a quote (see `docs/evidence.md`).
 
+// Parses bytes from the network or from files: no panics, no unchecked arithmetic.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 use ed25519_dalek::{Signature, VerifyingKey};
-use rcgen::{CertificateParams, CustomExtension, DnType, KeyPair, SerialNumber, PKCS_ED25519};
+use rcgen::{CertificateParams, CustomExtension, DnType, KeyPair, SerialNumber};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
@@ -148,7 +165,7 @@ pub fn issue_certificate(
     };
     let key_pair = KeyPair::from_pkcs8_der_and_sign_algo(
         &PrivatePkcs8KeyDer::from(pkcs8.secret_pkcs8_der()),
-        &PKCS_ED25519,
+        crate::crypto::IDENTITY_CERT_ALGORITHM,
     )
     .map_err(EvidenceError::Issue)?;
     let cert = params

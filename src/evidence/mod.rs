@@ -18,9 +18,7 @@ pub use batch::{
     verify_batch_binding, BatchError, BatchPosition, BatchTree, NodeHash, BATCH_BINDING_CONTEXT,
     BATCH_NODE_CONTEXT, MAX_AUDIT_PATH, MAX_BATCH_LEAVES,
 };
-pub use binding::{
-    encode as encode_binding, report_data, verify_binding, BindingInput, Role, BINDING_CONTEXT,
-};
+pub use binding::{report_data, verify_binding, BindingInput, Role, BINDING_CONTEXT};
 pub use cert::{
     certificate_report_data, ed25519_spki_der, issue_certificate, parse_certificate,
     IssuedCertificate, ParsedCertificate, MAX_CERT_LEN, MAX_VALIDITY_SECS,

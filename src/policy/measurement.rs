@@ -1,11 +1,29 @@
 //! Which Measurements a verifier accepts: named profiles, OR across profiles.
 
+// Parses bytes from the network or from files: no panics, no unchecked arithmetic.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 use core::fmt;
 
 use crate::tdx::{Measurements, MEASUREMENT_LEN};
 
 /// The expected value of one register: an exact value, or `any` written out explicitly.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(clippy::exhaustive_enums)] // a register is pinned or not
 pub enum Expected<const N: usize> {
     /// Any value is accepted. Policy files must say so in so many words (`"any"`).
     Any,
@@ -58,9 +76,9 @@ pub enum HexError {
 }
 
 pub(crate) fn parse_hex<const N: usize>(text: &str) -> Result<[u8; N], HexError> {
-    if text.len() != 2 * N {
+    if text.len() != N.saturating_mul(2) {
         return Err(HexError::Length {
-            expected: 2 * N,
+            expected: N.saturating_mul(2),
             found: text.len(),
         });
     }

@@ -32,6 +32,23 @@
 //!
 //! [`TdReportFields`]: super::quote::TdReportFields
 
+// Parses bytes from the network or from files: no panics, no unchecked arithmetic.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -255,20 +272,18 @@ pub(super) fn quote_signature_verifies(quote: &[u8], layout: &QuoteLayout) -> bo
     let Some(sig_offset) = layout.signed_len.checked_add(4) else {
         return false;
     };
-    let key_offset = sig_offset + QUOTE_SIGNATURE_LEN;
+    let key_offset = sig_offset.saturating_add(QUOTE_SIGNATURE_LEN);
     let (Some(signed), Some(signature), Some(key)) = (
         quote.get(..layout.signed_len),
         quote.get(sig_offset..key_offset),
-        quote.get(key_offset..key_offset + ATTESTATION_KEY_LEN),
+        quote.get(key_offset..key_offset.saturating_add(ATTESTATION_KEY_LEN)),
     ) else {
         return false;
     };
     let mut point = [0u8; 1 + ATTESTATION_KEY_LEN];
     point[0] = 0x04;
     point[1..].copy_from_slice(key);
-    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, &point)
-        .verify(signed, signature)
-        .is_ok()
+    crate::crypto::p256_verifies(&point, signed, signature)
 }
 
 /// The window in which every dated input of a verification is valid: TCB info and QE identity
