@@ -349,4 +349,78 @@ mod tests {
         huge[5..9].copy_from_slice(&u32::MAX.to_be_bytes());
         assert!(decode(&huge).is_err());
     }
+
+    fn position(count: u64, index: u64) -> BatchPosition {
+        let leaves = (0..count)
+            .map(|i| NodeHash([u8::try_from(i % 251).unwrap() + 1; 32]))
+            .collect();
+        crate::evidence::BatchTree::new(leaves)
+            .unwrap()
+            .position(index)
+            .unwrap()
+    }
+
+    #[test]
+    fn batched_messages_round_trip() {
+        let quote = vec![9u8; 300];
+        for (count, index) in [(1, 0), (2, 1), (3, 2), (5, 4), (64, 17), (1024, 1023)] {
+            let position = position(count, index);
+            let message = batched_bond_message(&quote, &position);
+            assert_eq!(
+                message.len(),
+                4 + 1 + 4 + quote.len() + 9 + 32 * position.path.len()
+            );
+            assert!(message.len() <= MAX_MESSAGE_LEN);
+            assert_eq!(
+                decode_proof(&message).unwrap(),
+                Proof::Batched {
+                    quote: &quote,
+                    position
+                }
+            );
+        }
+        // Version 1 messages decode as before.
+        assert_eq!(decode_proof(&bond_message(None)).unwrap(), Proof::Empty);
+        assert_eq!(
+            decode_proof(&bond_message(Some(&quote))).unwrap(),
+            Proof::Single(&quote)
+        );
+    }
+
+    #[test]
+    fn malformed_batched_messages_are_refused() {
+        let quote = vec![9u8; 50];
+        let good = batched_bond_message(&quote, &position(5, 4));
+        for len in 0..good.len() {
+            assert!(decode_proof(&good[..len]).is_err(), "truncated to {len}");
+        }
+        let mut longer = good.clone();
+        longer.push(0);
+        assert!(decode_proof(&longer).is_err());
+        let mut bad_kind = good.clone();
+        bad_kind[4] = KIND_QUOTE;
+        assert!(decode_proof(&bad_kind).is_err());
+        let mut zero_quote = good.clone();
+        zero_quote[5..9].copy_from_slice(&0u32.to_be_bytes());
+        assert!(decode_proof(&zero_quote).is_err());
+        let mut huge_quote = good.clone();
+        huge_quote[5..9].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(decode_proof(&huge_quote).is_err());
+        // A path length byte that disagrees with the bytes that follow, or is too long.
+        let path_len_at = 4 + 1 + 4 + quote.len() + 8;
+        for bad in [0u8, 2, 4, 11, 255] {
+            let mut message = good.clone();
+            message[path_len_at] = bad;
+            assert!(decode_proof(&message).is_err(), "path length {bad}");
+        }
+        let deep = batched_bond_message(
+            &quote,
+            &BatchPosition {
+                index: 0,
+                count: 2048,
+                path: vec![NodeHash([1; 32]); MAX_AUDIT_PATH + 1],
+            },
+        );
+        assert!(decode_proof(&deep).is_err());
+    }
 }
