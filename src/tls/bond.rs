@@ -158,9 +158,8 @@ pub(crate) fn decode_proof(message: &[u8]) -> Result<Proof<'_>, BondFailure> {
             Some(quote) => Proof::Single(quote),
         });
     };
-    let rest = match rest.split_first() {
-        Some((&KIND_BATCHED, rest)) => rest,
-        _ => return Err(BondFailure::Malformed("unknown kind")),
+    let Some((&KIND_BATCHED, rest)) = rest.split_first() else {
+        return Err(BondFailure::Malformed("unknown kind"));
     };
     let (len, rest) = rest
         .split_first_chunk::<4>()
