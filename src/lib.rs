@@ -14,7 +14,7 @@
 //! | identity | [`Identity`], [`PeerId`], [`IdentityError`] |
 //! | levels and policy | [`AttestationLevel`], [`Policy`], [`Freshness`], [`MeasurementPolicy`], [`MeasurementProfile`], [`Expected`], [`Register`], [`TcbPolicy`], [`PolicyViolation`], [`PolicyFileError`] |
 //! | endpoint | [`Endpoint`], [`EndpointConfig`] and its builder states, [`Accepting`], [`AttestedConnection`], [`PeerInfo`], [`ExpectedPeer`] |
-//! | your own quinn endpoint | [`AttestedTlsConfig`] (per-connection rustls configurations, bond judgement), [`PendingPeer`], [`CertifiedPeer`], [`bond_message`], [`EXPORTER_LABEL`], [`BOND_REFUSED`] |
+//! | your own quinn endpoint | [`AttestedTlsConfig`] (per-connection rustls configurations, bond judgement), [`PendingPeer`], [`CertifiedPeer`], [`bond_message`], [`batched_bond_message`], [`EXPORTER_LABEL`], [`BOND_REFUSED`], [`ALPN`], [`ALPN_BATCHED`] |
 //! | quotes | [`QuoteProvider`], [`ConfigfsTsm`], [`QuoteVerifier`], [`AuthenticQuote`], [`VerifiedQuote`], [`Measurements`], [`ReportData`], [`TcbStatus`] |
 //! | collateral | [`CollateralStore`], [`Collateral`], [`StaticCollateral`], [`VerdictCache`] |
 //! | batched bond proofs | [`BondQuoteLimits`], [`PeerRate`], [`BondQuoteError`], [`BatchTree`], [`BatchPosition`], [`NodeHash`], [`leaf_hash`], [`node_hash`], [`batch_report_data`], [`verify_batch_binding`], [`BatchError`] |
