@@ -15,9 +15,9 @@ use common::*;
 
 use ratls_quic::synthetic::{sample_measurements, SyntheticQuoteProvider};
 use ratls_quic::{
-    batched_bond_message, leaf_hash, AttestationLevel, AttestedConnection, BatchTree, BindingInput,
-    BondFailure, BondQuoteLimits, EndpointConfig, Error, EvidenceError, ExpectedPeer, Identity,
-    QuoteProvider, QuoteProviderError, ReportData, Role,
+    batched_bond_message, leaf_hash, verify_batch_binding, AttestationLevel, AttestedConnection,
+    BatchTree, BindingInput, BondFailure, BondQuoteLimits, EndpointConfig, Error, EvidenceError,
+    ExpectedPeer, Identity, PeerId, QuoteProvider, QuoteProviderError, ReportData, Role,
 };
 
 const BIDIRECTIONAL: AttestationLevel = AttestationLevel::TdxRaTlsBidirectional;
@@ -105,6 +105,7 @@ async fn burst(
     Vec<Result<AttestedConnection, Error>>,
     Vec<Result<AttestedConnection, Error>>,
     Arc<DelayedHost>,
+    Vec<PeerId>,
 ) {
     let server_host = DelayedHost::new();
     let server = Arc::new(bind(endpoint_config(Arc::clone(&server_host), server_limits)).await);
@@ -139,7 +140,8 @@ async fn burst(
             .collect(),
     );
     let (accepted, connected) = tokio::join!(serve, dial);
-    (accepted, connected, server_host)
+    let ids = clients.iter().map(|c| c.peer_id()).collect();
+    (accepted, connected, server_host, ids)
 }
 
 /// Every bond formed, each side holding a bond quote of the other made for this bond (not a
@@ -175,7 +177,7 @@ fn assert_all_bonded(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_four_dialers_bond_with_fresh_evidence_and_few_quotes() {
     let n = 64;
-    let (accepted, connected, server_host) = burst(
+    let (accepted, connected, server_host, dialers) = burst(
         n,
         BondQuoteLimits::default(),
         |_| BondQuoteLimits::default(),
@@ -192,6 +194,38 @@ async fn sixty_four_dialers_bond_with_fresh_evidence_and_few_quotes() {
         quotes,
         "every quote the acceptor made served a bond"
     );
+
+    // What a dialer keeps lets it (or an auditor) re-verify a batched bond: the quote, the
+    // leaf's position, both identities and the connection's exporter.
+    let mut batched = 0;
+    for (conn, dialer) in connected.iter().zip(&dialers) {
+        let conn = conn.as_ref().unwrap();
+        let quote = conn.peer().bond_quote().unwrap();
+        let Some(position) = conn.peer().bond_batch() else {
+            continue;
+        };
+        batched += 1;
+        let mut exporter = [0u8; 32];
+        conn.export_keying_material(&mut exporter, ratls_quic::EXPORTER_LABEL, b"")
+            .unwrap();
+        let acceptor = BindingInput::Bond {
+            role: Role::Server,
+            client: *dialer,
+            server: conn.peer().peer_id(),
+            exporter: &exporter,
+        };
+        verify_batch_binding(&acceptor, position, quote.report_data()).unwrap();
+        let mut other = exporter;
+        other[0] ^= 1;
+        let moved = BindingInput::Bond {
+            role: Role::Server,
+            client: *dialer,
+            server: conn.peer().peer_id(),
+            exporter: &other,
+        };
+        assert!(verify_batch_binding(&moved, position, quote.report_data()).is_err());
+    }
+    assert!(batched >= n - quotes, "{batched} batched proofs");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,7 +233,7 @@ async fn single_proof_peers_bond_with_a_batching_peer() {
     // Half the dialers know only single proofs: they negotiate ratls-quic/1 and get a quote of
     // their own each, queued with the others' batches.
     let n = 8;
-    let (accepted, connected, server_host) = burst(
+    let (accepted, connected, server_host, _) = burst(
         n,
         BondQuoteLimits::default(),
         |i| {
@@ -222,7 +256,7 @@ async fn single_proof_peers_bond_with_a_batching_peer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batching_dialers_bond_with_a_single_proof_acceptor() {
     let n = 6;
-    let (accepted, connected, server_host) = burst(
+    let (accepted, connected, server_host, _) = burst(
         n,
         BondQuoteLimits::single_quotes(),
         |_| BondQuoteLimits::default(),
@@ -270,6 +304,8 @@ async fn batched_proof_replayed_into_another_connection_refused() {
         tokio::join!(accept_one(&server), first);
     let accepted = accepted.expect("the honest batched proof of connection 1 is accepted");
     assert!(accepted.peer().bond_quote().is_some());
+    let position = accepted.peer().bond_batch().expect("the batch position is kept");
+    assert_eq!((position.index, position.count), (1, 2));
 
     // Connection 2: the same batched proof again.
     let failure = forged_bond(&server, &forger, |exporter| {

@@ -1,6 +1,7 @@
 //! The bond proof exchange, shell half: streams, the quote request and the timeout. What a
 //! message looks like and whether a proof passes is the core's (`crate::tls::bond`).
 
+use crate::evidence::BatchPosition;
 use crate::policy::{Freshness, VerifiedQuote};
 use crate::tls::{
     batched_bond_message, bond_message, AttestedTlsConfig, BondFailure, CertifiedPeer, Parties,
@@ -37,14 +38,15 @@ fn batched_negotiated(conn: &quinn::Connection) -> bool {
     batched
 }
 
-/// Runs the exchange for one side and returns the peer's verified bond quote, if it sent one.
+/// Runs the exchange for one side and returns the peer's verified bond quote, if it sent one,
+/// with its leaf's position when the quote served a batch.
 pub(crate) async fn exchange(
     conn: &quinn::Connection,
     config: &EndpointConfig,
     check: &PeerCheck,
     parties: Parties,
     peer: &CertifiedPeer,
-) -> Result<Option<VerifiedQuote>, Error> {
+) -> Result<Judged, Error> {
     let exporter = exporter(conn)?;
     let batched = batched_negotiated(conn);
     let run = async {
@@ -79,6 +81,9 @@ pub(crate) async fn exchange(
     }
 }
 
+/// The peer's verified bond quote and, for a batched proof, its leaf's position.
+pub(crate) type Judged = (Option<VerifiedQuote>, Option<BatchPosition>);
+
 /// Judges the peer's proof; on failure closes the connection with `BOND_REFUSED`.
 fn judged(
     conn: &quinn::Connection,
@@ -87,9 +92,9 @@ fn judged(
     peer: &CertifiedPeer,
     exporter: &[u8; 32],
     message: &[u8],
-) -> Result<Option<VerifiedQuote>, Error> {
+) -> Result<Judged, Error> {
     check
-        .judge_bond(parties, peer, exporter, message, unix_now())
+        .judge_bond_proof(parties, peer, exporter, message, unix_now())
         .map_err(|failure| {
             tracing::warn!(%failure, peer = %peer.peer_id(), "bond proof refused");
             conn.close(BOND_REFUSED.into(), failure.wire_reason().as_bytes());

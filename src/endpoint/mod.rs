@@ -178,13 +178,13 @@ impl Endpoint {
     ) -> Result<AttestedConnection, Error> {
         // With no quote in either certificate there is nothing to prove per bond, and both sides
         // know it from the certificates alone: skip the exchange and its round trip.
-        let bond_quote = if self.config.is_attested() || peer.quote().is_some() {
+        let (bond_quote, bond_batch) = if self.config.is_attested() || peer.quote().is_some() {
             bond::exchange(&conn, &self.config, self.tls.check(), parties, &peer).await?
         } else {
-            None
+            (None, None)
         };
         let (peer_id, level, cert_quote) = peer.into_parts();
-        let info = PeerInfo::new(peer_id, level, cert_quote, bond_quote);
+        let info = PeerInfo::new(peer_id, level, cert_quote, bond_quote).with_batch(bond_batch);
         tracing::info!(peer = %info.peer_id(), level = %info.level(), "attested bond established");
         Ok(AttestedConnection::new(conn, info))
     }

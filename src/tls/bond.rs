@@ -275,18 +275,32 @@ impl PeerCheck {
         message: &[u8],
         now: u64,
     ) -> Result<Option<VerifiedQuote>, BondFailure> {
+        self.judge_bond_proof(parties, peer, exporter, message, now)
+            .map(|(quote, _)| quote)
+    }
+
+    /// [`Self::judge_bond`], and for a batched proof the position of this bond's leaf in the
+    /// batch its quote serves (what an auditor needs besides the quote to re-verify it).
+    pub(crate) fn judge_bond_proof(
+        &self,
+        parties: Parties,
+        peer: &CertifiedPeer,
+        exporter: &[u8; 32],
+        message: &[u8],
+        now: u64,
+    ) -> Result<(Option<VerifiedQuote>, Option<BatchPosition>), BondFailure> {
         let proof = decode_proof(message)?;
         let quote = proof.quote();
         let Some(cert_quote) = peer.quote() else {
             return match quote {
-                None => Ok(None),
+                None => Ok((None, None)),
                 Some(_) => Err(BondFailure::Unexpected("a Software peer sent a quote")),
             };
         };
         let Some(quote) = quote else {
             if self.policy().freshness() == Freshness::Certificate {
                 tracing::info!(peer = %peer.peer_id(), "bond admitted on certificate freshness");
-                return Ok(None);
+                return Ok((None, None));
             }
             return Err(BondFailure::Missing);
         };
@@ -311,7 +325,11 @@ impl PeerCheck {
         if verified.pck_chain_digest() != cert_quote.pck_chain_digest() {
             return Err(BondFailure::PlatformChanged);
         }
-        Ok(Some(verified))
+        let position = match proof {
+            Proof::Batched { position, .. } => Some(position),
+            Proof::Empty | Proof::Single(_) => None,
+        };
+        Ok((Some(verified), position))
     }
 }
 
