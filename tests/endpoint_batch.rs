@@ -304,7 +304,10 @@ async fn batched_proof_replayed_into_another_connection_refused() {
         tokio::join!(accept_one(&server), first);
     let accepted = accepted.expect("the honest batched proof of connection 1 is accepted");
     assert!(accepted.peer().bond_quote().is_some());
-    let position = accepted.peer().bond_batch().expect("the batch position is kept");
+    let position = accepted
+        .peer()
+        .bond_batch()
+        .expect("the batch position is kept");
     assert_eq!((position.index, position.count), (1, 2));
 
     // Connection 2: the same batched proof again.
