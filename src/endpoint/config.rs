@@ -208,7 +208,9 @@ impl EndpointConfigBuilder<Ready> {
         self
     }
 
-    /// How many quote requests may run at once (default 8; at least 1). Further bonds wait.
+    /// How many single bond quotes may run at once (default 8; at least 1). Further bonds wait.
+    /// Applies to [`BondQuoteLimits::single_quotes`]; a batching endpoint runs one quote at a
+    /// time (its provider serves one at a time anyway) and queues the rest into the next one.
     pub fn max_concurrent_quotes(mut self, permits: usize) -> Self {
         self.max_concurrent_quotes = permits.max(1);
         self
