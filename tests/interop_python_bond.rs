@@ -51,7 +51,8 @@ fn python_ready() -> bool {
 }
 
 /// A provider whose first bond quote waits until the dialer checked every server's
-/// certificate, so that the other bonds queue behind it and share the next quote.
+/// certificate, then takes a quote time (39 ms), so that the other bonds queue behind it and
+/// share the next quote.
 #[derive(Debug)]
 struct HoldFirst {
     inner: Arc<SyntheticQuoteProvider>,
@@ -71,6 +72,9 @@ impl QuoteProvider for HoldFirst {
             {
                 std::thread::sleep(Duration::from_millis(1));
             }
+            // A real quote takes this long; the other bonds' requests, which follow their
+            // handshakes by a moment, queue meanwhile.
+            std::thread::sleep(Duration::from_millis(39));
         }
         self.inner.quote(report_data)
     }
@@ -231,4 +235,52 @@ async fn python_checker_verifies_batched_proofs_off_the_wire() {
     cut.message.truncate(cut.message.len() - 1);
     let (code, verdict) = check(me, &cut, &cut.exporter);
     assert_eq!(code, 2, "{verdict}");
+}
+
+/// The value after `label:` in docs/binding.md.
+fn doc_vector(label: &str) -> String {
+    let doc = include_str!("../docs/binding.md");
+    let prefix = format!("{label}:");
+    doc.lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("docs/binding.md has no line `{prefix}`"))
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn python_checker_recomputes_the_documented_batch_example() {
+    if !python_ready() {
+        return;
+    }
+    // From the doc's inputs alone: leaves, the path of leaf 0 climbed to the root, report_data.
+    let script = format!(
+        "import sys; sys.path.insert(0, {dir:?}); import check_bond as c\n\
+         client, server = bytes.fromhex({client:?}), bytes.fromhex({server:?})\n\
+         leaves = [c.leaf_hash(c.bond_input('client', client, server, bytes.fromhex(e))) \
+                   for e in ({e0:?}, {e1:?}, {e2:?})]\n\
+         root = c.climb(leaves[0], 0, 3, [leaves[1], leaves[2]])\n\
+         assert c.climb(leaves[2], 2, 3, [c.inner(leaves[0], leaves[1])]) == root\n\
+         print(root.hex(), c.batch_report_data(root, 3).hex())\n",
+        dir = root().join("interop").display().to_string(),
+        client = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+        server = "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+        e0 = doc_vector("batch.exporter0"),
+        e1 = doc_vector("batch.exporter1"),
+        e2 = doc_vector("batch.exporter2"),
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut words = stdout.split_whitespace();
+    assert_eq!(words.next(), Some(doc_vector("batch.root").as_str()));
+    assert_eq!(words.next(), Some(doc_vector("batch.report_data").as_str()));
 }
