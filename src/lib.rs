@@ -14,9 +14,10 @@
 //! | identity | [`Identity`], [`PeerId`], [`IdentityError`] |
 //! | levels and policy | [`AttestationLevel`], [`Policy`], [`Freshness`], [`MeasurementPolicy`], [`MeasurementProfile`], [`Expected`], [`Register`], [`TcbPolicy`], [`PolicyViolation`], [`PolicyFileError`] |
 //! | endpoint | [`Endpoint`], [`EndpointConfig`] and its builder states, [`Accepting`], [`AttestedConnection`], [`PeerInfo`], [`ExpectedPeer`] |
-//! | your own quinn endpoint | [`AttestedTlsConfig`] (per-connection rustls configurations, bond judgement), [`PendingPeer`], [`CertifiedPeer`], [`bond_message`], [`EXPORTER_LABEL`], [`BOND_REFUSED`] |
+//! | your own quinn endpoint | [`AttestedTlsConfig`] (per-connection rustls configurations, bond judgement), [`PendingPeer`], [`CertifiedPeer`], [`bond_message`], [`batched_bond_message`], [`EXPORTER_LABEL`], [`BOND_REFUSED`], [`ALPN`], [`ALPN_BATCHED`] |
 //! | quotes | [`QuoteProvider`], [`ConfigfsTsm`], [`QuoteVerifier`], [`AuthenticQuote`], [`VerifiedQuote`], [`Measurements`], [`ReportData`], [`TcbStatus`] |
 //! | collateral | [`CollateralStore`], [`Collateral`], [`StaticCollateral`], [`VerdictCache`] |
+//! | batched bond proofs | [`BondQuoteLimits`], [`PeerRate`], [`BondQuoteError`], [`BatchTree`], [`BatchPosition`], [`NodeHash`], [`leaf_hash`], [`node_hash`], [`batch_report_data`], [`verify_batch_binding`], [`BatchError`] |
 //! | evidence format | [`report_data`], [`verify_binding`], [`BindingInput`], [`Role`], [`issue_certificate`], [`parse_certificate`], [`Evidence`], [`QuoteLayout`], [`bond_message`] |
 //! | errors | [`Error`], [`ConfigError`], [`PeerRejection`], [`BondFailure`], [`AttestationError`], [`AuthenticityError`], [`DcapCheck`], [`EvidenceError`], [`QuoteProviderError`], [`CollateralError`] |
 //!
@@ -92,8 +93,14 @@ pub mod repro;
 pub mod synthetic;
 
 pub use endpoint::{
-    Accepting, AttestedConnection, ConfigError, Endpoint, EndpointConfig, EndpointConfigBuilder,
-    Error, PeerInfo, Ready, WantsEvidence, WantsPolicy, WantsVerifier, EVIDENCE_UNRECORDED,
+    Accepting, AttestedConnection, BondQuoteError, BondQuoteLimits, ConfigError, Endpoint,
+    EndpointConfig, EndpointConfigBuilder, Error, PeerInfo, PeerRate, Ready, WantsEvidence,
+    WantsPolicy, WantsVerifier, EVIDENCE_UNRECORDED,
+};
+pub use evidence::{
+    batch_report_data, encode_batch, leaf_hash, node_hash, path_len, root_from_path,
+    verify_batch_binding, BatchError, BatchPosition, BatchTree, NodeHash, BATCH_BINDING_CONTEXT,
+    BATCH_NODE_CONTEXT, MAX_AUDIT_PATH, MAX_BATCH_LEAVES,
 };
 pub use evidence::{
     certificate_report_data, ed25519_spki_der, issue_certificate, parse_certificate, report_data,
@@ -120,6 +127,7 @@ pub use tdx::{
     DEFAULT_CACHE_CAPACITY, INTEL_SGX_ROOT_CA_DER, MAX_COLLATERAL_LEN, MEASUREMENT_LEN,
 };
 pub use tls::{
-    bond_message, AttestedTlsConfig, BondFailure, CertifiedPeer, ExpectedPeer, PeerRejection,
-    PendingPeer, RejectedPeer, ALPN, BOND_REFUSED, EXPORTER_LABEL,
+    batched_bond_message, bond_message, AttestedTlsConfig, BondFailure, CertifiedPeer,
+    ExpectedPeer, PeerRejection, PendingPeer, RejectedPeer, ALPN, ALPN_BATCHED, BOND_REFUSED,
+    EXPORTER_LABEL,
 };

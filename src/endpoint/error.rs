@@ -9,6 +9,10 @@ pub enum Error {
     /// This side's bond report_data could not be computed.
     #[error("bond binding: {0}")]
     Binding(#[source] EvidenceError),
+    /// This side made no bond quote: the peer is over its rate, the request waited too long, or
+    /// the provider failed.
+    #[error("bond quote: {0}")]
+    BondQuote(#[from] super::BondQuoteError),
     /// Finishing this side's bond-proof stream failed.
     #[error("bond proof stream could not be finished: {0}")]
     BondStreamFinish(#[source] quinn::ClosedStream),

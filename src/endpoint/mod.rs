@@ -1,6 +1,8 @@
 //! The attested QUIC endpoint: bind, connect, accept. A connection is handed out only after the
 //! peer passed the verifiers in the handshake and, under per-bond freshness, the bond proof.
 
+mod batch_queue;
+mod batcher;
 mod bond;
 mod certs;
 mod config;
@@ -11,6 +13,8 @@ mod evidence;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub use batch_queue::{BondQuoteLimits, PeerRate};
+pub use batcher::BondQuoteError;
 pub use config::{
     ConfigError, EndpointConfig, EndpointConfigBuilder, Ready, WantsEvidence, WantsPolicy,
     WantsVerifier,
@@ -59,13 +63,18 @@ impl Endpoint {
             .await
             .map_err(|e| ConfigError::Io(std::io::Error::other(e)))??
         };
-        let tls = Arc::new(AttestedTlsConfig::new(
+        let tls = AttestedTlsConfig::new(
             Arc::clone(&config.policy),
             config.quote_verifier.clone(),
             Arc::clone(&config.collateral),
             &issued,
             config.is_attested(),
-        )?);
+        )?;
+        let tls = Arc::new(if config.bond_quote_limits.batching() {
+            tls.offer_batched_proofs()
+        } else {
+            tls
+        });
         let socket = bind_socket(addr, config.socket_buffer_bytes)?;
         // Incoming connections get a per-connection configuration in `accept`; this default
         // one only makes quinn accept connections at all.
@@ -181,13 +190,14 @@ impl Endpoint {
     ) -> Result<AttestedConnection, Error> {
         // With no quote in either certificate there is nothing to prove per bond, and both sides
         // know it from the certificates alone: skip the exchange and its round trip.
-        let (bond_quote, peer_message) = if self.config.is_attested() || peer.quote().is_some() {
-            bond::exchange(&conn, &self.config, self.tls.check(), parties, &peer).await?
-        } else {
-            (None, Vec::new())
-        };
+        let ((bond_quote, bond_batch), peer_message) =
+            if self.config.is_attested() || peer.quote().is_some() {
+                bond::exchange(&conn, &self.config, self.tls.check(), parties, &peer).await?
+            } else {
+                ((None, None), Vec::new())
+            };
         let (peer_id, level, cert_quote) = peer.into_parts();
-        let info = PeerInfo::new(peer_id, level, cert_quote, bond_quote);
+        let info = PeerInfo::new(peer_id, level, cert_quote, bond_quote).with_batch(bond_batch);
         if let Some(sink) = &self.config.evidence {
             evidence::record_formed(sink, &self.config, &conn, parties, &info, &peer_message)
                 .await?;
