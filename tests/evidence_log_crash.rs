@@ -65,6 +65,7 @@ fn body(index: u64) -> RecordBody {
             collateral_digest: [5; 32],
             collateral_source: CollateralSource::File("collateral.json".into()),
         }),
+        bond_batch: None,
         verdict: Verdict {
             tcb_status: "UpToDate".into(),
             profile: "app".into(),

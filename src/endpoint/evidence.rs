@@ -4,6 +4,7 @@
 use crate::evidence::Role;
 use crate::evidence_log::{refusal, EvidenceSink, FormedBond};
 use crate::identity::PeerId;
+use crate::tls::bond::Proof;
 use crate::tls::Parties;
 
 use super::certs::unix_now;
@@ -23,10 +24,15 @@ pub(super) async fn record_formed(
     info: &PeerInfo,
     peer_message: &[u8],
 ) -> Result<(), Error> {
-    let bond_quote = crate::tls::bond::decode(peer_message)
-        .ok()
-        .flatten()
-        .zip(info.bond_quote());
+    // The judgement accepted the message, so it decodes; a batched (version 2) proof is
+    // recorded with its position so the audit can climb the audit path.
+    let (quote, position) = match crate::tls::bond::decode_proof(peer_message) {
+        Ok(Proof::Single(quote)) => (Some(quote), None),
+        Ok(Proof::Batched { quote, position }) => (Some(quote), Some(position)),
+        Ok(Proof::Empty) | Err(_) => (None, None),
+    };
+    let bond_quote = quote.zip(info.bond_quote());
+    let bond_batch = position.filter(|_| bond_quote.is_some());
     let bond = FormedBond {
         conn,
         role: parties.role,
@@ -35,6 +41,7 @@ pub(super) async fn record_formed(
         level: info.level(),
         cert_quote: info.certificate_quote(),
         bond_quote,
+        bond_batch: bond_batch.as_ref(),
         collateral: config.collateral.as_ref(),
     };
     sink.formed(unix_now(), bond).await.map_err(|error| {

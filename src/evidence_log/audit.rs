@@ -12,7 +12,7 @@ use super::{
     BondEvidence, Checkpoint, CheckpointMismatch, CollateralSource, Digest, LogContents, LogError,
     QuoteEvidence, RecordBody, RetiredIdentity, RetirementError, RetirementMarker,
 };
-use crate::evidence::{verify_binding, EvidenceError};
+use crate::evidence::{verify_batch_binding, verify_binding, EvidenceError};
 use crate::identity::PeerId;
 use crate::policy::Policy;
 use crate::tdx::{Collateral, QuoteVerifier};
@@ -378,7 +378,15 @@ impl<'a> Auditor<'a> {
             match verified {
                 Err(source) => failures.push(AuditFailure::Quote { which, source }),
                 Ok(v) => {
-                    if let Err(source) = verify_binding(&binding, v.report_data()) {
+                    // A batched bond quote commits to the root of its batch: recompute the leaf
+                    // from the recorded inputs and climb the recorded audit path.
+                    let bound = match (kind, &b.bond_batch) {
+                        (QuoteKind::Bond, Some(position)) => {
+                            verify_batch_binding(&binding, position, v.report_data())
+                        }
+                        _ => verify_binding(&binding, v.report_data()),
+                    };
+                    if let Err(source) = bound {
                         failures.push(AuditFailure::Binding { which, source });
                     }
                     let computed = v.tcb_status().as_str();

@@ -297,3 +297,77 @@ fn remote_rules_are_judged_from_the_recorded_source_and_fetch_time() {
         )));
     }
 }
+
+/// A fresh log of three batched bond records (leaf 0 of 1, leaf 2 of 3, leaf 5 of 8), the
+/// middle one changed by `change` before it is written (a forger writing a well-chained log).
+fn batched_log(fx: &Fixture, change: impl FnOnce(&mut BondEvidence)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, _) = LogStore::open(dir.path(), StoreOptions::default()).unwrap();
+    store.put_collateral(&fx.collateral).unwrap();
+    let mut middle = fx.batched_evidence(NOW + 1, [7; 32], 2, 3);
+    change(&mut middle);
+    for evidence in [
+        fx.batched_evidence(NOW, [6; 32], 0, 1),
+        middle,
+        fx.batched_evidence(NOW + 2, [8; 32], 5, 8),
+    ] {
+        store.append(NOW, RecordBody::BondFormed(evidence)).unwrap();
+    }
+    drop(store);
+    dir
+}
+
+#[test]
+fn batched_bond_quotes_audit_clean_through_their_audit_paths() {
+    let fx = Fixture::new();
+    let dir = batched_log(&fx, |_| {});
+    let contents = LogContents::read(dir.path()).unwrap();
+    let positions: Vec<_> = contents
+        .records()
+        .map(|(_, r)| match &r.body {
+            RecordBody::BondFormed(b) => b.bond_batch.clone().map(|p| (p.index, p.count)),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(positions, [Some((0, 1)), Some((2, 3)), Some((5, 8))]);
+    let report = audit(&fx, dir.path());
+    assert!(report.passed(), "{:?}", report.failed().collect::<Vec<_>>());
+}
+
+#[test]
+fn wrong_batch_position_or_leaf_fails_exactly_that_record() {
+    let fx = Fixture::new();
+    let cases: Vec<(&str, Box<dyn FnOnce(&mut BondEvidence)>)> = vec![
+        (
+            "path byte",
+            Box::new(|b| b.bond_batch.as_mut().unwrap().path[0].0[3] ^= 1),
+        ),
+        (
+            "index",
+            Box::new(|b| b.bond_batch.as_mut().unwrap().index = 1),
+        ),
+        (
+            "count",
+            Box::new(|b| b.bond_batch.as_mut().unwrap().count = 4),
+        ),
+        (
+            "path length",
+            Box::new(|b| {
+                b.bond_batch.as_mut().unwrap().path.pop();
+            }),
+        ),
+        ("leaf", Box::new(|b| b.exporter = vec![9; 32])),
+        // Without its position the batched quote is judged as a single proof, and fails.
+        ("no position", Box::new(|b| b.bond_batch = None)),
+    ];
+    for (what, change) in cases {
+        let dir = batched_log(&fx, change);
+        let report = audit(&fx, dir.path());
+        assert_eq!(failed_indexes(&report), [1], "{what}");
+        let failures = &report.records[1].failures;
+        assert!(
+            matches!(failures[..], [AuditFailure::Binding { which: "bond", .. }]),
+            "{what}: {failures:?}"
+        );
+    }
+}

@@ -34,6 +34,10 @@ pub const SEGMENT_HEADER_LEN: usize = 32;
 /// Version byte of the segment header and of record payloads.
 pub const FORMAT_VERSION: u8 = 1;
 
+/// Version byte of a bond-formed record whose bond quote is batched: the version 1 body followed
+/// by the quote's batch position. Every other record keeps [`FORMAT_VERSION`].
+pub const BATCHED_RECORD_VERSION: u8 = 2;
+
 /// blake3 derive-key context of a record digest.
 pub const RECORD_CONTEXT: &str = "ratls-quic evidence-log record v1";
 

@@ -6,7 +6,9 @@
 use std::sync::Arc;
 
 use super::{BondEvidence, CertificateFacts, CollateralSource, QuoteEvidence, Verdict};
-use crate::evidence::{ed25519_spki_der, report_data, BindingInput, Role};
+use crate::evidence::{
+    ed25519_spki_der, leaf_hash, report_data, BatchTree, BindingInput, NodeHash, Role,
+};
 use crate::identity::Identity;
 use crate::level::AttestationLevel;
 use crate::tdx::synthetic::{
@@ -87,10 +89,31 @@ impl Fixture {
             },
             cert_quote: Some(quote(self.quote(cert_rd))),
             bond_quote: Some(quote(self.quote(bond_rd))),
+            bond_batch: None,
             verdict: Verdict {
                 tcb_status: "UpToDate".into(),
                 profile: "default".into(),
             },
         }
+    }
+
+    /// Like [`Self::evidence`], but the bond quote covers a batch of `count` bonds in which this
+    /// one is leaf `index` (the other leaves are other bonds' hashes).
+    pub(crate) fn batched_evidence(
+        &self,
+        time: u64,
+        exporter: [u8; 32],
+        index: u64,
+        count: u64,
+    ) -> BondEvidence {
+        let mut evidence = self.evidence(time, exporter);
+        let mut leaves: Vec<NodeHash> =
+            (0..count).map(|i| NodeHash([i as u8 ^ 0x5a; 32])).collect();
+        leaves[index as usize] = leaf_hash(&evidence.bond_binding()).unwrap();
+        let tree = BatchTree::new(leaves).unwrap();
+        let quote = self.quote(tree.report_data().unwrap());
+        evidence.bond_quote.as_mut().unwrap().quote = quote;
+        evidence.bond_batch = Some(tree.position(index).unwrap());
+        evidence
     }
 }

@@ -36,8 +36,8 @@ pub use checkpoint::{
     Checkpoint, CheckpointMismatch, CHECKPOINT_BODY_LEN, CHECKPOINT_CONTEXT, CHECKPOINT_MAGIC,
 };
 pub use codec::{
-    record_digest, Digest, FrameDefect, FORMAT_VERSION, FRAME_MAGIC, MAX_PAYLOAD_LEN,
-    RECORD_CONTEXT, SEGMENT_CONTEXT, SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
+    record_digest, Digest, FrameDefect, BATCHED_RECORD_VERSION, FORMAT_VERSION, FRAME_MAGIC,
+    MAX_PAYLOAD_LEN, RECORD_CONTEXT, SEGMENT_CONTEXT, SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
 };
 pub use outcome::{
     binding_digest, BondOutcome, OutcomeError, OutcomeFacts, BINDING_DIGEST_CONTEXT,

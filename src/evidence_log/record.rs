@@ -7,10 +7,10 @@
     clippy::arithmetic_side_effects
 )]
 
-use super::codec::{Digest, Reader, Writer, FORMAT_VERSION};
+use super::codec::{Digest, Reader, Writer, BATCHED_RECORD_VERSION, FORMAT_VERSION};
 use super::retire::RetirementMarker;
 use super::{Checkpoint, FormatError};
-use crate::evidence::{BindingInput, Role, MAX_QUOTE_LEN};
+use crate::evidence::{BatchPosition, BindingInput, NodeHash, Role, MAX_AUDIT_PATH, MAX_QUOTE_LEN};
 use crate::identity::PeerId;
 use crate::level::AttestationLevel;
 
@@ -79,6 +79,10 @@ pub struct BondEvidence {
     pub cert_quote: Option<QuoteEvidence>,
     /// The subject's bond-proof quote (per-bond freshness).
     pub bond_quote: Option<QuoteEvidence>,
+    /// Where the bond's leaf sits in the batch the bond quote covers, when the proof was batched
+    /// (`docs/binding.md` "Batched bond proofs"); `None` for a single proof. Only with a bond
+    /// quote.
+    pub bond_batch: Option<BatchPosition>,
     /// What the recorder concluded.
     pub verdict: Verdict,
 }
@@ -196,7 +200,20 @@ impl Record {
     /// The record payload (what a frame carries and the digest covers).
     pub fn encode(&self) -> Result<Vec<u8>, FormatError> {
         let mut w = Writer::default();
-        w.u8(FORMAT_VERSION);
+        let batched = match &self.body {
+            RecordBody::BondFormed(b) if b.bond_batch.is_some() && b.bond_quote.is_none() => {
+                return Err(FormatError::Malformed(
+                    "batch position without a bond quote",
+                ));
+            }
+            RecordBody::BondFormed(b) => b.bond_batch.as_ref(),
+            _ => None,
+        };
+        w.u8(if batched.is_some() {
+            BATCHED_RECORD_VERSION
+        } else {
+            FORMAT_VERSION
+        });
         w.u8(match self.body {
             RecordBody::BondFormed(_) => kind::BOND_FORMED,
             RecordBody::BondRefused(_) => kind::BOND_REFUSED,
@@ -212,6 +229,9 @@ impl Record {
             RecordBody::Checkpoint(c) => w.bytes(&c.encode()),
             RecordBody::Retirement(m) => w.bytes32("retirement marker", &m.encode(), 1024)?,
         }
+        if let Some(position) = batched {
+            encode_position(&mut w, position)?;
+        }
         Ok(w.0)
     }
 
@@ -219,10 +239,14 @@ impl Record {
     pub fn decode(payload: &[u8]) -> Result<Self, FormatError> {
         let mut r = Reader::new(payload);
         let version = r.u8("record version")?;
-        if version != FORMAT_VERSION {
+        if version != FORMAT_VERSION && version != BATCHED_RECORD_VERSION {
             return Err(FormatError::UnknownVersion(version));
         }
         let kind = r.u8("record kind")?;
+        if version == BATCHED_RECORD_VERSION && kind != kind::BOND_FORMED {
+            // Version 2 exists only for batched bond quotes: one encoding per record.
+            return Err(FormatError::Malformed("version 2 record of another kind"));
+        }
         let index = r.u64("record index")?;
         let time = r.u64("record time")?;
         let prev = r.array("previous digest")?;
@@ -234,6 +258,18 @@ impl Record {
                 r.bytes32("retirement marker", 1024)?,
             )?),
             other => return Err(FormatError::UnknownKind(other)),
+        };
+        let body = match body {
+            RecordBody::BondFormed(mut b) if version == BATCHED_RECORD_VERSION => {
+                if b.bond_quote.is_none() {
+                    return Err(FormatError::Malformed(
+                        "batch position without a bond quote",
+                    ));
+                }
+                b.bond_batch = Some(decode_position(&mut r)?);
+                RecordBody::BondFormed(b)
+            }
+            other => other,
         };
         r.finish("record")?;
         Ok(Self {
@@ -312,11 +348,52 @@ fn decode_formed(r: &mut Reader<'_>) -> Result<BondEvidence, FormatError> {
         },
         cert_quote: decode_quote(r)?,
         bond_quote: decode_quote(r)?,
+        bond_batch: None,
         verdict: Verdict {
             tcb_status: r.string16("tcb status", MAX_NAME_LEN)?,
             profile: r.string16("profile", MAX_NAME_LEN)?,
         },
     })
+}
+
+/// A batch position: leaf index (u32), leaf count (u32), path length (u8), the path. Index,
+/// count and path shape are judged by the audit (a wrong one is a binding failure of the
+/// record), not here; only the bounds of the encoding are.
+fn encode_position(w: &mut Writer, p: &BatchPosition) -> Result<(), FormatError> {
+    if p.path.len() > MAX_AUDIT_PATH {
+        return Err(FormatError::TooLarge {
+            what: "audit path",
+            len: p.path.len(),
+            max: MAX_AUDIT_PATH,
+        });
+    }
+    let index = u32::try_from(p.index).map_err(|_| FormatError::Malformed("leaf index"))?;
+    let count = u32::try_from(p.count).map_err(|_| FormatError::Malformed("leaf count"))?;
+    w.u32(index);
+    w.u32(count);
+    w.u8(u8::try_from(p.path.len()).unwrap_or(u8::MAX));
+    for hash in &p.path {
+        w.bytes(hash.as_bytes());
+    }
+    Ok(())
+}
+
+fn decode_position(r: &mut Reader<'_>) -> Result<BatchPosition, FormatError> {
+    let index = u64::from(r.u32("leaf index")?);
+    let count = u64::from(r.u32("leaf count")?);
+    let len = usize::from(r.u8("audit path length")?);
+    if len > MAX_AUDIT_PATH {
+        return Err(FormatError::TooLarge {
+            what: "audit path",
+            len,
+            max: MAX_AUDIT_PATH,
+        });
+    }
+    let mut path = Vec::with_capacity(len);
+    for _ in 0..len {
+        path.push(NodeHash(r.array("audit path hash")?));
+    }
+    Ok(BatchPosition { index, count, path })
 }
 
 fn encode_quote(w: &mut Writer, q: Option<&QuoteEvidence>) -> Result<(), FormatError> {
@@ -442,6 +519,70 @@ mod tests {
         assert_eq!(Record::decode(&record.encode().unwrap()).unwrap(), record);
     }
 
+    fn batched() -> Record {
+        let mut record = sample();
+        if let RecordBody::BondFormed(b) = &mut record.body {
+            b.bond_batch = Some(BatchPosition {
+                index: 2,
+                count: 3,
+                path: vec![NodeHash([0x11; 32]), NodeHash([0x22; 32])],
+            });
+        }
+        record
+    }
+
+    #[test]
+    fn batched_record_round_trips_as_version_2() {
+        let record = batched();
+        let bytes = record.encode().unwrap();
+        assert_eq!(bytes[0], BATCHED_RECORD_VERSION);
+        assert_eq!(Record::decode(&bytes).unwrap(), record);
+        // The version 1 body, then index, count, path length and path.
+        let v1 = sample().encode().unwrap();
+        assert_eq!(bytes[1..v1.len()], v1[1..]);
+        let mut tail = vec![0, 0, 0, 2, 0, 0, 0, 3, 2];
+        tail.extend([0x11; 32]);
+        tail.extend([0x22; 32]);
+        assert_eq!(bytes[v1.len()..], tail);
+    }
+
+    #[test]
+    fn single_proof_record_stays_version_1() {
+        let bytes = sample().encode().unwrap();
+        assert_eq!(bytes[0], FORMAT_VERSION);
+        // A version 2 record without its position, or of another kind, is refused.
+        let mut v2 = bytes.clone();
+        v2[0] = BATCHED_RECORD_VERSION;
+        assert!(Record::decode(&v2).is_err());
+        let mut batched = batched().encode().unwrap();
+        batched[1] = 2;
+        assert!(Record::decode(&batched).is_err());
+    }
+
+    #[test]
+    fn batch_position_needs_a_bond_quote_and_a_bounded_path() {
+        let mut record = batched();
+        if let RecordBody::BondFormed(b) = &mut record.body {
+            b.bond_quote = None;
+        }
+        assert!(record.encode().is_err());
+        let mut long = batched();
+        if let RecordBody::BondFormed(b) = &mut long.body {
+            b.bond_batch.as_mut().unwrap().path = vec![NodeHash([0; 32]); MAX_AUDIT_PATH + 1];
+        }
+        assert!(long.encode().is_err());
+        let mut bytes = batched().encode().unwrap();
+        let at = bytes.len() - 65;
+        bytes[at] = u8::try_from(MAX_AUDIT_PATH + 1).unwrap();
+        assert!(matches!(
+            Record::decode(&bytes),
+            Err(FormatError::TooLarge {
+                what: "audit path",
+                ..
+            })
+        ));
+    }
+
     #[test]
     fn truncated_or_extended_record_is_refused() {
         let bytes = sample().encode().unwrap();
@@ -476,6 +617,16 @@ mod tests {
             bytes[i] = byte;
             if let Ok(decoded) = Record::decode(&bytes) {
                 // Whatever decodes re-encodes to the same bytes (one encoding per record).
+                prop_assert_eq!(decoded.encode().unwrap(), bytes);
+            }
+        }
+
+        #[test]
+        fn mutated_batched_record_never_panics(pos in any::<prop::sample::Index>(), byte in any::<u8>()) {
+            let mut bytes = batched().encode().unwrap();
+            let i = pos.index(bytes.len());
+            bytes[i] = byte;
+            if let Ok(decoded) = Record::decode(&bytes) {
                 prop_assert_eq!(decoded.encode().unwrap(), bytes);
             }
         }

@@ -7,7 +7,7 @@ use super::{
     BondEvidence, BondRefusal, CertificateFacts, CollateralSource, Digest, EvidenceLog, LogError,
     QuoteEvidence, RecordBody, Verdict,
 };
-use crate::evidence::{parse_certificate, EvidenceError, Role};
+use crate::evidence::{parse_certificate, BatchPosition, EvidenceError, Role};
 use crate::identity::PeerId;
 use crate::level::AttestationLevel;
 use crate::tdx::{Collateral, CollateralStore};
@@ -59,6 +59,8 @@ pub struct FormedBond<'a> {
     pub cert_quote: Option<&'a VerifiedQuote>,
     /// The bond-proof quote as received, and its verification, if any.
     pub bond_quote: Option<(&'a [u8], &'a VerifiedQuote)>,
+    /// The bond quote's batch position, when the peer's proof was batched (version 2).
+    pub bond_batch: Option<&'a BatchPosition>,
     /// Where the verifier found collateral.
     pub collateral: &'a dyn CollateralStore,
 }
@@ -177,6 +179,7 @@ pub fn formed_evidence(
             not_before: parsed.not_before,
             not_after: parsed.not_after,
         },
+        bond_batch: bond_quote.as_ref().and(bond.bond_batch.cloned()),
         cert_quote,
         bond_quote,
         verdict: Verdict {

@@ -39,6 +39,7 @@ pub(crate) fn sample_formed(n: u64) -> RecordBody {
                 item_digests: [[6; 32], [7; 32], [8; 32], [9; 32]],
             },
         }),
+        bond_batch: None,
         verdict: Verdict {
             tcb_status: "UpToDate".into(),
             profile: "app".into(),

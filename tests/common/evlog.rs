@@ -63,6 +63,7 @@ pub fn evidence(
         },
         cert_quote: Some(q(quote(pki, cert_rd))),
         bond_quote: Some(q(quote(pki, bond_rd))),
+        bond_batch: None,
         verdict: Verdict {
             tcb_status: "UpToDate".into(),
             profile: "default".into(),
