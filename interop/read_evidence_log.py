@@ -4,6 +4,10 @@ docs/binding.md only.
 
 Usage: read_evidence_log.py LOG_DIR
 
+A batched bond quote (record version 2) is checked through its recorded batch position: the leaf
+recomputed from the binding inputs, the audit path climbed to the root, and the version 2
+report_data of that root compared with the quote's.
+
 Reads every segment, checks each segment header and frame digest, decodes every record, follows
 the hash chain, recomputes the report_data of every recorded quote from the recorded binding
 inputs and compares it with the report_data inside the quote, and checks the signatures of
@@ -20,6 +24,10 @@ import struct
 import sys
 
 import blake3
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The batched report_data of docs/binding.md "Batched bond proofs", shared with the bond checker.
+from check_bond import MAX_LEAVES, MAX_PATH, batch_report_data, bond_input, climb, leaf_hash, path_length  # noqa: E402
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -139,7 +147,7 @@ def check_record(payload, expected_index, head):
     version, kind = r.u8(), r.u8()
     index, time, prev = r.u64(), r.u64(), r.take(32)
     out = {"index": index, "kind": KINDS.get(kind, "unknown"), "time": time, "failures": []}
-    if version != 1 or kind not in KINDS:
+    if version not in (1, 2) or kind not in KINDS or (version == 2 and kind != 1):
         raise ValueError("version or kind")
     if index != expected_index:
         out["failures"].append("index out of sequence")
@@ -153,12 +161,31 @@ def check_record(payload, expected_index, head):
         not_before, not_after = r.u64(), r.u64()
         cert, bond = read_quote(r), read_quote(r)
         out["tcb_status"], out["profile"] = r.b16().decode(), r.b16().decode()
+        batch = None
+        if version == 2:
+            if bond is None:
+                raise ValueError("batch position without a bond quote")
+            leaf_index, leaf_count, length = r.u32(), r.u32(), r.u8()
+            if length > MAX_PATH:
+                raise ValueError("audit path too long")
+            batch = (leaf_index, leaf_count, [r.take(32) for _ in range(length)])
+            out["bond_batch"] = {"index": leaf_index, "count": leaf_count, "path_len": length}
+
+        def bond_expected():
+            if batch is None:
+                return bond_report_data(subject, client, server, exporter)
+            leaf_index, leaf_count, path = batch
+            if not (1 <= leaf_count <= MAX_LEAVES and leaf_index < leaf_count
+                    and len(path) == path_length(leaf_index, leaf_count)):
+                return None
+            leaf = leaf_hash(bond_input(subject, client, server, exporter))
+            return batch_report_data(climb(leaf, leaf_index, leaf_count, path), leaf_count)
         subject_id = client if subject == "client" else server
         out["subject"] = subject_id.hex()
         out["recorder"] = (client if recorder == "client" else server).hex()
         for name, quote, expected in (
             ("certificate", cert, lambda: cert_report_data(spki, not_before, not_after, subject_id)),
-            ("bond", bond, lambda: bond_report_data(subject, client, server, exporter)),
+            ("bond", bond, bond_expected),
         ):
             if quote is None:
                 continue
