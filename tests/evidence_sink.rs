@@ -73,6 +73,7 @@ async fn formed_and_refused_bonds_are_recorded_and_audit_clean() {
             level: info.level(),
             cert_quote: info.certificate_quote(),
             bond_quote: None,
+            bond_batch: None,
             collateral: &collateral,
         },
     )
@@ -171,6 +172,7 @@ async fn unrecordable_bond_fails_only_when_the_log_is_required() {
         level: info.level(),
         cert_quote: info.certificate_quote(),
         bond_quote: None,
+        bond_batch: None,
         collateral: &NoCollateral,
     };
     let dir = tempfile::tempdir().unwrap();

@@ -337,7 +337,8 @@ fn batched_bond_quotes_audit_clean_through_their_audit_paths() {
 #[test]
 fn wrong_batch_position_or_leaf_fails_exactly_that_record() {
     let fx = Fixture::new();
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut BondEvidence)>)> = vec![
+    type Change = Box<dyn FnOnce(&mut BondEvidence)>;
+    let cases: Vec<(&str, Change)> = vec![
         (
             "path byte",
             Box::new(|b| b.bond_batch.as_mut().unwrap().path[0].0[3] ^= 1),
