@@ -252,7 +252,11 @@ async fn batched_bonds_are_logged_with_their_positions_and_audit_clean() {
         let RecordBody::BondFormed(b) = &record.body else {
             panic!("{record:?}");
         };
-        assert!(b.bond_quote.is_some(), "{record:?}");
+        assert!(
+            b.bond_quote.is_some(),
+            "record {} has no bond quote",
+            record.index
+        );
         // A quote that served one bond alone is a single proof, recorded without a position.
         if let Some(position) = &b.bond_batch {
             batched.push((record.index, position.count, position.path.len()));
