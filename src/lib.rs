@@ -16,6 +16,7 @@
 //! | [`tdx`] | quote layout, DCAP verification, collateral, quote providers (configfs-tsm, synthetic) | configfs only |
 //! | [`tls`] | rustls verifiers and configurations; rejection reasons and their alerts | none |
 //! | [`endpoint`] | the QUIC endpoint: bind, connect, accept, bond proofs, certificate renewal | UDP, tasks |
+//! | [`link`] | mosaik-shaped links, ALPN router, address book, committee meshes | UDP, tasks |
 //! | [`repro`] | Measurements computed from firmware and kernel images; rebuild checks | files, HTTP, processes |
 //!
 //! The core modules read no clock: the caller (or rustls) passes `now`. Quote generation may
@@ -46,6 +47,7 @@ pub mod endpoint;
 pub mod evidence;
 pub mod identity;
 pub mod level;
+pub mod link;
 pub mod policy;
 pub mod repro;
 pub mod tdx;

@@ -103,6 +103,7 @@ pub(crate) async fn exchange(
     check: &PeerCheck,
     parties: Parties,
     peer: &CertifiedPeer,
+    freshness: Freshness,
 ) -> Result<Option<VerifiedQuote>, Error> {
     let exporter = exporter(conn)?;
     let run = async {
@@ -110,19 +111,23 @@ pub(crate) async fn exchange(
             // The dialer sends its proof at once and waits for the acceptor's.
             Role::Client => {
                 let send = async {
-                    let quote = own_quote(config, parties, exporter).await?;
+                    let quote = own_quote(config, freshness, parties, exporter).await?;
                     send_proof(conn, quote.as_deref()).await
                 };
                 let ((), message) = tokio::try_join!(send, receive_peer(conn))?;
-                Ok(judged(conn, check, parties, peer, &exporter, &message)?)
+                Ok(judged(
+                    conn, check, freshness, parties, peer, &exporter, &message,
+                )?)
             }
             // The acceptor makes its quote while the dialer's proof arrives, but sends it only
             // once that proof passed: its proof doubles as the acceptance, so a dialer never
             // holds a connection the acceptor refused.
             Role::Server => {
-                let (quote, message) =
-                    tokio::try_join!(own_quote(config, parties, exporter), receive_peer(conn))?;
-                let verified = judged(conn, check, parties, peer, &exporter, &message)?;
+                let (quote, message) = tokio::try_join!(
+                    own_quote(config, freshness, parties, exporter),
+                    receive_peer(conn)
+                )?;
+                let verified = judged(conn, check, freshness, parties, peer, &exporter, &message)?;
                 send_proof(conn, quote.as_deref()).await?;
                 Ok(verified)
             }
@@ -139,12 +144,14 @@ pub(crate) async fn exchange(
 fn judged(
     conn: &quinn::Connection,
     check: &PeerCheck,
+    freshness: Freshness,
     parties: Parties,
     peer: &CertifiedPeer,
     exporter: &[u8; 32],
     message: &[u8],
 ) -> Result<Option<VerifiedQuote>, Error> {
-    let result = decode(message).and_then(|quote| judge(check, parties, peer, exporter, quote));
+    let result =
+        decode(message).and_then(|quote| judge(check, freshness, parties, peer, exporter, quote));
     result.map_err(|failure| {
         tracing::warn!(%failure, peer = %peer.peer_id, "bond proof refused");
         conn.close(BOND_REFUSED.into(), failure.wire_reason().as_bytes());
@@ -155,13 +162,14 @@ fn judged(
 /// This side's fresh bond quote, when it is attested and uses per-bond freshness.
 async fn own_quote(
     config: &EndpointConfig,
+    freshness: Freshness,
     parties: Parties,
     exporter: [u8; 32],
 ) -> Result<Option<Vec<u8>>, Error> {
     let Some(provider) = config.provider.as_ref() else {
         return Ok(None);
     };
-    if config.policy.freshness() != Freshness::PerBond {
+    if freshness != Freshness::PerBond {
         return Ok(None);
     }
     let report_data = report_data(&BindingInput::Bond {
@@ -236,6 +244,7 @@ async fn receive_peer(conn: &quinn::Connection) -> Result<Vec<u8>, Error> {
 
 fn judge(
     check: &PeerCheck,
+    freshness: Freshness,
     parties: Parties,
     peer: &CertifiedPeer,
     exporter: &[u8; 32],
@@ -248,7 +257,7 @@ fn judge(
         };
     };
     let Some(quote) = quote else {
-        if check.policy.freshness() == Freshness::Certificate {
+        if freshness == Freshness::Certificate {
             tracing::info!(peer = %peer.peer_id, "bond admitted on certificate freshness");
             return Ok(None);
         }

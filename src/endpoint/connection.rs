@@ -91,6 +91,11 @@ impl AttestedConnection {
         &self.inner
     }
 
+    /// The ALPN the handshake settled on.
+    pub fn alpn(&self) -> Option<Vec<u8>> {
+        super::alpn::negotiated(&self.inner)
+    }
+
     /// Gives up the attestation facts and returns the QUIC connection.
     pub fn into_inner(self) -> quinn::Connection {
         self.inner

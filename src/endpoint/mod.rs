@@ -1,6 +1,7 @@
 //! The attested QUIC endpoint: bind, connect, accept. A connection is handed out only after the
 //! peer passed the verifiers in the handshake and, under per-bond freshness, the bond proof.
 
+mod alpn;
 mod bond;
 mod certs;
 mod config;
@@ -10,6 +11,7 @@ mod error;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub use alpn::{AlpnRoute, RouteError, INVALID_ALPN, INVALID_ALPN_REASON, MAX_ALPN_LEN};
 pub use bond::{bond_message, BOND_REFUSED, EXPORTER_LABEL};
 pub use config::{
     ConfigError, EndpointConfig, EndpointConfigBuilder, Ready, WantsEvidence, WantsPolicy,
@@ -20,9 +22,11 @@ pub use error::Error;
 
 use crate::evidence::Role;
 use crate::identity::PeerId;
+use crate::level::AttestationLevel;
+use crate::policy::Freshness;
 use crate::tls::{
     client_config, server_config, CertificateSlot, CertifiedPeer, ExpectedPeer, PeerCheck,
-    PeerRejection, VerdictSlot,
+    PeerRejection, VerdictSlot, ALPN,
 };
 use bond::Parties;
 
@@ -135,13 +139,38 @@ impl Endpoint {
         addr: SocketAddr,
         expected: ExpectedPeer,
     ) -> Result<AttestedConnection, Error> {
+        self.connect_inner(addr, expected, None).await
+    }
+
+    /// As [`Self::connect`], for the application protocol `route` (see [`AlpnRoute`]): the
+    /// bond uses the route's freshness, and a peer that does not serve the ALPN is refused
+    /// with [`Error::AlpnRefused`] right after the handshake (the connection is closed with
+    /// [`INVALID_ALPN`]), before any bond proof.
+    pub async fn connect_alpn(
+        &self,
+        addr: SocketAddr,
+        expected: ExpectedPeer,
+        route: &AlpnRoute,
+    ) -> Result<AttestedConnection, Error> {
+        self.connect_inner(addr, expected, Some(route)).await
+    }
+
+    async fn connect_inner(
+        &self,
+        addr: SocketAddr,
+        expected: ExpectedPeer,
+        route: Option<&AlpnRoute>,
+    ) -> Result<AttestedConnection, Error> {
         let slot = Arc::new(VerdictSlot::default());
-        let tls = client_config(
+        let mut tls = client_config(
             Arc::clone(&self.check),
             Arc::clone(&self.certs),
             expected,
             Arc::clone(&slot),
         )?;
+        if let Some(route) = route.filter(|route| route.alpn() != ALPN) {
+            tls.alpn_protocols = vec![route.alpn().to_vec(), ALPN.to_vec()];
+        }
         let quic_tls = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
             .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
         let client = quinn::ClientConfig::new(Arc::new(quic_tls));
@@ -151,12 +180,29 @@ impl Endpoint {
             Err(error) => return Err(verdict_error(&slot).unwrap_or(error.into())),
         };
         let peer = take_verdict(&slot)?;
+        let wanted = route.map_or(ALPN, AlpnRoute::alpn);
+        let negotiated = alpn::negotiated(&conn);
+        if negotiated.as_deref() != Some(wanted) {
+            alpn::refuse(&conn);
+            return Err(Error::AlpnRefused {
+                requested: wanted.to_vec(),
+                negotiated,
+            });
+        }
+        let freshness = self.freshness(route);
         let parties = Parties {
             role: Role::Client,
             client: self.peer_id(),
             server: peer.peer_id,
         };
-        self.finish_bond(conn, parties, peer).await
+        self.finish_bond(conn, parties, peer, freshness).await
+    }
+
+    fn freshness(&self, route: Option<&AlpnRoute>) -> Freshness {
+        route.map_or_else(
+            || self.config.policy.freshness(),
+            |route| route.freshness(&self.config.policy),
+        )
     }
 
     /// Waits for the next incoming connection; `None` once the endpoint is closed. The
@@ -168,6 +214,20 @@ impl Endpoint {
             endpoint: self,
             incoming,
         })
+    }
+
+    /// The next incoming connection, not yet handshaken (for the link router, which runs each
+    /// handshake in its own task).
+    pub(crate) async fn accept_incoming(&self) -> Option<quinn::Incoming> {
+        self.quic.accept().await
+    }
+
+    /// Wraps an incoming connection taken with [`Self::accept_incoming`].
+    pub(crate) fn accepting(&self, incoming: quinn::Incoming) -> Accepting<'_> {
+        Accepting {
+            endpoint: self,
+            incoming,
+        }
     }
 
     /// Closes every connection and stops accepting.
@@ -186,15 +246,24 @@ impl Endpoint {
         conn: quinn::Connection,
         parties: Parties,
         peer: CertifiedPeer,
+        freshness: Freshness,
     ) -> Result<AttestedConnection, Error> {
         // With no quote in either certificate there is nothing to prove per bond, and both sides
         // know it from the certificates alone: skip the exchange and its round trip.
         let bond_quote = if self.config.is_attested() || peer.quote.is_some() {
-            bond::exchange(&conn, &self.config, &self.check, parties, &peer).await?
+            bond::exchange(&conn, &self.config, &self.check, parties, &peer, freshness).await?
         } else {
             None
         };
-        let info = PeerInfo::new(peer.peer_id, peer.level, peer.quote, bond_quote);
+        // An ALPN routed with certificate freshness admits bonds at TdxLocal at most, whatever
+        // the handshake computed from the policy's default (the route was checked against the
+        // floor when it was made).
+        let level = if freshness == Freshness::Certificate && peer.quote.is_some() {
+            peer.level.min(AttestationLevel::TdxLocal)
+        } else {
+            peer.level
+        };
+        let info = PeerInfo::new(peer.peer_id, level, peer.quote, bond_quote);
         tracing::info!(peer = %info.peer_id(), level = %info.level(), "attested bond established");
         Ok(AttestedConnection::new(conn, info))
     }
@@ -215,10 +284,38 @@ impl Accepting<'_> {
 
     /// Runs the handshake and the bond proof.
     pub async fn establish(self) -> Result<AttestedConnection, Error> {
+        self.establish_inner(None).await
+    }
+
+    /// Runs the handshake and the bond proof for a connection to one of `routes` (see
+    /// [`AlpnRoute`]). A dialer that offered none of them but the base ALPN is refused right
+    /// after the handshake with [`Error::AlpnRefused`] (the connection is closed with
+    /// [`INVALID_ALPN`]); the bond uses the freshness of the negotiated route.
+    pub async fn establish_routed(self, routes: &[AlpnRoute]) -> Result<AttestedConnection, Error> {
+        self.establish_inner(Some(routes)).await
+    }
+
+    async fn establish_inner(
+        self,
+        routes: Option<&[AlpnRoute]>,
+    ) -> Result<AttestedConnection, Error> {
         let endpoint = self.endpoint;
         let slot = Arc::new(VerdictSlot::default());
-        let server = quic_server_config(&endpoint.check, &endpoint.certs, Arc::clone(&slot))
+        let mut server = quic_server_config(&endpoint.check, &endpoint.certs, Arc::clone(&slot))
             .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
+        if let Some(routes) = routes {
+            let mut alpns: Vec<Vec<u8>> = routes.iter().map(|r| r.alpn().to_vec()).collect();
+            if !alpns.iter().any(|a| a == ALPN) {
+                alpns.push(ALPN.to_vec());
+            }
+            server = quic_server_config_with_alpns(
+                &endpoint.check,
+                &endpoint.certs,
+                Arc::clone(&slot),
+                alpns,
+            )
+            .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
+        }
         let connecting = self.incoming.accept_with(Arc::new(server))?;
         let conn = match connecting.await {
             Ok(conn) => conn,
@@ -227,12 +324,31 @@ impl Accepting<'_> {
             }
         };
         let peer = take_verdict(&slot)?;
+        let negotiated = alpn::negotiated(&conn);
+        let route = match routes {
+            None => None,
+            Some(routes) => {
+                let found = routes
+                    .iter()
+                    .find(|route| Some(route.alpn()) == negotiated.as_deref());
+                let Some(route) = found else {
+                    tracing::info!(peer = %peer.peer_id, "peer asked for an ALPN this endpoint does not serve");
+                    alpn::refuse(&conn);
+                    return Err(Error::AlpnRefused {
+                        requested: negotiated.clone().unwrap_or_default(),
+                        negotiated,
+                    });
+                };
+                Some(route)
+            }
+        };
+        let freshness = endpoint.freshness(route);
         let parties = Parties {
             role: Role::Server,
             client: peer.peer_id,
             server: endpoint.peer_id(),
         };
-        endpoint.finish_bond(conn, parties, peer).await
+        endpoint.finish_bond(conn, parties, peer, freshness).await
     }
 }
 
@@ -241,7 +357,17 @@ fn quic_server_config(
     certs: &Arc<CertificateSlot>,
     slot: Arc<VerdictSlot>,
 ) -> Result<quinn::ServerConfig, ConfigError> {
-    let tls = server_config(Arc::clone(check), Arc::clone(certs), slot)?;
+    quic_server_config_with_alpns(check, certs, slot, vec![ALPN.to_vec()])
+}
+
+fn quic_server_config_with_alpns(
+    check: &Arc<PeerCheck>,
+    certs: &Arc<CertificateSlot>,
+    slot: Arc<VerdictSlot>,
+    alpns: Vec<Vec<u8>>,
+) -> Result<quinn::ServerConfig, ConfigError> {
+    let mut tls = server_config(Arc::clone(check), Arc::clone(certs), slot)?;
+    tls.alpn_protocols = alpns;
     let quic_tls = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| ConfigError::Tls(rustls::Error::General(e.to_string())))?;
     Ok(quinn::ServerConfig::with_crypto(Arc::new(quic_tls)))
