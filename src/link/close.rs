@@ -181,8 +181,8 @@ mod tests {
     use super::*;
 
     fn code<R: CloseReason>(reason: R) -> u64 {
-        let close: ApplicationClose = reason.into();
-        assert!(close == reason, "{reason} equals its own close");
+        let close: ApplicationClose = reason.clone().into();
+        assert!(reason == close, "{reason} equals its own close");
         assert_eq!(close.reason.as_ref(), reason.to_string().as_bytes());
         assert_eq!(close.error_code.into_inner(), u64::from(R::CODE));
         close.error_code.into_inner()

@@ -250,7 +250,7 @@ impl OpenError {
             Self::Io(EndpointError::AlpnRefused { .. }) => true,
             _ => self
                 .close_reason()
-                .is_some_and(|close| close == &super::close::InvalidAlpn),
+                .is_some_and(|close| close == super::close::InvalidAlpn),
         }
     }
 }
