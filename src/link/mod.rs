@@ -28,7 +28,7 @@
 
 mod addr;
 pub mod close;
-// mod committee;
+mod committee;
 mod datum;
 mod error;
 mod id;
@@ -38,12 +38,15 @@ mod stream;
 
 pub use addr::{AddressBook, AddressError, EndpointAddr, TransportAddr};
 pub use close::{ApplicationClose, CloseReason, VarInt};
-// pub use committee::{Committee, CommitteeError, CommitteeEvent, CommitteePolicy, MemberView};
+pub use committee::{
+    backoff_delay, BelowCommitteeLevel, Committee, CommitteeError, CommitteeEvent, CommitteePolicy,
+    MemberView, Reattest, COMMITTEE_ALPN,
+};
 pub use datum::Datum;
 pub use error::{AcceptError, BoxError, CloseError, LinkError, OpenError, RecvError, SendError};
 pub use id::{identity_from_secret_key, secret_key_bytes};
 pub use node::{ConnectError, LocalNode};
-pub use router::{ProtocolHandler, Router, RouterBuilder};
+pub use router::{ProtocolHandler, Refusal, Router, RouterBuilder};
 pub use stream::{Link, LinkReceiver, LinkSender, DEFAULT_MAX_FRAME_LEN};
 
 pub use crate::endpoint::{AlpnRoute, AttestedConnection as Connection, PeerInfo, RouteError};

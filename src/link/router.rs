@@ -5,8 +5,10 @@ use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -43,12 +45,23 @@ impl<H: ProtocolHandler> DynHandler for H {
     }
 }
 
+/// An incoming connection the router refused before any handler saw it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Refusal {
+    /// Where it came from (not validated).
+    pub remote: SocketAddr,
+    /// Why: this side's typed rejection, the peer's close, an ALPN not served.
+    pub error: EndpointError,
+}
+
 /// Collects handlers; see [`Router::builder`].
 #[derive(Debug)]
 pub struct RouterBuilder {
     node: LocalNode,
     handlers: Vec<(AlpnRoute, Arc<dyn DynHandler>)>,
     error: Option<RouteError>,
+    refusals: Option<mpsc::UnboundedSender<Refusal>>,
 }
 
 impl RouterBuilder {
@@ -69,6 +82,13 @@ impl RouterBuilder {
     pub fn accept_route(mut self, route: AlpnRoute, handler: impl ProtocolHandler) -> Self {
         self.node.set_route(route.clone());
         self.handlers.push((route, Arc::new(handler)));
+        self
+    }
+
+    /// Reports each refused incoming connection on `refusals` (they are logged either way).
+    #[must_use]
+    pub fn on_refusal(mut self, refusals: mpsc::UnboundedSender<Refusal>) -> Self {
+        self.refusals = Some(refusals);
         self
     }
 
@@ -100,6 +120,7 @@ impl RouterBuilder {
             self.node.clone(),
             routes,
             handlers,
+            self.refusals,
             cancel.clone(),
         ));
         Ok(Router {
@@ -125,6 +146,7 @@ impl Router {
             node,
             handlers: Vec::new(),
             error: None,
+            refusals: None,
         }
     }
 
@@ -150,6 +172,7 @@ async fn accept_loop(
     node: LocalNode,
     routes: Arc<[AlpnRoute]>,
     handlers: Arc<HashMap<Vec<u8>, Arc<dyn DynHandler>>>,
+    refusals: Option<mpsc::UnboundedSender<Refusal>>,
     cancel: CancellationToken,
 ) {
     loop {
@@ -163,6 +186,7 @@ async fn accept_loop(
         let routes = Arc::clone(&routes);
         let handlers = Arc::clone(&handlers);
         let cancel = cancel.clone();
+        let refusals = refusals.clone();
         tokio::spawn(async move {
             let remote = incoming.remote_address();
             let establish = node
@@ -174,12 +198,15 @@ async fn accept_loop(
             };
             let connection = match established {
                 Ok(connection) => connection,
-                Err(EndpointError::AlpnRefused { requested, .. }) => {
-                    tracing::info!(%remote, alpn = %String::from_utf8_lossy(&requested), "refused: ALPN not served");
-                    return;
-                }
                 Err(error) => {
-                    tracing::info!(%remote, %error, "incoming connection refused");
+                    if let EndpointError::AlpnRefused { requested, .. } = &error {
+                        tracing::info!(%remote, alpn = %String::from_utf8_lossy(requested), "refused: ALPN not served");
+                    } else {
+                        tracing::info!(%remote, %error, "incoming connection refused");
+                    }
+                    if let Some(refusals) = refusals {
+                        let _ = refusals.send(Refusal { remote, error });
+                    }
                     return;
                 }
             };
