@@ -121,6 +121,17 @@ fn check_len(alpn: &[u8]) -> Result<(), RouteError> {
     Ok(())
 }
 
+/// How often a dialer of an ALPN route pings an otherwise idle connection: routed connections
+/// carry long-lived links (committees, subscriptions), which QUIC's idle timeout (30 s) would
+/// otherwise end. One side's pings keep both sides' idle timers from firing.
+pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(5);
+
+pub(crate) fn keep_alive() -> std::sync::Arc<quinn::TransportConfig> {
+    let mut transport = quinn::TransportConfig::default();
+    transport.keep_alive_interval(Some(KEEP_ALIVE));
+    std::sync::Arc::new(transport)
+}
+
 /// The negotiated ALPN of a QUIC connection, once its handshake data is known.
 pub(crate) fn negotiated(conn: &quinn::Connection) -> Option<Vec<u8>> {
     conn.handshake_data()?

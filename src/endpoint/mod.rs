@@ -11,7 +11,9 @@ mod error;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub use alpn::{AlpnRoute, RouteError, INVALID_ALPN, INVALID_ALPN_REASON, MAX_ALPN_LEN};
+pub use alpn::{
+    AlpnRoute, RouteError, INVALID_ALPN, INVALID_ALPN_REASON, KEEP_ALIVE, MAX_ALPN_LEN,
+};
 pub use bond::{bond_message, BOND_REFUSED, EXPORTER_LABEL};
 pub use config::{
     ConfigError, EndpointConfig, EndpointConfigBuilder, Ready, WantsEvidence, WantsPolicy,
@@ -173,7 +175,10 @@ impl Endpoint {
         }
         let quic_tls = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
             .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
-        let client = quinn::ClientConfig::new(Arc::new(quic_tls));
+        let mut client = quinn::ClientConfig::new(Arc::new(quic_tls));
+        if route.is_some() {
+            client.transport_config(alpn::keep_alive());
+        }
         let connecting = self.quic.connect_with(client, addr, SERVER_NAME)?;
         let conn = match connecting.await {
             Ok(conn) => conn,
