@@ -1,0 +1,1 @@
+//! Interoperability with the real `mosaik` crate (see `README.md`).
