@@ -14,17 +14,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use ratls_quic::endpoint::{Endpoint, EndpointConfig};
-use ratls_quic::identity::{Identity, PeerId};
 use ratls_quic::link::{
     Committee, CommitteeEvent, CommitteePolicy, Datum, EndpointAddr, LocalNode, MemberView,
 };
-use ratls_quic::policy::{MeasurementPolicy, MeasurementProfile, Policy};
-use ratls_quic::tdx::synthetic::{
+use ratls_quic::synthetic::{
     sample_measurements, SyntheticPki, SyntheticPkiParams, SyntheticQuoteProvider, SyntheticTcb,
 };
-use ratls_quic::tdx::{Collateral, Measurements, QuoteVerifier, StaticCollateral};
 use ratls_quic::AttestationLevel;
+use ratls_quic::{Collateral, Measurements, QuoteVerifier, StaticCollateral};
+use ratls_quic::{Endpoint, EndpointConfig};
+use ratls_quic::{Identity, PeerId};
+use ratls_quic::{MeasurementPolicy, MeasurementProfile, Policy};
 
 const MEMBERS: usize = 5;
 /// Upper bound on any one phase, so that a broken mesh fails instead of hanging.
@@ -43,7 +43,7 @@ fn config(
     policy.set_level(AttestationLevel::TdxRaTlsBidirectional);
     let provider =
         SyntheticQuoteProvider::new(Arc::clone(pki), measurements, SyntheticTcb::UpToDate);
-    let verifier = QuoteVerifier::with_root(pki.root_der().to_vec());
+    let verifier = QuoteVerifier::dangerous().trust_root(pki.root_der().to_vec());
     let collateral = StaticCollateral(Arc::new(Collateral::new(pki.collateral().clone())?));
     Ok(EndpointConfig::builder(identity)
         .with_policy(policy)
@@ -114,7 +114,7 @@ async fn start(
                 endpoint = Some(bound);
                 break;
             }
-            Err(ratls_quic::endpoint::ConfigError::Io(error))
+            Err(ratls_quic::ConfigError::Io(error))
                 if error.kind() == std::io::ErrorKind::AddrInUse =>
             {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -188,6 +188,7 @@ async fn exchange(members: &[Member], among: &BTreeSet<usize>, round: u32) -> an
     Ok(())
 }
 
+/// Runs the five-member scenario; fails if any step does not happen.
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 pub async fn main() -> anyhow::Result<()> {
     let now = std::time::SystemTime::now()

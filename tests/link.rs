@@ -9,15 +9,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use ratls_quic::endpoint::{AlpnRoute, Error as EndpointError};
 use ratls_quic::link::close::{groups, Cancelled, InvalidAlpn, ProtocolViolation, Success};
 use ratls_quic::link::{
-    AcceptError, AddressError, CancellationToken, CloseError, Connection, Datum, EndpointAddr,
-    Link, LocalNode, OpenError, Protocol, ProtocolHandler, RecvError, Router, SendError,
+    AcceptError, AddressError, CancellationToken, CloseError, Datum, EndpointAddr, Link, LocalNode,
+    OpenError, Protocol, ProtocolHandler, RecvError, Router, SendError,
 };
-use ratls_quic::tdx::synthetic::sample_measurements;
-use ratls_quic::tdx::Measurements;
-use ratls_quic::AttestationLevel;
+use ratls_quic::synthetic::sample_measurements;
+use ratls_quic::Measurements;
+use ratls_quic::{AlpnRoute, Error as EndpointError};
+use ratls_quic::{AttestationLevel, AttestedConnection as Connection};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -62,7 +62,7 @@ fn bidirectional() -> AttestationLevel {
 async fn node_with(measurements: Measurements, level: AttestationLevel) -> LocalNode {
     LocalNode::new(
         bind(config(
-            ratls_quic::identity::Identity::generate().unwrap(),
+            ratls_quic::Identity::generate().unwrap(),
             Side::Attested(Box::new(measurements)),
             policy(level),
         ))
@@ -248,7 +248,7 @@ async fn unknown_alpn_refused_with_code_100_and_never_reaches_a_handler() {
             .endpoint()
             .connect(
                 server.local_addr().unwrap(),
-                ratls_quic::tls::ExpectedPeer::Exactly(server.id()),
+                ratls_quic::ExpectedPeer::Exactly(server.id()),
             )
             .await
             .unwrap_err();
@@ -353,9 +353,8 @@ async fn split_and_join() {
         let a_tx = sender.await.unwrap();
         let (b_tx, b_rx) = echo.await.unwrap();
         // Halves of different connections do not join.
-        let (a_tx, b_rx) = match Link::try_join(a_tx, b_rx) {
-            Err(halves) => halves,
-            Ok(_) => panic!("halves of two connections joined"),
+        let Err((a_tx, b_rx)) = Link::try_join(a_tx, b_rx) else {
+            panic!("halves of two connections joined");
         };
         let mut a = Link::join(a_tx, a_rx);
         let mut b = Link::join(b_tx, b_rx);
@@ -596,10 +595,10 @@ async fn links_over_ipv6_and_through_the_address_book() {
     guard(async {
         let v6 = |m| async move {
             LocalNode::new(
-                ratls_quic::endpoint::Endpoint::bind(
+                ratls_quic::Endpoint::bind(
                     "[::1]:0".parse().unwrap(),
                     config(
-                        ratls_quic::identity::Identity::generate().unwrap(),
+                        ratls_quic::Identity::generate().unwrap(),
                         Side::Attested(Box::new(m)),
                         policy(bidirectional()),
                     ),

@@ -8,13 +8,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
-use ratls_quic::endpoint::{ConfigError, Endpoint, EndpointConfig};
-use ratls_quic::identity::{Identity, PeerId};
 use ratls_quic::link::{
     Committee, CommitteeEvent, CommitteePolicy, EndpointAddr, LocalNode, MemberView,
 };
-use ratls_quic::tdx::synthetic::sample_measurements;
+use ratls_quic::synthetic::sample_measurements;
 use ratls_quic::AttestationLevel;
+use ratls_quic::{ConfigError, Endpoint, EndpointConfig};
+use ratls_quic::{Identity, PeerId};
 
 const LIMIT: Duration = Duration::from_secs(90);
 

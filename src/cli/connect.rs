@@ -9,9 +9,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ratls_quic::endpoint::{AttestedConnection, Endpoint};
-use ratls_quic::identity::PeerId;
-use ratls_quic::tls::ExpectedPeer;
+use ratls_quic::ExpectedPeer;
+use ratls_quic::PeerId;
+use ratls_quic::{AttestedConnection, Endpoint};
 
 use super::node::{print_peer, NodeArgs};
 

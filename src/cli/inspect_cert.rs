@@ -8,11 +8,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use ratls_quic::evidence::{
-    parse_certificate, verify_binding, ParsedCertificate, EVIDENCE_VERSION,
-};
-use ratls_quic::tdx::quote::{canonical_quote, QuoteLayout};
-use ratls_quic::tdx::{Measurements, ReportData};
+use ratls_quic::{canonical_quote, QuoteLayout};
+use ratls_quic::{parse_certificate, verify_binding, ParsedCertificate, EVIDENCE_VERSION};
+use ratls_quic::{Measurements, ReportData};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use serde_json::{json, Value};

@@ -5,15 +5,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use ratls_quic::endpoint::{EndpointConfig, PeerInfo};
-use ratls_quic::identity::Identity;
-use ratls_quic::policy::Policy;
-use ratls_quic::tdx::synthetic::{
+use ratls_quic::synthetic::{
     sample_measurements, SyntheticPki, SyntheticPkiParams, SyntheticQuoteProvider, SyntheticTcb,
 };
-use ratls_quic::tdx::{
+use ratls_quic::Identity;
+use ratls_quic::Policy;
+use ratls_quic::{
     Collateral, CollateralStore, ConfigfsTsm, QuoteProvider, QuoteVerifier, StaticCollateral,
 };
+use ratls_quic::{EndpointConfig, PeerInfo};
 
 /// Options of one node (a `serve` or `connect` side).
 #[derive(Debug, clap::Args)]
@@ -114,14 +114,14 @@ impl NodeArgs {
                     "trust         root CA {} for peer quotes (NOT Intel's SGX Root CA)",
                     path.display()
                 ));
-                QuoteVerifier::with_root(super::read_limited(path, 64 * 1024)?)
+                QuoteVerifier::dangerous().trust_root(super::read_limited(path, 64 * 1024)?)
             }
             (None, Some(pki)) => {
                 notes.push(
                     "trust         this process's synthetic test root, explicitly (NOT Intel's)"
                         .into(),
                 );
-                QuoteVerifier::with_root(pki.root_der().to_vec())
+                QuoteVerifier::dangerous().trust_root(pki.root_der().to_vec())
             }
             (None, None) => QuoteVerifier::intel(),
         };

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use ratls_quic::endpoint::{AttestedConnection, Endpoint};
+use ratls_quic::{AttestedConnection, Endpoint};
 
 use super::node::{print_peer, NodeArgs};
 

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use ratls_quic::policy::Policy;
-use ratls_quic::tdx::{AttestationError, Collateral, QuoteVerifier, VerifiedQuote};
+use ratls_quic::Policy;
+use ratls_quic::{AttestationError, AuthenticQuote, Collateral, QuoteVerifier, VerifiedQuote};
 use serde_json::json;
 
 /// Verify a TDX quote (DCAP) and apply a policy.
@@ -74,7 +74,9 @@ impl Inputs {
         };
         let verifier = match &args.root {
             None => QuoteVerifier::intel(),
-            Some(path) => QuoteVerifier::with_root(super::read_limited(path, 64 * 1024)?),
+            Some(path) => {
+                QuoteVerifier::dangerous().trust_root(super::read_limited(path, 64 * 1024)?)
+            }
         };
         Ok(Self {
             quote,
@@ -85,7 +87,10 @@ impl Inputs {
     }
 }
 
-fn quote_fields(quote: &VerifiedQuote) -> serde_json::Map<String, serde_json::Value> {
+fn quote_fields(
+    quote: &AuthenticQuote,
+    profile: Option<&str>,
+) -> serde_json::Map<String, serde_json::Value> {
     let mut fields = super::measurements_json(quote.measurements());
     let rest = [
         ("quote_version", json!(quote.version())),
@@ -97,7 +102,7 @@ fn quote_fields(quote: &VerifiedQuote) -> serde_json::Map<String, serde_json::Va
             json!(hex::encode(quote.report_data().as_bytes())),
         ),
         ("quote_digest", json!(hex::encode(quote.quote_digest()))),
-        ("profile", json!(quote.profile())),
+        ("profile", json!(profile)),
     ];
     fields.extend(
         rest.into_iter()
@@ -130,8 +135,8 @@ const QUOTE_FIELDS: [&str; 17] = [
 /// reason. Not authentic: the fields are null, because nothing in the quote can be believed.
 fn report_json(result: &Result<VerifiedQuote, AttestationError>) -> serde_json::Value {
     let mut out = match result {
-        Ok(quote) => quote_fields(quote),
-        Err(AttestationError::Policy { quote, .. }) => quote_fields(quote),
+        Ok(quote) => quote_fields(quote, Some(quote.profile())),
+        Err(AttestationError::Policy { quote, .. }) => quote_fields(quote, None),
         Err(_) => QUOTE_FIELDS
             .iter()
             .map(|field| ((*field).to_owned(), serde_json::Value::Null))
@@ -166,7 +171,7 @@ fn print_human(result: &Result<VerifiedQuote, AttestationError>) {
             println!(
                 "accepted: quote v{}, profile {:?}",
                 quote.version(),
-                quote.profile().unwrap_or("-")
+                quote.profile()
             );
             print_quote(quote);
         }
@@ -179,7 +184,7 @@ fn print_human(result: &Result<VerifiedQuote, AttestationError>) {
     }
 }
 
-fn print_quote(quote: &VerifiedQuote) {
+fn print_quote(quote: &AuthenticQuote) {
     let m = quote.measurements();
     println!(
         "  tcb_status    {} {:?}",

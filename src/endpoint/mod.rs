@@ -14,7 +14,6 @@ use std::sync::Arc;
 pub use alpn::{
     AlpnRoute, RouteError, INVALID_ALPN, INVALID_ALPN_REASON, KEEP_ALIVE, MAX_ALPN_LEN,
 };
-pub use bond::{bond_message, BOND_REFUSED, EXPORTER_LABEL};
 pub use config::{
     ConfigError, EndpointConfig, EndpointConfigBuilder, Ready, WantsEvidence, WantsPolicy,
     WantsVerifier,
@@ -26,11 +25,7 @@ use crate::evidence::Role;
 use crate::identity::PeerId;
 use crate::level::AttestationLevel;
 use crate::policy::Freshness;
-use crate::tls::{
-    client_config, server_config, CertificateSlot, CertifiedPeer, ExpectedPeer, PeerCheck,
-    PeerRejection, VerdictSlot, ALPN,
-};
-use bond::Parties;
+use crate::tls::{AttestedTlsConfig, CertifiedPeer, ExpectedPeer, Parties, PeerRejection, ALPN};
 
 /// Name sent as SNI. Peers are identified by key, not by name, so it carries nothing.
 const SERVER_NAME: &str = "ratls.invalid";
@@ -40,8 +35,7 @@ const SERVER_NAME: &str = "ratls.invalid";
 pub struct Endpoint {
     quic: quinn::Endpoint,
     config: Arc<EndpointConfig>,
-    check: Arc<PeerCheck>,
-    certs: Arc<CertificateSlot>,
+    tls: Arc<AttestedTlsConfig>,
     renewal: tokio::task::JoinHandle<()>,
 }
 
@@ -69,17 +63,17 @@ impl Endpoint {
             .await
             .map_err(|e| ConfigError::Io(std::io::Error::other(e)))??
         };
-        let certs = Arc::new(CertificateSlot::new(&issued)?);
-        let check = Arc::new(PeerCheck::new(
+        let tls = Arc::new(AttestedTlsConfig::new(
             Arc::clone(&config.policy),
             config.quote_verifier.clone(),
             Arc::clone(&config.collateral),
-            config.provider.is_some(),
-        ));
+            &issued,
+            config.is_attested(),
+        )?);
         let socket = bind_socket(addr, config.socket_buffer_bytes)?;
         // Incoming connections get a per-connection configuration in `accept`; this default
         // one only makes quinn accept connections at all.
-        let default_server = quic_server_config(&check, &certs, Arc::default())?;
+        let default_server = quic_server_config(tls.server().0)?;
         let quic = quinn::Endpoint::new(
             quinn::EndpointConfig::default(),
             Some(default_server),
@@ -90,13 +84,12 @@ impl Endpoint {
             Arc::clone(&config.identity),
             config.provider.clone(),
             config.cert_lifetime,
-            Arc::clone(&certs),
+            Arc::clone(&tls),
         ));
         Ok(Self {
             quic,
             config,
-            check,
-            certs,
+            tls,
             renewal,
         })
     }
@@ -119,16 +112,13 @@ impl Endpoint {
     /// How many peer certificates this endpoint has checked: one per full handshake, so a
     /// resumed handshake (which would skip the verifiers, and is disabled) would not count.
     pub fn handshake_checks(&self) -> u64 {
-        self.check.checks_run()
+        self.tls.handshake_checks()
     }
 
     /// The DER certificate this side currently presents.
     pub fn current_certificate(&self) -> rustls::pki_types::CertificateDer<'static> {
-        self.certs
-            .current()
-            .cert
-            .first()
-            .cloned()
+        self.tls
+            .current_certificate()
             .unwrap_or_else(|| rustls::pki_types::CertificateDer::from(Vec::new()))
     }
 
@@ -147,7 +137,8 @@ impl Endpoint {
     /// As [`Self::connect`], for the application protocol `route` (see [`AlpnRoute`]): the
     /// bond uses the route's freshness, and a peer that does not serve the ALPN is refused
     /// with [`Error::AlpnRefused`] right after the handshake (the connection is closed with
-    /// [`INVALID_ALPN`]), before any bond proof.
+    /// [`INVALID_ALPN`]), before any bond proof. Routed connections send QUIC keep-alives
+    /// every [`KEEP_ALIVE`].
     pub async fn connect_alpn(
         &self,
         addr: SocketAddr,
@@ -163,18 +154,12 @@ impl Endpoint {
         expected: ExpectedPeer,
         route: Option<&AlpnRoute>,
     ) -> Result<AttestedConnection, Error> {
-        let slot = Arc::new(VerdictSlot::default());
-        let mut tls = client_config(
-            Arc::clone(&self.check),
-            Arc::clone(&self.certs),
-            expected,
-            Arc::clone(&slot),
-        )?;
+        let (mut tls, pending) = self.tls.client(expected);
         if let Some(route) = route.filter(|route| route.alpn() != ALPN) {
             tls.alpn_protocols = vec![route.alpn().to_vec(), ALPN.to_vec()];
         }
         let quic_tls = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
-            .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
+            .map_err(Error::NoInitialCipherSuite)?;
         let mut client = quinn::ClientConfig::new(Arc::new(quic_tls));
         if route.is_some() {
             client.transport_config(alpn::keep_alive());
@@ -182,9 +167,9 @@ impl Endpoint {
         let connecting = self.quic.connect_with(client, addr, SERVER_NAME)?;
         let conn = match connecting.await {
             Ok(conn) => conn,
-            Err(error) => return Err(verdict_error(&slot).unwrap_or(error.into())),
+            Err(error) => return Err(pending.rejection().map_or(error.into(), Error::Rejected)),
         };
-        let peer = take_verdict(&slot)?;
+        let peer = pending.take()?;
         let wanted = route.map_or(ALPN, AlpnRoute::alpn);
         let negotiated = alpn::negotiated(&conn);
         if negotiated.as_deref() != Some(wanted) {
@@ -195,11 +180,7 @@ impl Endpoint {
             });
         }
         let freshness = self.freshness(route);
-        let parties = Parties {
-            role: Role::Client,
-            client: self.peer_id(),
-            server: peer.peer_id,
-        };
+        let parties = Parties::new(Role::Client, self.peer_id(), peer.peer_id());
         self.finish_bond(conn, parties, peer, freshness).await
     }
 
@@ -255,20 +236,22 @@ impl Endpoint {
     ) -> Result<AttestedConnection, Error> {
         // With no quote in either certificate there is nothing to prove per bond, and both sides
         // know it from the certificates alone: skip the exchange and its round trip.
-        let bond_quote = if self.config.is_attested() || peer.quote.is_some() {
-            bond::exchange(&conn, &self.config, &self.check, parties, &peer, freshness).await?
+        let bond_quote = if self.config.is_attested() || peer.quote().is_some() {
+            let check = self.tls.check();
+            bond::exchange(&conn, &self.config, check, parties, &peer, freshness).await?
         } else {
             None
         };
+        let (peer_id, level, cert_quote) = peer.into_parts();
         // An ALPN routed with certificate freshness admits bonds at TdxLocal at most, whatever
         // the handshake computed from the policy's default (the route was checked against the
         // floor when it was made).
-        let level = if freshness == Freshness::Certificate && peer.quote.is_some() {
-            peer.level.min(AttestationLevel::TdxLocal)
+        let level = if freshness == Freshness::Certificate && cert_quote.is_some() {
+            level.min(AttestationLevel::TdxLocal)
         } else {
-            peer.level
+            level
         };
-        let info = PeerInfo::new(peer.peer_id, level, peer.quote, bond_quote);
+        let info = PeerInfo::new(peer_id, level, cert_quote, bond_quote);
         tracing::info!(peer = %info.peer_id(), level = %info.level(), "attested bond established");
         Ok(AttestedConnection::new(conn, info))
     }
@@ -305,30 +288,27 @@ impl Accepting<'_> {
         routes: Option<&[AlpnRoute]>,
     ) -> Result<AttestedConnection, Error> {
         let endpoint = self.endpoint;
-        let slot = Arc::new(VerdictSlot::default());
-        let mut server = quic_server_config(&endpoint.check, &endpoint.certs, Arc::clone(&slot))
-            .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
+        let (mut tls, pending) = endpoint.tls.server();
         if let Some(routes) = routes {
             let mut alpns: Vec<Vec<u8>> = routes.iter().map(|r| r.alpn().to_vec()).collect();
             if !alpns.iter().any(|a| a == ALPN) {
                 alpns.push(ALPN.to_vec());
             }
-            server = quic_server_config_with_alpns(
-                &endpoint.check,
-                &endpoint.certs,
-                Arc::clone(&slot),
-                alpns,
-            )
-            .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
+            tls.alpn_protocols = alpns;
         }
+        let quic_tls = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+            .map_err(Error::NoInitialCipherSuite)?;
+        let server = quinn::ServerConfig::with_crypto(Arc::new(quic_tls));
         let connecting = self.incoming.accept_with(Arc::new(server))?;
         let conn = match connecting.await {
             Ok(conn) => conn,
             Err(error) => {
-                return Err(verdict_error(&slot).unwrap_or_else(|| missing_certificate(error)))
+                return Err(pending
+                    .rejection()
+                    .map_or_else(|| missing_certificate(error), Error::Rejected))
             }
         };
-        let peer = take_verdict(&slot)?;
+        let peer = pending.take()?;
         let negotiated = alpn::negotiated(&conn);
         let route = match routes {
             None => None,
@@ -337,7 +317,7 @@ impl Accepting<'_> {
                     .iter()
                     .find(|route| Some(route.alpn()) == negotiated.as_deref());
                 let Some(route) = found else {
-                    tracing::info!(peer = %peer.peer_id, "peer asked for an ALPN this endpoint does not serve");
+                    tracing::info!(peer = %peer.peer_id(), "peer asked for an ALPN this endpoint does not serve");
                     alpn::refuse(&conn);
                     return Err(Error::AlpnRefused {
                         requested: negotiated.clone().unwrap_or_default(),
@@ -348,42 +328,15 @@ impl Accepting<'_> {
             }
         };
         let freshness = endpoint.freshness(route);
-        let parties = Parties {
-            role: Role::Server,
-            client: peer.peer_id,
-            server: endpoint.peer_id(),
-        };
+        let parties = Parties::new(Role::Server, endpoint.peer_id(), peer.peer_id());
         endpoint.finish_bond(conn, parties, peer, freshness).await
     }
 }
 
-fn quic_server_config(
-    check: &Arc<PeerCheck>,
-    certs: &Arc<CertificateSlot>,
-    slot: Arc<VerdictSlot>,
-) -> Result<quinn::ServerConfig, ConfigError> {
-    quic_server_config_with_alpns(check, certs, slot, vec![ALPN.to_vec()])
-}
-
-fn quic_server_config_with_alpns(
-    check: &Arc<PeerCheck>,
-    certs: &Arc<CertificateSlot>,
-    slot: Arc<VerdictSlot>,
-    alpns: Vec<Vec<u8>>,
-) -> Result<quinn::ServerConfig, ConfigError> {
-    let mut tls = server_config(Arc::clone(check), Arc::clone(certs), slot)?;
-    tls.alpn_protocols = alpns;
+fn quic_server_config(tls: rustls::ServerConfig) -> Result<quinn::ServerConfig, ConfigError> {
     let quic_tls = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
-        .map_err(|e| ConfigError::Tls(rustls::Error::General(e.to_string())))?;
+        .map_err(ConfigError::NoInitialCipherSuite)?;
     Ok(quinn::ServerConfig::with_crypto(Arc::new(quic_tls)))
-}
-
-/// The typed rejection, when this side's verifier refused the peer.
-fn verdict_error(slot: &VerdictSlot) -> Option<Error> {
-    match slot.take() {
-        Some(Err(rejection)) => Some(Error::Rejected(rejection)),
-        _ => None,
-    }
 }
 
 /// rustls refuses a client without a certificate before any verifier runs; name that case.
@@ -396,15 +349,6 @@ fn missing_certificate(error: quinn::ConnectionError) -> Error {
             Error::Rejected(PeerRejection::NoCertificate)
         }
         _ => error.into(),
-    }
-}
-
-fn take_verdict(slot: &VerdictSlot) -> Result<CertifiedPeer, Error> {
-    match slot.take() {
-        Some(Ok(peer)) => Ok(peer),
-        Some(Err(rejection)) => Err(Error::Rejected(rejection)),
-        // A handshake that completed without the verifier running: never accept it.
-        None => Err(Error::Rejected(PeerRejection::NoCertificate)),
     }
 }
 

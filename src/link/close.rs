@@ -19,7 +19,7 @@
 //! Codes 0 to 199 are reserved for the transport, as in mosaik; the subsystem codes below
 //! (streams `10_xxx`, functions `11_xxx`, groups `30_xxx`) are mosaik's, declared here so that
 //! code written against mosaik's subsystems finds them under the same names. The transport's
-//! own bond refusal ([`crate::endpoint::BOND_REFUSED`], `0x5241_0001`) stays distinct from all
+//! own bond refusal ([`crate::BOND_REFUSED`], `0x5241_0001`) stays distinct from all
 //! of them.
 
 pub use quinn::{ApplicationClose, VarInt};
@@ -94,7 +94,7 @@ macro_rules! make_close_reason {
 
 make_close_reason!(
     /// The accepting side serves another ALPN (code 100, as
-    /// [`crate::endpoint::INVALID_ALPN`]).
+    /// [`crate::INVALID_ALPN`]).
     pub struct InvalidAlpn, 100);
 
 make_close_reason!(
@@ -211,7 +211,7 @@ mod tests {
         assert_eq!(code(groups::InvalidProof), 30_405);
         assert_eq!(code(groups::Timeout), 30_408);
         assert_eq!(code(groups::AlreadyBonded), 30_429);
-        assert_eq!(u64::from(crate::endpoint::INVALID_ALPN), code(InvalidAlpn));
+        assert_eq!(u64::from(crate::INVALID_ALPN), code(InvalidAlpn));
     }
 
     #[test]
@@ -224,7 +224,7 @@ mod tests {
         assert!(ProtocolViolation == other);
         assert!(other != Success);
         let bond = ApplicationClose {
-            error_code: VarInt::from_u32(crate::endpoint::BOND_REFUSED),
+            error_code: VarInt::from_u32(crate::BOND_REFUSED),
             reason: bytes::Bytes::new(),
         };
         for close in [

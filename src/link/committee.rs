@@ -166,7 +166,7 @@ impl CommitteeError {
     }
 
     /// This side's typed reason, when this side refused the member's evidence.
-    pub fn rejection(&self) -> Option<&crate::tls::PeerRejection> {
+    pub fn rejection(&self) -> Option<&crate::PeerRejection> {
         match self {
             Self::Open(OpenError::Io(error)) | Self::Incoming(error) => error.rejection(),
             _ => None,
@@ -183,7 +183,7 @@ fn endpoint_refusal(error: &EndpointError) -> bool {
         }
         EndpointError::Connection(quinn::ConnectionError::ApplicationClosed(close)) => {
             let code = close.error_code.into_inner();
-            code == u64::from(crate::endpoint::BOND_REFUSED)
+            code == u64::from(crate::BOND_REFUSED)
                 || close == UnknownPeer
                 || close == DifferentNetwork
                 || close == BelowCommitteeLevel

@@ -1,7 +1,7 @@
 //! Attested links with the shape of mosaik's peer transport (`mosaik::network::link`), so a
 //! mosaik-style subsystem moves onto attested QUIC by changing imports.
 //!
-//! | mosaik 0.4.2 (over iroh) | here (over [`crate::endpoint`]) |
+//! | mosaik 0.4.2 (over iroh) | here (over [`Endpoint`](crate::Endpoint)) |
 //! |---|---|
 //! | `trait Protocol { const ALPN }` | [`Protocol`] |
 //! | `Link<P>`: one connection, one bi stream | [`Link`], plus [`Link::attestation`] |
@@ -11,7 +11,8 @@
 //! | close reasons, `make_close_reason!`, codes 100..401, subsystem codes | [`close`], [`make_close_reason!`](crate::make_close_reason) |
 //! | `OpenError`, `AcceptError`, `RecvError`, `SendError`, `CloseError`, `LinkError` | same names, same variants, `close_reason()`, `is_cancelled()` |
 //! | `LocalNode`, `EndpointAddr`, iroh `Router` / `ProtocolHandler` | [`LocalNode`], [`EndpointAddr`], [`Router`] / [`ProtocolHandler`] |
-//! | `PeerId` = iroh `PublicKey`, `SecretKey` | [`PeerId`], [`Identity`] (same 32 bytes both) |
+//! | `PeerId` = iroh `PublicKey`, `SecretKey` | [`PeerId`](crate::PeerId), [`Identity`](crate::Identity) (same 32 bytes both; [`identity_from_secret_key`]) |
+//! | iroh `Connection` handed to a handler | [`AttestedConnection`](crate::AttestedConnection) |
 //!
 //! What differs: there are no relays and no hole punching (direct IP only, see
 //! [`AddressError::RelayOnly`]); [`Link::send_raw`] is a safe function; `shared_random` returns
@@ -21,7 +22,7 @@
 //! # Wire format
 //!
 //! A link is one QUIC connection whose ALPN is `P::ALPN` (negotiated as described in
-//! [`AlpnRoute`]) and the first bidirectional stream the dialer opens on it (the bond proof's
+//! [`AlpnRoute`](crate::AlpnRoute)) and the first bidirectional stream the dialer opens on it (the bond proof's
 //! unidirectional streams come before and are invisible here). Each direction of that stream
 //! is a sequence of frames: a 4-byte big-endian unsigned payload length `n`, then `n` bytes of
 //! payload. [`Link::send`] payloads are [`Datum::encode`] (postcard for serde types).
@@ -49,8 +50,6 @@ pub use node::{ConnectError, LocalNode};
 pub use router::{ProtocolHandler, Refusal, Router, RouterBuilder};
 pub use stream::{Link, LinkReceiver, LinkSender, DEFAULT_MAX_FRAME_LEN};
 
-pub use crate::endpoint::{AlpnRoute, AttestedConnection as Connection, PeerInfo, RouteError};
-pub use crate::identity::{Identity, PeerId};
 pub use tokio_util::sync::CancellationToken;
 
 /// An application protocol: its ALPN identifies it on the wire, and a [`Link<P>`] only ever
