@@ -83,6 +83,9 @@ pub enum AcceptError {
     /// The accept was cancelled.
     #[error("Operation cancelled")]
     Cancelled,
+    /// A protocol handler failed after the link was accepted (see [`AcceptError::from_err`]).
+    #[error("{0}")]
+    Handler(BoxError),
 }
 
 /// Receiving from a link failed.
@@ -214,6 +217,12 @@ impl SendError {
 }
 
 impl AcceptError {
+    /// Wraps any error of a protocol handler, as iroh's `AcceptError::from_err` does for
+    /// mosaik's handlers.
+    pub fn from_err(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Handler(Box::new(error))
+    }
+
     /// The application close, when the connection was closed with one.
     pub fn close_reason(&self) -> Option<&ApplicationClose> {
         match self {
