@@ -80,9 +80,7 @@ impl ProtocolHandler for Echo {
                 seq: request.seq,
                 reversed: request.text.chars().rev().collect(),
             };
-            link.send(&response)
-                .await
-                .map_err(AcceptError::from_err)?;
+            link.send(&response).await.map_err(AcceptError::from_err)?;
             if let Err(error) = link.closed().await {
                 tracing::trace!(%error, peer = %remote_id, "echo link closed with error");
             }

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use mosaik::Datum as _;
 use ratls_quic::link::{
-    close, identity_from_secret_key, secret_key_bytes, AcceptError, CloseReason, Link,
-    LocalNode, Protocol, ProtocolHandler, Router,
+    close, identity_from_secret_key, secret_key_bytes, AcceptError, CloseReason, Link, LocalNode,
+    Protocol, ProtocolHandler, Router,
 };
 use ratls_quic::synthetic::{
     sample_measurements, SyntheticPki, SyntheticPkiParams, SyntheticQuoteProvider, SyntheticTcb,
@@ -56,7 +56,11 @@ async fn node(identity: Identity) -> LocalNode {
         .with_quote_verifier(verifier, Arc::new(collateral))
         .build()
         .unwrap();
-    LocalNode::new(Endpoint::bind("127.0.0.1:0".parse().unwrap(), config).await.unwrap())
+    LocalNode::new(
+        Endpoint::bind("127.0.0.1:0".parse().unwrap(), config)
+            .await
+            .unwrap(),
+    )
 }
 
 /// What mosaik's subsystems exchange: serde types, postcard-encoded.
@@ -147,7 +151,9 @@ async fn frames_written_by_mosaik_encoding_are_read_by_link_and_back() {
     SinkExt::<Bytes>::send(&mut mosaik_tx, payload.clone())
         .await
         .unwrap();
-    let mut link = Link::<Wire>::accept(rx.recv().await.unwrap()).await.unwrap();
+    let mut link = Link::<Wire>::accept(rx.recv().await.unwrap())
+        .await
+        .unwrap();
     let (got, size): (Catalogish, usize) = link.recv_with_size().await.unwrap();
     assert_eq!(got, sample());
     assert_eq!(size, payload.len());
@@ -163,7 +169,10 @@ async fn frames_written_by_mosaik_encoding_are_read_by_link_and_back() {
     link.send(&(1u8, 300u64)).await.unwrap();
     let frame = mosaik_rx.next().await.unwrap().unwrap();
     assert_eq!(frame.as_ref(), &[1, 0xac, 0x02]);
-    assert_eq!(frame.as_ref(), <(u8, u64)>::encode(&(1, 300)).unwrap().as_ref());
+    assert_eq!(
+        frame.as_ref(),
+        <(u8, u64)>::encode(&(1, 300)).unwrap().as_ref()
+    );
 }
 
 /// `make_close_reason!(... struct Name, code)` declarations in one mosaik source file.
@@ -195,11 +204,21 @@ fn declared_codes(source: &str) -> BTreeMap<String, u64> {
 fn mosaik_source_dir() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = std::process::Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline", "--manifest-path"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--offline",
+            "--manifest-path",
+        ])
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
         .output()
         .expect("cargo metadata runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let package = metadata["packages"]
         .as_array()
@@ -225,9 +244,11 @@ fn ours<R: CloseReason>(reason: R) -> (String, u64) {
 fn close_codes_equal_the_real_mosaik_declarations() {
     let dir = mosaik_source_dir();
     let read = |file: &str| {
-        declared_codes(&std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| {
-            panic!("{file}: {e}");
-        }))
+        declared_codes(
+            &std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| {
+                panic!("{file}: {e}");
+            }),
+        )
     };
     let network = read("src/network/error.rs");
     let streams = read("src/streams/mod.rs");
@@ -266,7 +287,10 @@ fn close_codes_equal_the_real_mosaik_declarations() {
         .iter()
         .map(|m| m.len())
         .sum();
-    assert_eq!(covered, declared, "{network:?} {streams:?} {functions:?} {groups:?}");
+    assert_eq!(
+        covered, declared,
+        "{network:?} {streams:?} {functions:?} {groups:?}"
+    );
     // And the bond refusal of this transport collides with none of them.
     for (_, (_, code)) in &cases {
         assert_ne!(*code, u64::from(ratls_quic::BOND_REFUSED));

@@ -284,7 +284,9 @@ impl<P: Protocol> Link<P> {
 
     /// A future, detached from the link, that ends when the connection closes: `Ok` for a
     /// local close, a [`Success`] close by the peer, or a cancelled token; the error otherwise.
-    pub fn closed(&self) -> impl Future<Output = Result<(), ConnectionError>> + Send + 'static {
+    pub fn closed(
+        &self,
+    ) -> impl Future<Output = Result<(), ConnectionError>> + Send + Sync + 'static {
         let cancel = self.cancel.clone();
         let connection = self.connection.clone();
         async move {
