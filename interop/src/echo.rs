@@ -11,11 +11,11 @@
 //!
 //! Everything below them is unchanged.
 
-use ratls_quic::link::{
-    close::Success, AcceptError, EndpointAddr, Link, LinkError, LocalNode, Protocol,
-    ProtocolHandler,
-};
 use ratls_quic::AttestedConnection as Connection;
+use ratls_quic::link::{
+    AcceptError, EndpointAddr, Link, LinkError, LocalNode, Protocol, ProtocolHandler,
+    close::Success,
+};
 use serde::{Deserialize, Serialize};
 
 /// The echo protocol and its acceptor.

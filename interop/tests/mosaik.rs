@@ -10,11 +10,11 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use mosaik::Datum as _;
 use ratls_quic::link::{
-    close, identity_from_secret_key, secret_key_bytes, AcceptError, CloseReason, Link, LocalNode,
-    Protocol, ProtocolHandler, Router,
+    AcceptError, CloseReason, Link, LocalNode, Protocol, ProtocolHandler, Router, close,
+    identity_from_secret_key, secret_key_bytes,
 };
 use ratls_quic::synthetic::{
-    sample_measurements, SyntheticPki, SyntheticPkiParams, SyntheticQuoteProvider, SyntheticTcb,
+    SyntheticPki, SyntheticPkiParams, SyntheticQuoteProvider, SyntheticTcb, sample_measurements,
 };
 use ratls_quic::{
     AttestationLevel, AttestedConnection, Collateral, Endpoint, EndpointConfig, Identity,
@@ -175,8 +175,11 @@ async fn frames_written_by_mosaik_encoding_are_read_by_link_and_back() {
     );
 }
 
+/// Close reason name to code.
+type Declared = BTreeMap<String, u64>;
+
 /// `make_close_reason!(... struct Name, code)` declarations in one mosaik source file.
-fn declared_codes(source: &str) -> BTreeMap<String, u64> {
+fn declared_codes(source: &str) -> Declared {
     let mut codes = BTreeMap::new();
     for chunk in source.split("make_close_reason!(").skip(1) {
         let Some(decl) = chunk.split(");").next() else {
@@ -254,7 +257,7 @@ fn close_codes_equal_the_real_mosaik_declarations() {
     let streams = read("src/streams/mod.rs");
     let functions = read("src/functions/mod.rs");
     let groups = read("src/groups/error.rs");
-    let cases: Vec<(&BTreeMap<String, u64>, (String, u64))> = vec![
+    let cases: Vec<(&Declared, (String, u64))> = vec![
         (&network, ours(close::InvalidAlpn)),
         (&network, ours(close::DifferentNetwork)),
         (&network, ours(close::Cancelled)),
@@ -265,6 +268,7 @@ fn close_codes_equal_the_real_mosaik_declarations() {
         (&network, ours(close::UnknownPeer)),
         (&streams, ours(close::streams::StreamNotFound)),
         (&streams, ours(close::streams::NotAllowed)),
+        (&streams, ours(close::streams::TooSlow)),
         (&streams, ours(close::streams::NoCapacity)),
         (&functions, ours(close::functions::FunctionNotFound)),
         (&functions, ours(close::functions::NotAllowed)),

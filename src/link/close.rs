@@ -134,6 +134,9 @@ pub mod streams {
         /// The consumer may not subscribe (10_403).
         pub struct NotAllowed, 10_403);
     make_close_reason!(
+        /// The consumer fell too far behind the producer and was disconnected (10_413).
+        pub struct TooSlow, 10_413);
+    make_close_reason!(
         /// The producer has no capacity for another consumer (10_509).
         pub struct NoCapacity, 10_509);
 }
@@ -200,6 +203,7 @@ mod tests {
         assert_eq!(code(UnknownPeer), 401);
         assert_eq!(code(streams::StreamNotFound), 10_404);
         assert_eq!(code(streams::NotAllowed), 10_403);
+        assert_eq!(code(streams::TooSlow), 10_413);
         assert_eq!(code(streams::NoCapacity), 10_509);
         assert_eq!(code(functions::FunctionNotFound), 11_404);
         assert_eq!(code(functions::NotAllowed), 11_403);
