@@ -24,14 +24,16 @@ fn level() -> AttestationLevel {
 
 fn member_config(identity: &Identity, lifetime: Option<Duration>) -> EndpointConfig {
     let (verifier, collateral) = verifier();
-    let mut builder = EndpointConfig::builder(identity.clone())
+    let builder = EndpointConfig::builder(identity.clone())
         .with_policy(policy(level()))
         .with_quote_provider(provider(sample_measurements()))
         .with_quote_verifier(verifier, collateral);
-    if let Some(lifetime) = lifetime {
-        builder.cert_lifetime(lifetime);
+    match lifetime {
+        Some(lifetime) => builder.cert_lifetime(lifetime),
+        None => builder,
     }
-    builder.build().unwrap()
+    .build()
+    .unwrap()
 }
 
 async fn bind_at(addr: SocketAddr, identity: &Identity, lifetime: Option<Duration>) -> LocalNode {

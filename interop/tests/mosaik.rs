@@ -115,7 +115,7 @@ fn mosaik_secret_key_gives_the_same_peer_id_both_ways() {
 
     // ratls-quic -> mosaik.
     let identity = Identity::generate().unwrap();
-    let secret = mosaik::SecretKey::from_bytes(&secret_key_bytes(&identity).unwrap());
+    let secret = mosaik::SecretKey::from_bytes(&secret_key_bytes(&identity));
     assert_eq!(secret.public().as_bytes(), identity.peer_id().as_bytes());
     let id: PeerId = (*secret.public().as_bytes()).into();
     assert_eq!(id, identity.peer_id());

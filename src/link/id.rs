@@ -2,8 +2,6 @@
 //! Ed25519 secret seed (RFC 8032) and its `PeerId` the 32-byte public key, which are exactly
 //! this crate's [`Identity`] seed and [`PeerId`].
 
-use ed25519_dalek::pkcs8::{DecodePrivateKey, KeypairBytes};
-use rustls_pki_types::PrivateKeyDer;
 use zeroize::Zeroizing;
 
 use crate::identity::{Identity, IdentityError, PeerId, PEER_ID_LEN};
@@ -42,14 +40,8 @@ pub fn identity_from_secret_key(secret: &[u8; 32]) -> Identity {
 }
 
 /// The 32-byte secret seed of `identity`, as mosaik's `SecretKey::from_bytes` takes it.
-pub fn secret_key_bytes(identity: &Identity) -> Result<Zeroizing<[u8; 32]>, IdentityError> {
-    let der = identity.private_key_der()?;
-    let PrivateKeyDer::Pkcs8(pkcs8) = &der else {
-        return Err(IdentityError::Encoding("identity key is not PKCS#8".into()));
-    };
-    let pair = KeypairBytes::from_pkcs8_der(pkcs8.secret_pkcs8_der())
-        .map_err(|e| IdentityError::Encoding(e.to_string()))?;
-    Ok(Zeroizing::new(pair.secret_key))
+pub fn secret_key_bytes(identity: &Identity) -> Zeroizing<[u8; 32]> {
+    Zeroizing::new(identity.pkcs8_v1().secret_key)
 }
 
 #[cfg(test)]
@@ -59,7 +51,7 @@ mod tests {
     #[test]
     fn secret_and_peer_id_round_trip() {
         let identity = Identity::generate().unwrap();
-        let secret = secret_key_bytes(&identity).unwrap();
+        let secret = secret_key_bytes(&identity);
         let again = identity_from_secret_key(&secret);
         assert_eq!(again.peer_id(), identity.peer_id());
         let bytes: [u8; 32] = identity.peer_id().into();
