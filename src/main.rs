@@ -19,6 +19,8 @@ struct Cli {
 // One variant per subcommand; each lives in its own file under `src/cli/`.
 #[derive(Debug, clap::Subcommand)]
 enum Command {
+    /// Fetch collateral from a PCS/PCCS service, or run a PCCS-compatible service.
+    Collateral(cli::collateral::CollateralArgs),
     /// Connect to a `ratls serve`, print the verified peer, send lines (stdin or --message).
     Connect(cli::connect::ConnectArgs),
     /// Two synthetic TDX nodes on loopback: a mutual attested bond, then a refused impostor.
@@ -42,6 +44,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Collateral(args) => cli::collateral::run(&args),
         Command::Connect(args) => cli::connect::run(&args),
         Command::Demo(args) => cli::demo::run(&args),
         Command::Identity(args) => cli::identity::run(&args),
