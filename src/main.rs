@@ -19,6 +19,8 @@ struct Cli {
 // One variant per subcommand; each lives in its own file under `src/cli/`.
 #[derive(Debug, clap::Subcommand)]
 enum Command {
+    /// Re-verify every record of an evidence log; exit 1 naming each failing record.
+    Audit(cli::audit::AuditArgs),
     /// Fetch collateral from a PCS/PCCS service, or run a PCCS-compatible service.
     Collateral(cli::collateral::CollateralArgs),
     /// Connect to a `ratls serve`, print the verified peer, send lines (stdin or --message).
@@ -33,6 +35,8 @@ enum Command {
     Measure(cli::measure::MeasureArgs),
     /// Produce a TDX quote over given report data through configfs-tsm (on a TDX guest).
     Quote(cli::quote::QuoteArgs),
+    /// Write a retirement marker for an identity (signed by it and by its successor).
+    Retire(cli::retire::RetireArgs),
     /// Accept attested connections, print each peer, echo bi streams.
     Serve(cli::serve::ServeArgs),
     /// Rebuild firmware from a declared recipe and check its measurements.
@@ -44,6 +48,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Audit(args) => cli::audit::run(&args),
         Command::Collateral(args) => cli::collateral::run(&args),
         Command::Connect(args) => cli::connect::run(&args),
         Command::Demo(args) => cli::demo::run(&args),
@@ -51,6 +56,7 @@ fn main() -> ExitCode {
         Command::InspectCert(args) => cli::inspect_cert::run(&args),
         Command::Measure(args) => cli::measure::run(&args),
         Command::Quote(args) => cli::quote::run(&args),
+        Command::Retire(args) => cli::retire::run(&args),
         Command::Serve(args) => cli::serve::run(&args),
         Command::VerifyBuild(args) => cli::verify_build::run(&args),
         Command::VerifyQuote(args) => cli::verify_quote::run(args),

@@ -65,8 +65,7 @@ fn config(
     });
     policy.software_allow.insert(peer.attestation_digest());
     let verifier = QuoteVerifier::dangerous().trust_root(pki.root_der().to_vec());
-    let collateral =
-        StaticCollateral(Arc::new(Collateral::new(pki.collateral().clone()).unwrap()));
+    let collateral = StaticCollateral(Arc::new(Collateral::new(pki.collateral().clone()).unwrap()));
     let builder = EndpointConfig::builder(identity).with_policy(policy);
     let builder = match mode {
         Mode::Software => builder.without_quotes(),
@@ -199,7 +198,10 @@ async fn main() {
     let mut rows = vec![("iroh 1.x connect + echo", iroh(n).await)];
     for (name, mode) in [
         ("Link::open Software", Mode::Software),
-        ("Link::open TdxLocal, certificate freshness", Mode::CertificateFreshness),
+        (
+            "Link::open TdxLocal, certificate freshness",
+            Mode::CertificateFreshness,
+        ),
         ("Link::open TdxRaTlsBidirectional, per bond", Mode::PerBond),
     ] {
         rows.push((name, attested(&pki, mode, n).await));

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+pub(crate) mod audit;
 pub(crate) mod collateral;
 pub(crate) mod connect;
 pub(crate) mod demo;
@@ -14,6 +15,7 @@ pub(crate) mod inspect_cert;
 pub(crate) mod measure;
 mod node;
 pub(crate) mod quote;
+pub(crate) mod retire;
 pub(crate) mod serve;
 pub(crate) mod verify_build;
 pub(crate) mod verify_quote;

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use ratls_quic::evidence_log::EvidenceServer;
 use ratls_quic::{AttestedConnection, Endpoint};
 
 use super::node::{print_peer, NodeArgs};
@@ -27,6 +28,17 @@ pub(crate) struct ServeArgs {
     /// Exit after the first connection (bond or refusal) is over.
     #[arg(long)]
     once: bool,
+    /// Serve the evidence log (`--evidence-log`) to auditors on this UDP address (ALPN
+    /// ratls-evidence/1), for `ratls audit --from`.
+    #[arg(long, value_name = "ADDR", requires_all = ["evidence_log", "audit_allow"])]
+    audit_listen: Option<SocketAddr>,
+    /// With --evidence-log: sign a checkpoint every SECS seconds while the log grows.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    checkpoint_interval: u64,
+    /// An auditor's PeerId allowed to pull the log (repeatable).
+    #[arg(long, value_name = "PEERID")]
+    audit_allow: Vec<ratls_quic::PeerId>,
+
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -77,9 +89,29 @@ async fn serve(args: &ServeArgs) -> ExitCode {
 
 async fn start(args: &ServeArgs) -> anyhow::Result<Endpoint> {
     let node = args.node.load()?;
+    let identity = std::sync::Arc::new(node.config.identity().clone());
     let endpoint = Endpoint::bind(args.listen, node.config)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
+    if let Some(log) = &node.evidence {
+        // Runs as long as the process.
+        drop(log.checkpoint_every(
+            std::sync::Arc::clone(&identity),
+            std::time::Duration::from_secs(args.checkpoint_interval.max(1)),
+        ));
+    }
+    let audit = match (args.audit_listen, node.evidence) {
+        (Some(addr), Some(log)) => {
+            let allowed = args.audit_allow.iter().copied().collect();
+            let server = EvidenceServer::bind(addr, identity, log, allowed)
+                .with_context(|| format!("binding the evidence endpoint {addr}"))?;
+            let local = server.local_addr()?;
+            // Lives as long as the process.
+            Box::leak(Box::new(server));
+            Some(local)
+        }
+        _ => None,
+    };
     if let Some(path) = &args.write_cert {
         std::fs::write(path, endpoint.current_certificate().as_ref())
             .with_context(|| format!("writing {}", path.display()))?;
@@ -95,6 +127,10 @@ async fn start(args: &ServeArgs) -> anyhow::Result<Endpoint> {
     );
     if let Some(path) = &args.write_cert {
         println!("  certificate   written to {}", path.display());
+    }
+    if let Some(addr) = audit {
+        // Tests and scripts read the port from this line.
+        println!("evidence on {addr}");
     }
     // Tests and scripts read the port from this line.
     println!("listening on {}", endpoint.local_addr()?);

@@ -15,6 +15,7 @@
 
 use crate::level::AttestationLevel;
 use crate::policy::{Freshness, Policy};
+use crate::tls::ALPN;
 
 /// QUIC application close code for an ALPN the acceptor does not serve; the number mosaik uses
 /// for `InvalidAlpn`.
@@ -130,6 +131,24 @@ pub(crate) fn keep_alive() -> std::sync::Arc<quinn::TransportConfig> {
     let mut transport = quinn::TransportConfig::default();
     transport.keep_alive_interval(Some(KEEP_ALIVE));
     std::sync::Arc::new(transport)
+}
+
+/// What a dialer of `route` offers: its ALPN, then the base ALPN.
+pub(crate) fn offered(route: &AlpnRoute) -> Vec<Vec<u8>> {
+    let mut alpns = vec![route.alpn().to_vec()];
+    if route.alpn() != ALPN {
+        alpns.push(ALPN.to_vec());
+    }
+    alpns
+}
+
+/// What an acceptor serving `routes` selects from, in order: the routes, then the base ALPN.
+pub(crate) fn served(routes: &[AlpnRoute]) -> Vec<Vec<u8>> {
+    let mut alpns: Vec<Vec<u8>> = routes.iter().map(|r| r.alpn().to_vec()).collect();
+    if !alpns.iter().any(|a| a == ALPN) {
+        alpns.push(ALPN.to_vec());
+    }
+    alpns
 }
 
 /// The negotiated ALPN of a QUIC connection, once its handshake data is known.

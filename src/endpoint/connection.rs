@@ -1,5 +1,6 @@
 use core::ops::Deref;
 
+use crate::evidence::BatchPosition;
 use crate::identity::PeerId;
 use crate::level::AttestationLevel;
 use crate::policy::VerifiedQuote;
@@ -12,6 +13,7 @@ pub struct PeerInfo {
     level: AttestationLevel,
     cert_quote: Option<VerifiedQuote>,
     bond_quote: Option<VerifiedQuote>,
+    bond_batch: Option<BatchPosition>,
 }
 
 impl PeerInfo {
@@ -26,7 +28,14 @@ impl PeerInfo {
             level,
             cert_quote,
             bond_quote,
+            bond_batch: None,
         }
+    }
+
+    /// Records where this bond's leaf sits in the batch its bond quote served.
+    pub(crate) fn with_batch(mut self, batch: Option<BatchPosition>) -> Self {
+        self.bond_batch = batch;
+        self
     }
 
     /// The peer's identity (its Ed25519 public key).
@@ -66,6 +75,14 @@ impl PeerInfo {
     /// The verified bond-proof quote (per-bond freshness).
     pub fn bond_quote(&self) -> Option<&VerifiedQuote> {
         self.bond_quote.as_ref()
+    }
+
+    /// When the bond quote served a batch of bonds: this bond's leaf index, the leaf count and
+    /// the audit path. With the quote, both identities, the role and the connection's exporter,
+    /// an auditor re-verifies the binding the same way ([`crate::verify_batch_binding`]); a
+    /// quote digest alone no longer names one bond. `None` for a single proof.
+    pub fn bond_batch(&self) -> Option<&BatchPosition> {
+        self.bond_batch.as_ref()
     }
 }
 

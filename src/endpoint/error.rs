@@ -23,6 +23,10 @@ pub enum Error {
     /// This side's bond report_data could not be computed.
     #[error("bond binding: {0}")]
     Binding(#[source] EvidenceError),
+    /// This side made no bond quote: the peer is over its rate, the request waited too long, or
+    /// the provider failed.
+    #[error("bond quote: {0}")]
+    BondQuote(#[from] super::BondQuoteError),
     /// Finishing this side's bond-proof stream failed.
     #[error("bond proof stream could not be finished: {0}")]
     BondStreamFinish(#[source] quinn::ClosedStream),
@@ -45,6 +49,9 @@ pub enum Error {
     /// or close reason.
     #[error("connection failed: {0}")]
     Connection(#[from] quinn::ConnectionError),
+    /// The bond formed but could not be recorded in the required evidence log.
+    #[error("evidence log: {0}")]
+    EvidenceLog(#[source] crate::evidence_log::SinkError),
     /// The TLS exporter of the connection was not available (the handshake did not complete).
     #[error("TLS exporter unavailable")]
     ExporterUnavailable,

@@ -2,11 +2,14 @@
 //! peer passed the verifiers in the handshake and, under per-bond freshness, the bond proof.
 
 mod alpn;
+mod batch_queue;
+mod batcher;
 mod bond;
 mod certs;
 mod config;
 mod connection;
 mod error;
+mod evidence;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,18 +17,21 @@ use std::sync::Arc;
 pub use alpn::{
     AlpnRoute, RouteError, INVALID_ALPN, INVALID_ALPN_REASON, KEEP_ALIVE, MAX_ALPN_LEN,
 };
+pub use batch_queue::{BondQuoteLimits, PeerRate};
+pub use batcher::BondQuoteError;
 pub use config::{
     ConfigError, EndpointConfig, EndpointConfigBuilder, Ready, WantsEvidence, WantsPolicy,
     WantsVerifier,
 };
 pub use connection::{AttestedConnection, PeerInfo};
 pub use error::Error;
+pub use evidence::EVIDENCE_UNRECORDED;
 
 use crate::evidence::Role;
 use crate::identity::PeerId;
 use crate::level::AttestationLevel;
 use crate::policy::Freshness;
-use crate::tls::{AttestedTlsConfig, CertifiedPeer, ExpectedPeer, Parties, PeerRejection, ALPN};
+use crate::tls::{AttestedTlsConfig, CertifiedPeer, ExpectedPeer, Parties, PeerRejection};
 
 /// Name sent as SNI. Peers are identified by key, not by name, so it carries nothing.
 const SERVER_NAME: &str = "ratls.invalid";
@@ -63,13 +69,18 @@ impl Endpoint {
             .await
             .map_err(|e| ConfigError::Io(std::io::Error::other(e)))??
         };
-        let tls = Arc::new(AttestedTlsConfig::new(
+        let tls = AttestedTlsConfig::new(
             Arc::clone(&config.policy),
             config.quote_verifier.clone(),
             Arc::clone(&config.collateral),
             &issued,
             config.is_attested(),
-        )?);
+        )?;
+        let tls = Arc::new(if config.bond_quote_limits.batching() {
+            tls.offer_batched_proofs()
+        } else {
+            tls
+        });
         let socket = bind_socket(addr, config.socket_buffer_bytes)?;
         // Incoming connections get a per-connection configuration in `accept`; this default
         // one only makes quinn accept connections at all.
@@ -131,32 +142,36 @@ impl Endpoint {
         addr: SocketAddr,
         expected: ExpectedPeer,
     ) -> Result<AttestedConnection, Error> {
-        self.connect_inner(addr, expected, None).await
+        let result = self.dial(addr, expected, None).await;
+        evidence::record_refused(&self.config, self.peer_id(), Role::Client, &result).await;
+        result
     }
 
     /// As [`Self::connect`], for the application protocol `route` (see [`AlpnRoute`]): the
-    /// bond uses the route's freshness, and a peer that does not serve the ALPN is refused
-    /// with [`Error::AlpnRefused`] right after the handshake (the connection is closed with
-    /// [`INVALID_ALPN`]), before any bond proof. Routed connections send QUIC keep-alives
-    /// every [`KEEP_ALIVE`].
+    /// bond uses the route's freshness (single proofs), and a peer that does not serve the
+    /// ALPN is refused with [`Error::AlpnRefused`] right after the handshake (the connection
+    /// is closed with [`INVALID_ALPN`]), before any bond proof. Routed connections send QUIC
+    /// keep-alives every [`KEEP_ALIVE`].
     pub async fn connect_alpn(
         &self,
         addr: SocketAddr,
         expected: ExpectedPeer,
         route: &AlpnRoute,
     ) -> Result<AttestedConnection, Error> {
-        self.connect_inner(addr, expected, Some(route)).await
+        let result = self.dial(addr, expected, Some(route)).await;
+        evidence::record_refused(&self.config, self.peer_id(), Role::Client, &result).await;
+        result
     }
 
-    async fn connect_inner(
+    async fn dial(
         &self,
         addr: SocketAddr,
         expected: ExpectedPeer,
         route: Option<&AlpnRoute>,
     ) -> Result<AttestedConnection, Error> {
         let (mut tls, pending) = self.tls.client(expected);
-        if let Some(route) = route.filter(|route| route.alpn() != ALPN) {
-            tls.alpn_protocols = vec![route.alpn().to_vec(), ALPN.to_vec()];
+        if let Some(route) = route {
+            tls.alpn_protocols = alpn::offered(route);
         }
         let quic_tls = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
             .map_err(Error::NoInitialCipherSuite)?;
@@ -170,14 +185,15 @@ impl Endpoint {
             Err(error) => return Err(pending.rejection().map_or(error.into(), Error::Rejected)),
         };
         let peer = pending.take()?;
-        let wanted = route.map_or(ALPN, AlpnRoute::alpn);
-        let negotiated = alpn::negotiated(&conn);
-        if negotiated.as_deref() != Some(wanted) {
-            alpn::refuse(&conn);
-            return Err(Error::AlpnRefused {
-                requested: wanted.to_vec(),
-                negotiated,
-            });
+        if let Some(route) = route {
+            let negotiated = alpn::negotiated(&conn);
+            if negotiated.as_deref() != Some(route.alpn()) {
+                alpn::refuse(&conn);
+                return Err(Error::AlpnRefused {
+                    requested: route.alpn().to_vec(),
+                    negotiated,
+                });
+            }
         }
         let freshness = self.freshness(route);
         let parties = Parties::new(Role::Client, self.peer_id(), peer.peer_id());
@@ -189,17 +205,6 @@ impl Endpoint {
             || self.config.policy.freshness(),
             |route| route.freshness(&self.config.policy),
         )
-    }
-
-    /// Waits for the next incoming connection; `None` once the endpoint is closed. The
-    /// returned [`Accepting`] runs the handshake and bond proof: await it in its own task so
-    /// that one slow peer does not hold up others.
-    pub async fn accept(&self) -> Option<Accepting<'_>> {
-        let incoming = self.quic.accept().await?;
-        Some(Accepting {
-            endpoint: self,
-            incoming,
-        })
     }
 
     /// The next incoming connection, not yet handshaken (for the link router, which runs each
@@ -214,6 +219,17 @@ impl Endpoint {
             endpoint: self,
             incoming,
         }
+    }
+
+    /// Waits for the next incoming connection; `None` once the endpoint is closed. The
+    /// returned [`Accepting`] runs the handshake and bond proof: await it in its own task so
+    /// that one slow peer does not hold up others.
+    pub async fn accept(&self) -> Option<Accepting<'_>> {
+        let incoming = self.quic.accept().await?;
+        Some(Accepting {
+            endpoint: self,
+            incoming,
+        })
     }
 
     /// Closes every connection and stops accepting.
@@ -236,12 +252,13 @@ impl Endpoint {
     ) -> Result<AttestedConnection, Error> {
         // With no quote in either certificate there is nothing to prove per bond, and both sides
         // know it from the certificates alone: skip the exchange and its round trip.
-        let bond_quote = if self.config.is_attested() || peer.quote().is_some() {
-            let check = self.tls.check();
-            bond::exchange(&conn, &self.config, check, parties, &peer, freshness).await?
-        } else {
-            None
-        };
+        let ((bond_quote, bond_batch), peer_message) =
+            if self.config.is_attested() || peer.quote().is_some() {
+                let check = self.tls.check();
+                bond::exchange(&conn, &self.config, check, parties, &peer, freshness).await?
+            } else {
+                ((None, None), Vec::new())
+            };
         let (peer_id, level, cert_quote) = peer.into_parts();
         // An ALPN routed with certificate freshness admits bonds at TdxLocal at most, whatever
         // the handshake computed from the policy's default (the route was checked against the
@@ -251,7 +268,11 @@ impl Endpoint {
         } else {
             level
         };
-        let info = PeerInfo::new(peer_id, level, cert_quote, bond_quote);
+        let info = PeerInfo::new(peer_id, level, cert_quote, bond_quote).with_batch(bond_batch);
+        if let Some(sink) = &self.config.evidence {
+            evidence::record_formed(sink, &self.config, &conn, parties, &info, &peer_message)
+                .await?;
+        }
         tracing::info!(peer = %info.peer_id(), level = %info.level(), "attested bond established");
         Ok(AttestedConnection::new(conn, info))
     }
@@ -272,7 +293,10 @@ impl Accepting<'_> {
 
     /// Runs the handshake and the bond proof.
     pub async fn establish(self) -> Result<AttestedConnection, Error> {
-        self.establish_inner(None).await
+        let endpoint = self.endpoint;
+        let result = self.run(None).await;
+        evidence::record_refused(&endpoint.config, endpoint.peer_id(), Role::Server, &result).await;
+        result
     }
 
     /// Runs the handshake and the bond proof for a connection to one of `routes` (see
@@ -280,21 +304,17 @@ impl Accepting<'_> {
     /// after the handshake with [`Error::AlpnRefused`] (the connection is closed with
     /// [`INVALID_ALPN`]); the bond uses the freshness of the negotiated route.
     pub async fn establish_routed(self, routes: &[AlpnRoute]) -> Result<AttestedConnection, Error> {
-        self.establish_inner(Some(routes)).await
+        let endpoint = self.endpoint;
+        let result = self.run(Some(routes)).await;
+        evidence::record_refused(&endpoint.config, endpoint.peer_id(), Role::Server, &result).await;
+        result
     }
 
-    async fn establish_inner(
-        self,
-        routes: Option<&[AlpnRoute]>,
-    ) -> Result<AttestedConnection, Error> {
+    async fn run(self, routes: Option<&[AlpnRoute]>) -> Result<AttestedConnection, Error> {
         let endpoint = self.endpoint;
         let (mut tls, pending) = endpoint.tls.server();
         if let Some(routes) = routes {
-            let mut alpns: Vec<Vec<u8>> = routes.iter().map(|r| r.alpn().to_vec()).collect();
-            if !alpns.iter().any(|a| a == ALPN) {
-                alpns.push(ALPN.to_vec());
-            }
-            tls.alpn_protocols = alpns;
+            tls.alpn_protocols = alpn::served(routes);
         }
         let quic_tls = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
             .map_err(Error::NoInitialCipherSuite)?;
@@ -309,10 +329,10 @@ impl Accepting<'_> {
             }
         };
         let peer = pending.take()?;
-        let negotiated = alpn::negotiated(&conn);
         let route = match routes {
             None => None,
             Some(routes) => {
+                let negotiated = alpn::negotiated(&conn);
                 let found = routes
                     .iter()
                     .find(|route| Some(route.alpn()) == negotiated.as_deref());
