@@ -21,7 +21,9 @@
 //! | evidence format | [`report_data`], [`verify_binding`], [`BindingInput`], [`Role`], [`issue_certificate`], [`parse_certificate`], [`Evidence`], [`QuoteLayout`], [`bond_message`] |
 //! | errors | [`Error`], [`ConfigError`], [`PeerRejection`], [`BondFailure`], [`AttestationError`], [`AuthenticityError`], [`DcapCheck`], [`EvidenceError`], [`QuoteProviderError`], [`CollateralError`] |
 //!
-//! Namespaces: [`measure`] computes Measurements from firmware and kernel images (pure);
+//! Namespaces: [`link`] has mosaik's peer-transport shape (links, ALPN router, address book,
+//! committee meshes) over the endpoint; [`measure`] computes Measurements from firmware and
+//! kernel images (pure);
 //! [`repro`] checks a declared rebuild (it reads files and runs the build); [`evidence_log`]
 //! records every bond in a hash-chained, checkpoint-signed log, serves and pulls it, audits it,
 //! and holds public bond outcomes and identity retirement markers; `synthetic` (feature
@@ -85,6 +87,7 @@ mod configfs;
 mod endpoint;
 pub mod evidence_log;
 mod identity;
+pub mod link;
 #[cfg(feature = "pccs")]
 pub mod pccs;
 pub mod repro;
@@ -93,9 +96,10 @@ pub mod repro;
 pub mod synthetic;
 
 pub use endpoint::{
-    Accepting, AttestedConnection, BondQuoteError, BondQuoteLimits, ConfigError, Endpoint,
-    EndpointConfig, EndpointConfigBuilder, Error, PeerInfo, PeerRate, Ready, WantsEvidence,
-    WantsPolicy, WantsVerifier, EVIDENCE_UNRECORDED,
+    Accepting, AlpnRoute, AttestedConnection, BondQuoteError, BondQuoteLimits, ConfigError,
+    Endpoint, EndpointConfig, EndpointConfigBuilder, Error, PeerInfo, PeerRate, Ready, RouteError,
+    WantsEvidence, WantsPolicy, WantsVerifier, EVIDENCE_UNRECORDED, INVALID_ALPN,
+    INVALID_ALPN_REASON, KEEP_ALIVE, MAX_ALPN_LEN,
 };
 pub use evidence::{
     batch_report_data, encode_batch, leaf_hash, node_hash, path_len, root_from_path,

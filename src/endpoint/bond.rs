@@ -47,6 +47,7 @@ pub(crate) async fn exchange(
     check: &PeerCheck,
     parties: Parties,
     peer: &CertifiedPeer,
+    freshness: Freshness,
 ) -> Result<(Judged, Vec<u8>), Error> {
     let exporter = exporter(conn)?;
     let batched = batched_negotiated(conn);
@@ -55,11 +56,11 @@ pub(crate) async fn exchange(
             // The dialer sends its proof at once and waits for the acceptor's.
             crate::Role::Client => {
                 let send = async {
-                    let quote = own_quote(config, parties, exporter, batched).await?;
+                    let quote = own_quote(config, freshness, parties, exporter, batched).await?;
                     send_proof(conn, quote.as_ref()).await
                 };
                 let ((), message) = tokio::try_join!(send, receive_peer(conn))?;
-                let verified = judged(conn, check, parties, peer, &exporter, &message)?;
+                let verified = judged(conn, check, freshness, parties, peer, &exporter, &message)?;
                 Ok((verified, message))
             }
             // The acceptor makes its quote while the dialer's proof arrives, but sends it only
@@ -67,10 +68,10 @@ pub(crate) async fn exchange(
             // holds a connection the acceptor refused.
             crate::Role::Server => {
                 let (quote, message) = tokio::try_join!(
-                    own_quote(config, parties, exporter, batched),
+                    own_quote(config, freshness, parties, exporter, batched),
                     receive_peer(conn)
                 )?;
-                let verified = judged(conn, check, parties, peer, &exporter, &message)?;
+                let verified = judged(conn, check, freshness, parties, peer, &exporter, &message)?;
                 send_proof(conn, quote.as_ref()).await?;
                 Ok((verified, message))
             }
@@ -90,13 +91,14 @@ pub(crate) type Judged = (Option<VerifiedQuote>, Option<BatchPosition>);
 fn judged(
     conn: &quinn::Connection,
     check: &PeerCheck,
+    freshness: Freshness,
     parties: Parties,
     peer: &CertifiedPeer,
     exporter: &[u8; 32],
     message: &[u8],
 ) -> Result<Judged, Error> {
     check
-        .judge_bond_proof(parties, peer, exporter, message, unix_now())
+        .judge_bond_proof(freshness, parties, peer, exporter, message, unix_now())
         .map_err(|failure| {
             tracing::warn!(%failure, peer = %peer.peer_id(), "bond proof refused");
             conn.close(BOND_REFUSED.into(), failure.wire_reason().as_bytes());
@@ -108,6 +110,7 @@ fn judged(
 /// when the connection negotiated batched proofs: the quote may then serve a batch.
 async fn own_quote(
     config: &EndpointConfig,
+    freshness: Freshness,
     parties: Parties,
     exporter: [u8; 32],
     batched: bool,
@@ -115,7 +118,7 @@ async fn own_quote(
     let Some(quotes) = config.bond_quotes.as_ref() else {
         return Ok(None);
     };
-    if config.policy.freshness() != Freshness::PerBond {
+    if freshness != Freshness::PerBond {
         return Ok(None);
     }
     let binding = BondBinding {

@@ -109,6 +109,16 @@ impl AttestedConnection {
         &self.inner
     }
 
+    /// The peer's identity (the name iroh's `Connection::remote_id` gives it).
+    pub fn remote_id(&self) -> PeerId {
+        self.peer.peer_id()
+    }
+
+    /// The ALPN the handshake settled on.
+    pub fn alpn(&self) -> Option<Vec<u8>> {
+        super::alpn::negotiated(&self.inner)
+    }
+
     /// Gives up the attestation facts and returns the QUIC connection.
     pub fn into_inner(self) -> quinn::Connection {
         self.inner

@@ -6,6 +6,20 @@ use crate::tls::PeerRejection;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// The peer does not serve the ALPN this side asked for (or, on the acceptor, the dialer
+    /// asked for one this side does not serve): the connection was closed right after the
+    /// handshake with [`crate::INVALID_ALPN`], before any bond proof.
+    #[error(
+        "ALPN {:?} not served (negotiated {:?})",
+        String::from_utf8_lossy(requested),
+        negotiated.as_deref().map(String::from_utf8_lossy)
+    )]
+    AlpnRefused {
+        /// The ALPN asked for.
+        requested: Vec<u8>,
+        /// The ALPN the handshake settled on, if any.
+        negotiated: Option<Vec<u8>>,
+    },
     /// This side's bond report_data could not be computed.
     #[error("bond binding: {0}")]
     Binding(#[source] EvidenceError),

@@ -264,18 +264,19 @@ impl Parties {
 }
 
 impl PeerCheck {
-    /// Judges the peer's bond proof `message` on the connection with this `exporter`, at `now`:
-    /// the peer's verified bond quote, `None` where no quote is due (a Software peer, or
-    /// certificate freshness).
+    /// Judges the peer's bond proof `message` on the connection with this `exporter`, at `now`,
+    /// under `freshness` (the policy's, or an ALPN route's): the peer's verified bond quote,
+    /// `None` where no quote is due (a Software peer, or certificate freshness).
     pub(crate) fn judge_bond(
         &self,
+        freshness: Freshness,
         parties: Parties,
         peer: &CertifiedPeer,
         exporter: &[u8; 32],
         message: &[u8],
         now: u64,
     ) -> Result<Option<VerifiedQuote>, BondFailure> {
-        self.judge_bond_proof(parties, peer, exporter, message, now)
+        self.judge_bond_proof(freshness, parties, peer, exporter, message, now)
             .map(|(quote, _)| quote)
     }
 
@@ -283,6 +284,7 @@ impl PeerCheck {
     /// batch its quote serves (what an auditor needs besides the quote to re-verify it).
     pub(crate) fn judge_bond_proof(
         &self,
+        freshness: Freshness,
         parties: Parties,
         peer: &CertifiedPeer,
         exporter: &[u8; 32],
@@ -298,7 +300,7 @@ impl PeerCheck {
             };
         };
         let Some(quote) = quote else {
-            if self.policy().freshness() == Freshness::Certificate {
+            if freshness == Freshness::Certificate {
                 tracing::info!(peer = %peer.peer_id(), "bond admitted on certificate freshness");
                 return Ok((None, None));
             }

@@ -238,7 +238,9 @@ impl AttestedTlsConfig {
         now: u64,
     ) -> Result<Option<VerifiedQuote>, BondFailure> {
         let parties = Parties::new(role, local, peer.peer_id());
-        self.check.judge_bond(parties, peer, exporter, message, now)
+        let freshness = self.check.policy().freshness();
+        self.check
+            .judge_bond(freshness, parties, peer, exporter, message, now)
     }
 
     pub(crate) fn check(&self) -> &Arc<PeerCheck> {
