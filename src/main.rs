@@ -12,6 +12,12 @@ mod cli;
 #[derive(Debug, Parser)]
 #[command(name = "ratls", version, about)]
 struct Cli {
+    /// More log on stderr: -v info (bonds, refusals), -vv debug, -vvv trace. RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Errors only on stderr (the default shows warnings too, such as trusting a non-Intel root).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -41,6 +47,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let verbosity = if cli.quiet {
+        -1
+    } else {
+        i8::try_from(cli.verbose).unwrap_or(i8::MAX)
+    };
+    cli::log::init(verbosity);
     match cli.command {
         Command::Connect(args) => cli::connect::run(&args),
         Command::Demo(args) => cli::demo::run(&args),

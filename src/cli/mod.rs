@@ -8,18 +8,22 @@ use anyhow::Context;
 
 pub(crate) mod connect;
 pub(crate) mod demo;
+mod explain;
 pub(crate) mod identity;
+mod inputs;
 pub(crate) mod inspect_cert;
+pub(crate) mod log;
 pub(crate) mod measure;
 mod node;
 pub(crate) mod quote;
 pub(crate) mod serve;
 pub(crate) mod verify_build;
 pub(crate) mod verify_quote;
+mod window;
 
 /// Reports an input or usage error and returns exit code 2.
 pub(crate) fn input_error(error: &anyhow::Error) -> ExitCode {
-    eprintln!("error: {error:#}");
+    eprintln!("error: {}", explain::anyhow_chain(error));
     ExitCode::from(2)
 }
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use ratls_quic::policy::Policy;
-use ratls_quic::tdx::{AttestationError, Collateral, QuoteVerifier, VerifiedQuote};
+use ratls_quic::tdx::{AttestationError, Collateral, DcapCheck, QuoteVerifier, VerifiedQuote};
 use serde_json::json;
 
 /// Verify a TDX quote (DCAP) and apply a policy.
@@ -17,10 +17,10 @@ pub(crate) struct Args {
     /// Collateral as QuoteCollateralV3 JSON.
     #[arg(long)]
     collateral: PathBuf,
-    /// Verification time, unix seconds.
+    /// Verification time, unix seconds (not milliseconds).
     #[arg(long)]
     now: u64,
-    /// Trust this root CA (DER) instead of Intel's SGX Root CA.
+    /// Trust this root CA (DER or PEM) instead of Intel's SGX Root CA (logged as a warning).
     #[arg(long)]
     root: Option<PathBuf>,
     /// Policy file (TOML). Without it: authenticity only, UpToDate only, no debug TD.
@@ -41,9 +41,13 @@ pub(crate) fn run(args: Args) -> ExitCode {
             .verifier
             .verify(&inputs.quote, &inputs.collateral, args.now, &inputs.policy);
     if args.json {
-        println!("{}", report_json(&result));
+        let mut json = report_json(&result);
+        json["root"] = inputs.root.clone().into();
+        json["root_is_intel"] = inputs.verifier.trusts_intel_root().into();
+        println!("{json}");
     } else {
-        print_human(&result);
+        println!("root          {}", inputs.root);
+        print_human(&result, &inputs.collateral, args.now);
     }
     if result.is_ok() {
         ExitCode::SUCCESS
@@ -57,11 +61,13 @@ struct Inputs {
     collateral: Collateral,
     policy: Policy,
     verifier: QuoteVerifier,
+    /// Which root was trusted, for the output.
+    root: String,
 }
 
 impl Inputs {
     fn load(args: &Args) -> anyhow::Result<Self> {
-        let quote = super::read_limited(&args.quote, 1 << 20)?;
+        let quote = super::inputs::load_quote(&args.quote)?;
         let collateral = Collateral::from_json(&super::read_limited(&args.collateral, 1 << 20)?)
             .with_context(|| format!("collateral {}", args.collateral.display()))?;
         let policy = match &args.policy {
@@ -72,15 +78,32 @@ impl Inputs {
                 Policy::from_toml(&text).with_context(|| format!("policy {}", path.display()))?
             }
         };
-        let verifier = match &args.root {
-            None => QuoteVerifier::intel(),
-            Some(path) => QuoteVerifier::with_root(super::read_limited(path, 64 * 1024)?),
+        let (verifier, root) = match &args.root {
+            None => (
+                QuoteVerifier::intel(),
+                "Intel SGX Root CA (built in)".to_owned(),
+            ),
+            Some(path) => {
+                let der = super::inputs::load_root(path)?;
+                let digest = blake3::hash(&der).to_hex();
+                let verifier = QuoteVerifier::with_root(der);
+                let root = if verifier.trusts_intel_root() {
+                    format!("{} (Intel SGX Root CA)", path.display())
+                } else {
+                    format!(
+                        "{} (blake3 {digest}; NOT Intel's SGX Root CA)",
+                        path.display()
+                    )
+                };
+                (verifier, root)
+            }
         };
         Ok(Self {
             quote,
             collateral,
             policy,
             verifier,
+            root,
         })
     }
 }
@@ -160,7 +183,11 @@ fn reason_code(error: &AttestationError) -> String {
     }
 }
 
-fn print_human(result: &Result<VerifiedQuote, AttestationError>) {
+fn print_human(
+    result: &Result<VerifiedQuote, AttestationError>,
+    collateral: &Collateral,
+    now: u64,
+) {
     match result {
         Ok(quote) => {
             println!(
@@ -171,9 +198,23 @@ fn print_human(result: &Result<VerifiedQuote, AttestationError>) {
             print_quote(quote);
         }
         Err(error) => {
-            println!("rejected: {error}");
-            if let AttestationError::Policy { quote, .. } = error {
-                print_quote(quote);
+            println!("rejected: {}", super::explain::attestation_summary(error));
+            match error {
+                AttestationError::Policy { quote, .. } => print_quote(quote),
+                AttestationError::Dcap {
+                    check: DcapCheck::CollateralExpired | DcapCheck::CollateralNotYetValid,
+                    ..
+                } => {
+                    for line in super::explain::window_lines(collateral, now) {
+                        println!("  {line}");
+                    }
+                }
+                AttestationError::Dcap { check, .. } => {
+                    if let Some(hint) = super::explain::dcap_hint(*check) {
+                        println!("  hint: {hint}");
+                    }
+                }
+                _ => {}
             }
         }
     }
