@@ -35,6 +35,8 @@ enum Command {
     InspectCert(cli::inspect_cert::InspectCertArgs),
     /// Compute MRTD from a TDVF firmware image.
     Measure(cli::measure::MeasureArgs),
+    /// Write a policy pinning given Measurements (`init`), or say what a policy admits (`check`).
+    Policy(cli::policy::PolicyArgs),
     /// Produce a TDX quote over given report data through configfs-tsm (on a TDX guest).
     Quote(cli::quote::QuoteArgs),
     /// Accept attested connections, print each peer, echo bi streams.
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Identity(args) => cli::identity::run(&args),
         Command::InspectCert(args) => cli::inspect_cert::run(&args),
         Command::Measure(args) => cli::measure::run(&args),
+        Command::Policy(args) => cli::policy::run(&args),
         Command::Quote(args) => cli::quote::run(&args),
         Command::Serve(args) => cli::serve::run(&args),
         Command::VerifyBuild(args) => cli::verify_build::run(&args),

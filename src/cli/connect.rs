@@ -182,10 +182,18 @@ async fn resolve(text: &str) -> anyhow::Result<SocketAddr> {
 
 async fn start(args: &ConnectArgs) -> anyhow::Result<(Endpoint, ExpectedPeer, SocketAddr)> {
     let expected = match &args.expect {
-        Some(text) => ExpectedPeer::Exactly(
-            text.parse::<PeerId>()
-                .with_context(|| format!("--expect {text}"))?,
-        ),
+        Some(text) => {
+            let digits = text.trim();
+            let digits = digits
+                .strip_prefix("0x")
+                .or_else(|| digits.strip_prefix("0X"))
+                .unwrap_or(digits);
+            ExpectedPeer::Exactly(
+                digits
+                    .parse::<PeerId>()
+                    .with_context(|| format!("--expect {text}"))?,
+            )
+        }
         None => ExpectedPeer::AnyAllowedByPolicy,
     };
     let addr = resolve(&args.addr).await?;

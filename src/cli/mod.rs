@@ -15,6 +15,7 @@ pub(crate) mod inspect_cert;
 pub(crate) mod log;
 pub(crate) mod measure;
 mod node;
+pub(crate) mod policy;
 pub(crate) mod quote;
 pub(crate) mod serve;
 pub(crate) mod verify_build;
