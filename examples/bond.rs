@@ -8,15 +8,15 @@
 
 use std::sync::Arc;
 
-use ratls_quic::endpoint::{Endpoint, EndpointConfig};
-use ratls_quic::identity::Identity;
-use ratls_quic::policy::{MeasurementPolicy, MeasurementProfile, Policy};
-use ratls_quic::tdx::synthetic::{
+use ratls_quic::synthetic::{
     sample_measurements, SyntheticPki, SyntheticPkiParams, SyntheticQuoteProvider, SyntheticTcb,
 };
-use ratls_quic::tdx::{Collateral, QuoteVerifier, StaticCollateral};
-use ratls_quic::tls::ExpectedPeer;
 use ratls_quic::AttestationLevel;
+use ratls_quic::ExpectedPeer;
+use ratls_quic::Identity;
+use ratls_quic::{Collateral, QuoteVerifier, StaticCollateral};
+use ratls_quic::{Endpoint, EndpointConfig};
+use ratls_quic::{MeasurementPolicy, MeasurementProfile, Policy};
 
 fn config(pki: &Arc<SyntheticPki>) -> anyhow::Result<EndpointConfig> {
     // Accept peers whose quote carries exactly these Measurements, both sides attested.
@@ -25,14 +25,14 @@ fn config(pki: &Arc<SyntheticPki>) -> anyhow::Result<EndpointConfig> {
         &sample_measurements(),
     )]));
     policy.set_level(AttestationLevel::TdxRaTlsBidirectional);
-    // This side's quotes (on a TDX guest: `ratls_quic::tdx::ConfigfsTsm::new()`).
+    // This side's quotes (on a TDX guest: `ratls_quic::ConfigfsTsm::new()`).
     let provider = SyntheticQuoteProvider::new(
         Arc::clone(pki),
         sample_measurements(),
         SyntheticTcb::UpToDate,
     );
     // How peer quotes are checked (on real hardware: `QuoteVerifier::intel()` and real collateral).
-    let verifier = QuoteVerifier::with_root(pki.root_der().to_vec());
+    let verifier = QuoteVerifier::dangerous().trust_root(pki.root_der().to_vec());
     let collateral = StaticCollateral(Arc::new(Collateral::new(pki.collateral().clone())?));
     Ok(EndpointConfig::builder(Identity::generate()?)
         .with_policy(policy)
@@ -41,6 +41,7 @@ fn config(pki: &Arc<SyntheticPki>) -> anyhow::Result<EndpointConfig> {
         .build()?)
 }
 
+/// Forms one bond between two in-process endpoints and exchanges a message.
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 pub async fn main() -> anyhow::Result<()> {
     let now = std::time::SystemTime::now()

@@ -5,21 +5,44 @@
 //! status, declared Measurements, report_data binding) inside the TLS handshake, so a peer that
 //! fails is refused before any stream opens.
 //!
-//! # Layout
+//! # What is public
 //!
-//! | module | what | I/O |
+//! Everything a transport user needs is at the crate root, one path per type:
+//!
+//! | concern | items |
+//! |---|---|
+//! | identity | [`Identity`], [`PeerId`], [`IdentityError`] |
+//! | levels and policy | [`AttestationLevel`], [`Policy`], [`Freshness`], [`MeasurementPolicy`], [`MeasurementProfile`], [`Expected`], [`Register`], [`TcbPolicy`], [`PolicyViolation`], [`PolicyFileError`] |
+//! | endpoint | [`Endpoint`], [`EndpointConfig`] and its builder states, [`Accepting`], [`AttestedConnection`], [`PeerInfo`], [`ExpectedPeer`] |
+//! | your own quinn endpoint | [`AttestedTlsConfig`] (per-connection rustls configurations, bond judgement), [`PendingPeer`], [`CertifiedPeer`], [`bond_message`], [`EXPORTER_LABEL`], [`BOND_REFUSED`] |
+//! | quotes | [`QuoteProvider`], [`ConfigfsTsm`], [`QuoteVerifier`], [`AuthenticQuote`], [`VerifiedQuote`], [`Measurements`], [`ReportData`], [`TcbStatus`] |
+//! | collateral | [`CollateralStore`], [`Collateral`], [`StaticCollateral`], [`VerdictCache`] |
+//! | evidence format | [`report_data`], [`verify_binding`], [`BindingInput`], [`Role`], [`issue_certificate`], [`parse_certificate`], [`Evidence`], [`QuoteLayout`], [`bond_message`] |
+//! | errors | [`Error`], [`ConfigError`], [`PeerRejection`], [`BondFailure`], [`AttestationError`], [`AuthenticityError`], [`DcapCheck`], [`EvidenceError`], [`QuoteProviderError`], [`CollateralError`] |
+//!
+//! Namespaces: [`measure`] computes Measurements from firmware and kernel images (pure);
+//! [`repro`] checks a declared rebuild (it reads files and runs the build); `synthetic` (feature
+//! `synthetic`) makes a test PKI, quotes signed under it, and small firmware images.
+//!
+//! # Features
+//!
+//! | feature | default | what |
 //! |---|---|---|
-//! | [`level`] | the five attestation levels, ordered | none |
-//! | [`policy`] | Measurement profiles, TCB rules, level floor, freshness; the TOML schema | none |
-//! | [`identity`] | Ed25519 identities, `PeerId`, key files | key files only |
-//! | [`evidence`] | report_data binding, the evidence extension, certificate issuance and parsing | none |
-//! | [`tdx`] | quote layout, DCAP verification, collateral, quote providers (configfs-tsm, synthetic) | configfs only |
-//! | [`tls`] | rustls verifiers and configurations; rejection reasons and their alerts | none |
-//! | [`endpoint`] | the QUIC endpoint: bind, connect, accept, bond proofs, certificate renewal | UDP, tasks |
-//! | [`repro`] | Measurements computed from firmware and kernel images; rebuild checks | files, HTTP, processes |
+//! | `cli` | yes | the `ratls` tool (clap, anyhow, tempfile, a blocking HTTP client, tokio's multi-thread runtime); implies `synthetic` |
+//! | `synthetic` | via `cli` | the [`synthetic`](crate#features) test PKI: tests, benchmarks, `ratls demo` |
 //!
-//! The core modules read no clock: the caller (or rustls) passes `now`. Quote generation may
-//! block and runs on blocking threads, never inside a rustls callback.
+//! A library user writes `ratls-quic = { version = "0.1", default-features = false }`: no
+//! command-line dependencies, and no code that can make a synthetic root.
+//!
+//! # Core and shell
+//!
+//! The core (levels, identity types, evidence encoding and binding, quote layout, DCAP
+//! verification, policy, the certificate and bond judgements, alert mapping, crypto) imports no
+//! tokio, quinn, filesystem, process or clock: the caller passes `now`. The shell (endpoint, key
+//! files, the configfs-tsm provider, rebuild checks, the CLI) does the I/O. `tests/boundary.rs`
+//! keeps it so; `docs/architecture.md` has the module map. Quote generation may block and runs
+//! on blocking threads, never inside a rustls callback. The crypto provider is ring, named in one
+//! module.
 //!
 //! # Threat model in one paragraph
 //!
@@ -32,23 +55,60 @@
 //!
 //! # What a verified quote proves
 //!
-//! A [`tdx::VerifiedQuote`] proves that a TDX module on a platform whose PCK chains to the trusted
+//! A [`VerifiedQuote`] proves that a TDX module on a platform whose PCK chains to the trusted
 //! root signed (through the quoting enclave) a TD report with these Measurements and this
 //! report_data, and that the platform's TCB had the reported status in the given collateral. It
 //! does not prove that the Measurements describe software you trust: that is what
-//! [`policy::MeasurementPolicy`] is for. It does not prove freshness on its own: freshness comes
+//! [`MeasurementPolicy`] is for. It does not prove freshness on its own: freshness comes
 //! from binding report_data to a value the verifier chose or contributed to.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![warn(clippy::exhaustive_enums)]
 
-pub mod endpoint;
-pub mod evidence;
-pub mod identity;
-pub mod level;
-pub mod policy;
+// Core: no I/O, no clock.
+mod crypto;
+mod evidence;
+mod level;
+pub mod measure;
+mod policy;
+mod tdx;
+mod tls;
+
+// Shell: sockets, tasks, files, processes.
+mod configfs;
+mod endpoint;
+mod identity;
 pub mod repro;
-pub mod tdx;
-pub mod tls;
 
+#[cfg(feature = "synthetic")]
+pub mod synthetic;
+
+pub use endpoint::{
+    Accepting, AttestedConnection, ConfigError, Endpoint, EndpointConfig, EndpointConfigBuilder,
+    Error, PeerInfo, Ready, WantsEvidence, WantsPolicy, WantsVerifier,
+};
+pub use evidence::{
+    certificate_report_data, ed25519_spki_der, issue_certificate, parse_certificate, report_data,
+    spki_sha256, verify_binding, BindingInput, Evidence, EvidenceError, IssuedCertificate,
+    ParsedCertificate, Role, BINDING_CONTEXT, EVIDENCE_OID, EVIDENCE_VERSION, INTEL_TEE_QUOTE_TAG,
+    MAX_CERT_LEN, MAX_EXTENSION_LEN, MAX_QUOTE_LEN, MAX_VALIDITY_SECS,
+};
+pub use identity::{Identity, IdentityError, PeerId, MAX_KEY_FILE_LEN, PEER_ID_LEN};
 pub use level::AttestationLevel;
+pub use policy::{
+    AttestationError, DangerousPolicy, Expected, Freshness, HexError, MeasurementMismatch,
+    MeasurementPolicy, MeasurementProfile, Policy, PolicyFileError, PolicyViolation,
+    RebuildPinError, Register, TcbPolicy, VerifiedQuote,
+};
+pub use tdx::{
+    canonical_quote, pck_chain_pem, AuthenticQuote, AuthenticityError, CacheStats, Collateral,
+    CollateralError, CollateralStore, ConfigfsTsm, DangerousQuoteVerifier, DcapCheck, DcapError,
+    Measurements, QuoteFormatError, QuoteLayout, QuoteProvider, QuoteProviderError, QuoteVerifier,
+    ReportData, StaticCollateral, TcbStatus, UnknownTcbStatus, VerdictCache, CONFIGFS_TSM_ROOT,
+    DEFAULT_CACHE_CAPACITY, INTEL_SGX_ROOT_CA_DER, MAX_COLLATERAL_LEN, MEASUREMENT_LEN,
+};
+pub use tls::{
+    bond_message, AttestedTlsConfig, BondFailure, CertifiedPeer, ExpectedPeer, PeerRejection,
+    PendingPeer, RejectedPeer, ALPN, BOND_REFUSED, EXPORTER_LABEL,
+};

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use ratls_quic::identity::Identity;
+use ratls_quic::Identity;
 
 const RATLS: &str = env!("CARGO_BIN_EXE_ratls");
 
@@ -109,12 +109,9 @@ fn serve_and_connect_exchange_a_message_at_software_level() {
     });
     let mut serve_out = Vec::new();
     let addr = loop {
-        let line = match lines.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = serve.kill();
-                panic!("serve did not start: {serve_out:?}");
-            }
+        let Ok(line) = lines.recv_timeout(Duration::from_secs(30)) else {
+            let _ = serve.kill();
+            panic!("serve did not start: {serve_out:?}");
         };
         serve_out.push(line.clone());
         if let Some(addr) = line.strip_prefix("listening on ") {

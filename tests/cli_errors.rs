@@ -5,7 +5,7 @@ mod cli_support;
 use std::time::Duration;
 
 use cli_support::{identity, ratls, software_policy, Server};
-use ratls_quic::tdx::synthetic::{sample_measurements, SyntheticPki, SyntheticPkiParams};
+use ratls_quic::synthetic::{sample_measurements, SyntheticPki, SyntheticPkiParams};
 
 #[test]
 fn a_cause_is_not_repeated_twice() {

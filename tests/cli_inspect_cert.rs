@@ -2,13 +2,13 @@
 
 use std::process::Command;
 
-use ratls_quic::evidence::{certificate_report_data, issue_certificate};
-use ratls_quic::identity::Identity;
-use ratls_quic::tdx::synthetic::{
+use ratls_quic::synthetic::{
     sample_measurements, QuoteSpec, SyntheticPki, SyntheticPkiParams, SyntheticTcb,
 };
-use ratls_quic::tdx::ReportData;
 use ratls_quic::AttestationLevel;
+use ratls_quic::Identity;
+use ratls_quic::ReportData;
+use ratls_quic::{certificate_report_data, issue_certificate};
 
 const NOT_BEFORE: u64 = 1_750_000_000;
 const NOT_AFTER: u64 = NOT_BEFORE + 3600;

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use cli_support::{ratls, ratls_in, Output};
-use ratls_quic::tdx::synthetic::{SyntheticPki, SyntheticPkiParams};
+use ratls_quic::synthetic::{SyntheticPki, SyntheticPkiParams};
 
 const VECTOR: &str = "v4_tdx10_phala_uptodate";
 const NOW: u64 = 1_750_377_600;

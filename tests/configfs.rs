@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use ratls_quic::tdx::{ConfigfsTsm, QuoteProvider, QuoteProviderError, ReportData};
+use ratls_quic::{ConfigfsTsm, QuoteProvider, QuoteProviderError, ReportData};
 
 fn is_empty_dir(dir: &Path) -> bool {
     fs::read_dir(dir).expect("read dir").next().is_none()

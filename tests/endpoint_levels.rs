@@ -3,10 +3,10 @@
 mod common;
 
 use common::*;
-use ratls_quic::identity::Identity;
-use ratls_quic::tdx::synthetic::sample_measurements;
-use ratls_quic::tls::ExpectedPeer;
+use ratls_quic::synthetic::sample_measurements;
 use ratls_quic::AttestationLevel;
+use ratls_quic::ExpectedPeer;
+use ratls_quic::Identity;
 
 #[tokio::test]
 async fn bidirectional_bond_with_per_bond_proofs() {

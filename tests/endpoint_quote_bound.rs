@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use ratls_quic::endpoint::EndpointConfig;
-use ratls_quic::identity::Identity;
-use ratls_quic::tdx::synthetic::{sample_measurements, SyntheticQuoteProvider};
-use ratls_quic::tdx::{QuoteProvider, QuoteProviderError, ReportData};
-use ratls_quic::tls::ExpectedPeer;
+use ratls_quic::synthetic::{sample_measurements, SyntheticQuoteProvider};
 use ratls_quic::AttestationLevel;
+use ratls_quic::EndpointConfig;
+use ratls_quic::ExpectedPeer;
+use ratls_quic::Identity;
+use ratls_quic::{QuoteProvider, QuoteProviderError, ReportData};
 
 /// A slow provider that records how many of its calls overlapped.
 #[derive(Debug)]

@@ -5,12 +5,12 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use ratls_quic::endpoint::{Endpoint, EndpointConfig};
-use ratls_quic::evidence::parse_certificate;
-use ratls_quic::identity::Identity;
-use ratls_quic::tdx::synthetic::sample_measurements;
-use ratls_quic::tls::ExpectedPeer;
+use ratls_quic::parse_certificate;
+use ratls_quic::synthetic::sample_measurements;
 use ratls_quic::AttestationLevel;
+use ratls_quic::ExpectedPeer;
+use ratls_quic::Identity;
+use ratls_quic::{Endpoint, EndpointConfig};
 
 const LEVEL: AttestationLevel = AttestationLevel::TdxRaTlsBidirectional;
 

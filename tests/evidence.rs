@@ -2,13 +2,13 @@
 //! drive them (quotes are fake blobs: this layer carries quotes, it does not verify them).
 
 use proptest::prelude::*;
-use ratls_quic::evidence::{
+use ratls_quic::AttestationLevel;
+use ratls_quic::Identity;
+use ratls_quic::ReportData;
+use ratls_quic::{
     certificate_report_data, issue_certificate, parse_certificate, report_data, verify_binding,
     BindingInput, EvidenceError, Role,
 };
-use ratls_quic::identity::Identity;
-use ratls_quic::tdx::ReportData;
-use ratls_quic::AttestationLevel;
 
 const NOW: u64 = 1_767_225_600;
 const LIFETIME: u64 = 3600;

@@ -8,14 +8,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ratls_quic::evidence::{certificate_report_data, issue_certificate};
-use ratls_quic::identity::{Identity, PeerId};
-use ratls_quic::tdx::quote::QuoteLayout;
-use ratls_quic::tdx::synthetic::{
+use ratls_quic::synthetic::{
     sample_measurements, QuoteSpec, SyntheticPki, SyntheticPkiParams, SyntheticTcb,
 };
-use ratls_quic::tdx::ReportData;
 use ratls_quic::AttestationLevel;
+use ratls_quic::QuoteLayout;
+use ratls_quic::ReportData;
+use ratls_quic::{certificate_report_data, issue_certificate};
+use ratls_quic::{Identity, PeerId};
 use serde_json::Value;
 
 const NOT_BEFORE: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z

@@ -1,9 +1,9 @@
 //! Hostile quote bytes: never a panic, and every change to an authenticated byte is refused.
 
 use proptest::prelude::*;
-use ratls_quic::policy::Policy;
-use ratls_quic::tdx::quote::{pck_chain_pem, QuoteLayout};
-use ratls_quic::tdx::{Collateral, QuoteVerifier};
+use ratls_quic::Policy;
+use ratls_quic::{pck_chain_pem, QuoteLayout};
+use ratls_quic::{Collateral, QuoteVerifier};
 
 const NAME: &str = "v5_td15_gotdxguest_uptodate";
 const NOW: u64 = 1_772_323_200;

@@ -1,13 +1,11 @@
 //! Real TDX quotes from `certs/vectors/`, each at its own `now`, and the negative matrix on them.
 
-use ratls_quic::policy::{
-    MeasurementPolicy, MeasurementProfile, Policy, PolicyViolation, Register,
-};
-use ratls_quic::tdx::quote::QuoteFormatError;
-use ratls_quic::tdx::verify::INTEL_SGX_ROOT_CA_DER;
-use ratls_quic::tdx::{
+use ratls_quic::QuoteFormatError;
+use ratls_quic::INTEL_SGX_ROOT_CA_DER;
+use ratls_quic::{
     AttestationError, Collateral, DcapCheck, QuoteVerifier, TcbStatus, VerifiedQuote,
 };
+use ratls_quic::{MeasurementPolicy, MeasurementProfile, Policy, PolicyViolation, Register};
 
 struct Vector {
     quote: Vec<u8>,
@@ -87,7 +85,7 @@ fn every_vector_gives_its_expected_result() {
             assert!(quote.advisory_ids().is_empty());
             assert_eq!(hex::encode(quote.measurements().mr_td), v.mr_td);
             assert_eq!(hex::encode(quote.report_data().0), v.report_data);
-            assert_eq!(quote.profile(), Some("any"));
+            assert_eq!(quote.profile(), "any");
         }
     }
 }
@@ -235,11 +233,13 @@ fn wrong_root_is_refused() {
         .push(rcgen::DnType::CommonName, "Intel SGX Root CA");
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     let root = params.self_signed(&key).unwrap();
-    let verifier = QuoteVerifier::with_root(root.der().to_vec());
+    let verifier = QuoteVerifier::dangerous().trust_root(root.der().to_vec());
     assert!(!verifier.trusts_intel_root());
     let result = verifier.verify(&v.quote, &v.collateral, v.now, &Policy::authenticity_only());
     assert_eq!(dcap_check(result), DcapCheck::RootOrCrl);
-    assert!(QuoteVerifier::with_root(INTEL_SGX_ROOT_CA_DER.to_vec()).trusts_intel_root());
+    assert!(QuoteVerifier::dangerous()
+        .trust_root(INTEL_SGX_ROOT_CA_DER.to_vec())
+        .trusts_intel_root());
 }
 
 fn exact_policy(quote: &VerifiedQuote) -> Policy {
@@ -263,10 +263,10 @@ fn measurement_mismatches_are_named() {
     let policy = exact_policy(&accepted);
     assert_eq!(
         verify(&v, &v.quote, v.now, &policy).unwrap().profile(),
-        Some("pinned")
+        "pinned"
     );
 
-    type Change = fn(&mut ratls_quic::tdx::Measurements);
+    type Change = fn(&mut ratls_quic::Measurements);
     let cases: [(Register, Change); 4] = [
         (Register::MrTd, |m| m.mr_td[0] ^= 1),
         (Register::Rtmr1, |m| m.rtmr[1][47] ^= 1),

@@ -6,16 +6,16 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use ratls_quic::endpoint::{ConfigError, EndpointConfig, Error};
-use ratls_quic::identity::Identity;
-use ratls_quic::policy::{Policy, PolicyViolation, RebuildPinError, Register};
-use ratls_quic::repro::recipe::{verify_build, BuildPolicy, Step};
-use ratls_quic::repro::synthetic::SyntheticTdvf;
-use ratls_quic::repro::{PageAddOrder, RebuildProvenance, RebuiltMeasurements};
-use ratls_quic::tdx::synthetic::sample_measurements;
-use ratls_quic::tdx::{AttestationError, Measurements};
-use ratls_quic::tls::{ExpectedPeer, PeerRejection};
+use ratls_quic::measure::{PageAddOrder, RebuildProvenance, RebuiltMeasurements};
+use ratls_quic::repro::{verify_build, BuildPolicy, Step};
+use ratls_quic::synthetic::sample_measurements;
+use ratls_quic::synthetic::SyntheticTdvf;
 use ratls_quic::AttestationLevel;
+use ratls_quic::Identity;
+use ratls_quic::{AttestationError, Measurements};
+use ratls_quic::{ConfigError, EndpointConfig, Error};
+use ratls_quic::{ExpectedPeer, PeerRejection};
+use ratls_quic::{Policy, PolicyViolation, RebuildPinError, Register};
 
 const LEVEL: AttestationLevel = AttestationLevel::TdxPlusReproducibleBuild;
 
@@ -235,7 +235,7 @@ fn build_fixture(dir: &Path, image: &[u8], order: &str) -> (PathBuf, Vec<u8>) {
         "section" => PageAddOrder::PerSection,
         _ => PageAddOrder::PerPage,
     };
-    let mr_td = ratls_quic::repro::measure_mr_td(image, page_order).unwrap();
+    let mr_td = ratls_quic::measure::measure_mr_td(image, page_order).unwrap();
     let policy = format!(
         "[build]\nrecipe_digest = \"{}\"\nrecipe = \"recipe.sh\"\ncommand = \"sh recipe.sh\"\n\
          output = \"out/tdvf.fd\"\nexpected_mr_td = \"{}\"\norder = \"{order}\"\n",
@@ -247,7 +247,7 @@ fn build_fixture(dir: &Path, image: &[u8], order: &str) -> (PathBuf, Vec<u8>) {
     (path, recipe)
 }
 
-fn run_verify_build(policy_path: &Path) -> ratls_quic::repro::recipe::BuildVerdict {
+fn run_verify_build(policy_path: &Path) -> ratls_quic::repro::BuildVerdict {
     let text = std::fs::read_to_string(policy_path).unwrap();
     let build = BuildPolicy::from_toml(&text, policy_path.parent().unwrap()).unwrap();
     let no_urls = |url: &str| Err(format!("no network in this test: {url}"));
@@ -355,6 +355,6 @@ async fn emitted_policy_file_carries_the_rebuild_and_bonds() {
     assert_ne!(edited, text);
     assert!(matches!(
         Policy::from_toml(&edited),
-        Err(ratls_quic::policy::PolicyFileError::Rebuild(m)) if m.contains("mr_td")
+        Err(ratls_quic::PolicyFileError::Rebuild(m)) if m.contains("mr_td")
     ));
 }

@@ -28,10 +28,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use ratls_quic::repro::synthetic::{synthetic_kernel, SyntheticTdvf};
-use ratls_quic::repro::{
+use ratls_quic::measure::{
     compute_boot_rtmrs, measure_mr_td, DirectBoot, KernelError, PageAddOrder, TdvfError,
 };
+use ratls_quic::synthetic::{synthetic_kernel, SyntheticTdvf};
 use sha2::{Digest, Sha256};
 
 /// Debian bookworm `ovmf` 2022.11-6+deb12u2, `/usr/share/ovmf/OVMF.fd`.

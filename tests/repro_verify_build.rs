@@ -6,8 +6,8 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use ratls_quic::repro::synthetic::{synthetic_kernel, SyntheticTdvf};
-use ratls_quic::repro::{compute_boot_rtmrs, measure_mr_td, DirectBoot, PageAddOrder};
+use ratls_quic::measure::{compute_boot_rtmrs, measure_mr_td, DirectBoot, PageAddOrder};
+use ratls_quic::synthetic::{synthetic_kernel, SyntheticTdvf};
 
 /// A build setup: a "source" image outside the build directory and a recipe that copies it.
 struct Fixture {

@@ -4,11 +4,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use dcap_qvl::verify::{QuoteVerifier, VerifiedReport};
-use ratls_quic::tdx::synthetic::{
+use ratls_quic::synthetic::{
     sample_measurements, QuoteSpec, SyntheticPki, SyntheticPkiParams, SyntheticQuoteProvider,
     SyntheticTcb,
 };
-use ratls_quic::tdx::{Measurements, QuoteProvider, ReportData};
+use ratls_quic::{Measurements, QuoteProvider, ReportData};
 
 /// 2026-01-01T00:00:00Z.
 const ISSUED_AT: u64 = 1_767_225_600;
@@ -372,15 +372,15 @@ proptest::proptest! {
         let quote = QUOTE.get_or_init(|| pki().quote(&spec(SyntheticTcb::UpToDate)).unwrap());
         let mut bad = quote.clone();
         bad[index] ^= 1 << bit;
-        static VERIFIER: OnceLock<(ratls_quic::tdx::QuoteVerifier, ratls_quic::tdx::Collateral)> =
+        static VERIFIER: OnceLock<(ratls_quic::QuoteVerifier, ratls_quic::Collateral)> =
             OnceLock::new();
         let (verifier, collateral) = VERIFIER.get_or_init(|| {
             (
-                ratls_quic::tdx::QuoteVerifier::with_root(pki().root_der().to_vec()),
-                ratls_quic::tdx::Collateral::new(pki().collateral().clone()).unwrap(),
+                ratls_quic::QuoteVerifier::dangerous().trust_root(pki().root_der().to_vec()),
+                ratls_quic::Collateral::new(pki().collateral().clone()).unwrap(),
             )
         });
-        let policy = ratls_quic::policy::Policy::authenticity_only();
+        let policy = ratls_quic::Policy::authenticity_only();
         proptest::prop_assert!(
             verifier.verify(&bad, collateral, NOW, &policy).is_err(),
             "flip at {}:{} accepted",

@@ -1,16 +1,14 @@
 //! The negative matrix of `real_vectors.rs`, on synthetic quotes through the same verifier.
 
-use ratls_quic::policy::{
-    MeasurementPolicy, MeasurementProfile, Policy, PolicyViolation, Register,
-};
-use ratls_quic::tdx::quote::{pck_chain_pem, QuoteFormatError, QuoteLayout};
-use ratls_quic::tdx::synthetic::{
+use ratls_quic::synthetic::{
     sample_measurements, QuoteSpec, SyntheticPki, SyntheticPkiParams, SyntheticTcb,
 };
-use ratls_quic::tdx::{
+use ratls_quic::{pck_chain_pem, QuoteFormatError, QuoteLayout};
+use ratls_quic::{
     AttestationError, Collateral, DcapCheck, Measurements, QuoteVerifier, ReportData, TcbStatus,
     VerifiedQuote,
 };
+use ratls_quic::{MeasurementPolicy, MeasurementProfile, Policy, PolicyViolation, Register};
 
 const ISSUED: u64 = 1_790_000_000;
 const NOW: u64 = ISSUED + 3_600;
@@ -24,7 +22,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let pki = SyntheticPki::generate(SyntheticPkiParams::new(ISSUED)).unwrap();
     let collateral = Collateral::new(pki.collateral().clone()).unwrap();
-    let verifier = QuoteVerifier::with_root(pki.root_der().to_vec());
+    let verifier = QuoteVerifier::dangerous().trust_root(pki.root_der().to_vec());
     Fixture {
         pki,
         collateral,
@@ -80,7 +78,7 @@ fn synthetic_quote_passes_with_pinned_measurements() {
     assert_eq!(verified.tcb_status(), TcbStatus::UpToDate);
     assert_eq!(verified.measurements(), &sample_measurements());
     assert_eq!(verified.report_data(), &ReportData([0x5a; 64]));
-    assert_eq!(verified.profile(), Some("synthetic"));
+    assert_eq!(verified.profile(), "synthetic");
 }
 
 #[test]

@@ -7,15 +7,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use ratls_quic::endpoint::{AttestedConnection, Endpoint, EndpointConfig};
-use ratls_quic::identity::Identity;
-use ratls_quic::policy::{MeasurementPolicy, MeasurementProfile, Policy};
-use ratls_quic::tdx::synthetic::{
+use ratls_quic::synthetic::{
     sample_measurements, SyntheticPki, SyntheticPkiParams, SyntheticQuoteProvider, SyntheticTcb,
 };
-use ratls_quic::tdx::{Collateral, QuoteVerifier, StaticCollateral};
-use ratls_quic::tls::ExpectedPeer;
 use ratls_quic::AttestationLevel;
+use ratls_quic::ExpectedPeer;
+use ratls_quic::Identity;
+use ratls_quic::{AttestedConnection, Endpoint, EndpointConfig};
+use ratls_quic::{Collateral, QuoteVerifier, StaticCollateral};
+use ratls_quic::{MeasurementPolicy, MeasurementProfile, Policy};
 
 use crate::net::{self, AcceptorClock, Sample, UdpCounts};
 use crate::scenario::{BoxFuture, HandshakeScenario, ScenarioInfo};
@@ -70,7 +70,7 @@ pub struct AttestedScenario {
     name: String,
     info: ScenarioInfo,
     server_addr: SocketAddr,
-    server_peer: ratls_quic::identity::PeerId,
+    server_peer: ratls_quic::PeerId,
     server: Arc<Endpoint>,
     client: Endpoint,
     clock: AcceptorClock,
@@ -237,7 +237,7 @@ fn config(
     verification: Verification,
     socket_buffer: usize,
 ) -> Result<EndpointConfig> {
-    let verifier = QuoteVerifier::with_root(pki.root_der().to_vec());
+    let verifier = QuoteVerifier::dangerous().trust_root(pki.root_der().to_vec());
     let verifier = match verification {
         Verification::Default => verifier,
         Verification::Uncached => verifier.without_cache(),

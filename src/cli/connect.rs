@@ -9,9 +9,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ratls_quic::endpoint::{AttestedConnection, Endpoint, Error as EndpointError};
-use ratls_quic::identity::PeerId;
-use ratls_quic::tls::ExpectedPeer;
+use ratls_quic::{AttestedConnection, Endpoint, Error as EndpointError, ExpectedPeer, PeerId};
 use serde_json::json;
 
 use super::node::{peer_json, print_own_identity, print_peer, NodeArgs};

@@ -10,15 +10,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ratls_quic::endpoint::{AttestedConnection, Endpoint, EndpointConfig, Error};
-use ratls_quic::identity::Identity;
-use ratls_quic::policy::{MeasurementPolicy, MeasurementProfile, Policy};
-use ratls_quic::tdx::synthetic::{
+use ratls_quic::synthetic::{
     sample_measurements, SyntheticPki, SyntheticQuoteProvider, SyntheticTcb,
 };
-use ratls_quic::tdx::{Collateral, Measurements, QuoteVerifier, StaticCollateral};
-use ratls_quic::tls::{ExpectedPeer, PeerRejection};
 use ratls_quic::AttestationLevel;
+use ratls_quic::Identity;
+use ratls_quic::{AttestedConnection, Endpoint, EndpointConfig, Error};
+use ratls_quic::{Collateral, Measurements, QuoteVerifier, StaticCollateral};
+use ratls_quic::{ExpectedPeer, PeerRejection};
+use ratls_quic::{MeasurementPolicy, MeasurementProfile, Policy};
 
 use super::node::{print_peer, synthetic_pki};
 
@@ -204,7 +204,7 @@ fn node_config(
         .with_policy(policy)
         .with_quote_provider(Arc::new(provider))
         .with_quote_verifier(
-            QuoteVerifier::with_root(pki.root_der().to_vec()),
+            QuoteVerifier::dangerous().trust_root(pki.root_der().to_vec()),
             Arc::new(StaticCollateral(Arc::new(collateral))),
         )
         .build()
@@ -224,7 +224,7 @@ async fn pair(
     let accept = async {
         match server.accept().await {
             Some(accepting) => accepting.establish().await,
-            None => Err(Error::Stream("endpoint closed".into())),
+            None => Err(Error::Connection(quinn::ConnectionError::LocallyClosed)),
         }
     };
     let addr = server

@@ -5,9 +5,9 @@
 
 use std::path::Path;
 
-use ratls_quic::endpoint::{Error as EndpointError, BOND_REFUSED};
-use ratls_quic::tdx::{AttestationError, Collateral, DcapCheck};
-use ratls_quic::tls::PeerRejection;
+use ratls_quic::{
+    AttestationError, Collateral, DcapCheck, Error as EndpointError, PeerRejection, BOND_REFUSED,
+};
 
 /// An error and its causes, each written once: a cause whose text the message already contains
 /// (a `thiserror` variant that prints its source, then the source again) is left out.
@@ -252,7 +252,7 @@ mod tests {
 
     #[test]
     fn software_refusal_names_the_digest_and_the_table() {
-        let id = ratls_quic::identity::Identity::generate().unwrap();
+        let id = ratls_quic::Identity::generate().unwrap();
         let advice = refusal_advice(
             &PeerRejection::UnknownSoftwareIdentity(id.peer_id()),
             Path::new("server.toml"),

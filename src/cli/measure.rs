@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ratls_quic::repro::rtmr::parse_memory_size;
-use ratls_quic::repro::{compute_boot_rtmrs, measure_mr_td, DirectBoot, PageAddOrder};
+use ratls_quic::measure::parse_memory_size;
+use ratls_quic::measure::{compute_boot_rtmrs, measure_mr_td, DirectBoot, PageAddOrder};
 
 /// Host order of TDH.MEM.PAGE.ADD and TDH.MR.EXTEND.
 #[derive(Clone, Copy, Debug, Default, clap::ValueEnum)]

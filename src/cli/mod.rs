@@ -61,7 +61,7 @@ pub(crate) fn run_async(command: impl std::future::Future<Output = ExitCode>) ->
 
 /// The registers of a TD report as JSON fields (lowercase hex).
 pub(crate) fn measurements_json(
-    m: &ratls_quic::tdx::Measurements,
+    m: &ratls_quic::Measurements,
 ) -> serde_json::Map<String, serde_json::Value> {
     let fields = [
         ("mr_td", hex::encode(m.mr_td)),

@@ -5,15 +5,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use ratls_quic::endpoint::{EndpointConfig, PeerInfo};
-use ratls_quic::identity::Identity;
-use ratls_quic::policy::Policy;
-use ratls_quic::tdx::synthetic::{
+use ratls_quic::synthetic::{
     sample_measurements, SyntheticPki, SyntheticPkiParams, SyntheticQuoteProvider, SyntheticTcb,
 };
-use ratls_quic::tdx::{
+use ratls_quic::Identity;
+use ratls_quic::Policy;
+use ratls_quic::{
     Collateral, CollateralStore, ConfigfsTsm, QuoteProvider, QuoteVerifier, StaticCollateral,
 };
+use ratls_quic::{EndpointConfig, PeerInfo};
 
 /// Options of one node (a `serve` or `connect` side).
 #[derive(Debug, clap::Args)]
@@ -119,14 +119,14 @@ impl NodeArgs {
                     "trust         root CA {} for peer quotes (NOT Intel's SGX Root CA)",
                     path.display()
                 ));
-                QuoteVerifier::with_root(super::inputs::load_root(path)?)
+                QuoteVerifier::dangerous().trust_root(super::inputs::load_root(path)?)
             }
             (None, Some(pki)) => {
                 notes.push(
                     "trust         this process's synthetic test root, explicitly (NOT Intel's)"
                         .into(),
                 );
-                QuoteVerifier::with_root(pki.root_der().to_vec())
+                QuoteVerifier::dangerous().trust_root(pki.root_der().to_vec())
             }
             (None, None) => QuoteVerifier::intel(),
         };
@@ -237,7 +237,7 @@ pub(crate) fn print_peer(indent: &str, peer: &PeerInfo) {
 /// The policy profile that admitted the peer: a `[[profile]]` name, or the Software allow-list.
 pub(crate) fn profile(peer: &PeerInfo) -> String {
     match peer.certificate_quote() {
-        Some(quote) => quote.profile().unwrap_or("-").to_owned(),
+        Some(quote) => quote.profile().to_owned(),
         None => "[software] allow".to_owned(),
     }
 }
@@ -263,7 +263,7 @@ pub(crate) fn peer_json(peer: &PeerInfo) -> serde_json::Value {
 }
 
 /// This side's two identifiers, for the header of `serve` and `connect`.
-pub(crate) fn print_own_identity(peer_id: ratls_quic::identity::PeerId) {
+pub(crate) fn print_own_identity(peer_id: ratls_quic::PeerId) {
     println!("  peer id       {peer_id} (a peer's `connect --expect` takes it)");
     println!(
         "  sw digest     {} (a peer's policy lists it: [software] allow = [...])",

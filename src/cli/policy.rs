@@ -10,11 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use ratls_quic::evidence::parse_certificate;
-use ratls_quic::policy::{Expected, Policy};
-use ratls_quic::tdx::quote::{QuoteLayout, TdReportFields};
-use ratls_quic::tdx::Measurements;
-use ratls_quic::AttestationLevel;
+use ratls_quic::{parse_certificate, AttestationLevel, Expected, Measurements, Policy};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
@@ -63,8 +59,7 @@ struct CheckArgs {
 }
 
 fn parse_level(text: &str) -> Result<AttestationLevel, String> {
-    text.parse()
-        .map_err(|e: ratls_quic::level::UnknownLevel| e.to_string())
+    text.parse::<AttestationLevel>().map_err(|e| e.to_string())
 }
 
 /// Runs `ratls policy`.
@@ -114,10 +109,9 @@ fn render(args: &InitArgs) -> anyhow::Result<String> {
 }
 
 fn measurements_of_quote(quote: &[u8]) -> anyhow::Result<Measurements> {
-    let layout = QuoteLayout::parse(quote).context("not a TDX quote")?;
-    Ok(TdReportFields::parse(quote, &layout)
-        .context("not a TDX quote")?
-        .measurements)
+    super::inspect_cert::read_quote(quote)
+        .map(|fields| fields.measurements)
+        .map_err(|reason| anyhow::anyhow!("not a TDX quote: {reason}"))
 }
 
 fn measurements_of_cert(path: &Path) -> anyhow::Result<Measurements> {

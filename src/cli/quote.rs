@@ -7,8 +7,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use ratls_quic::tdx::configfs::DEFAULT_ROOT;
-use ratls_quic::tdx::{ConfigfsTsm, QuoteProvider, QuoteProviderError, ReportData};
+use ratls_quic::CONFIGFS_TSM_ROOT;
+use ratls_quic::{ConfigfsTsm, QuoteProvider, QuoteProviderError, ReportData};
 
 /// Arguments of `ratls quote`.
 #[derive(Debug, clap::Args)]
@@ -17,7 +17,7 @@ pub(crate) struct QuoteArgs {
     #[arg(long, value_name = "HEX")]
     report_data: String,
     /// The configfs-tsm report directory.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_ROOT)]
+    #[arg(long, value_name = "PATH", default_value = CONFIGFS_TSM_ROOT)]
     configfs_root: PathBuf,
     /// Where to write the binary quote. Replaced atomically: readers see the old file or the
     /// whole new quote, never part of it.
@@ -209,7 +209,7 @@ mod tests {
     fn quote_args_parse_with_default_root() {
         let w = Wrapper::try_parse_from(["quote", "--report-data", "00", "--out", "q.bin"])
             .expect("parse");
-        assert_eq!(w.args.configfs_root, Path::new(DEFAULT_ROOT));
+        assert_eq!(w.args.configfs_root, Path::new(CONFIGFS_TSM_ROOT));
         assert_eq!(w.args.out, Path::new("q.bin"));
         assert!(Wrapper::try_parse_from(["quote", "--report-data", "00"]).is_err());
     }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use ratls_quic::endpoint::{AttestedConnection, Endpoint, Error as EndpointError};
+use ratls_quic::{AttestedConnection, Endpoint, Error as EndpointError};
 use serde_json::json;
 
 use super::node::{peer_json, print_own_identity, print_peer, NodeArgs};

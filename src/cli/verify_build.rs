@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use ratls_quic::policy::{MeasurementPolicy, MeasurementProfile, Policy};
-use ratls_quic::repro::recipe::{verify_build, BuildPolicy, MAX_RECIPE_LEN};
+use ratls_quic::repro::{verify_build, BuildPolicy, MAX_RECIPE_LEN};
 use ratls_quic::AttestationLevel;
+use ratls_quic::{MeasurementPolicy, MeasurementProfile, Policy};
 
 /// Rebuild the firmware from the policy's recipe and compare its measurements.
 #[derive(Debug, clap::Args)]

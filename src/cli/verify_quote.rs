@@ -4,8 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use ratls_quic::policy::Policy;
-use ratls_quic::tdx::{AttestationError, Collateral, DcapCheck, QuoteVerifier, VerifiedQuote};
+use ratls_quic::Policy;
+use ratls_quic::{
+    AttestationError, AuthenticQuote, Collateral, DcapCheck, QuoteVerifier, VerifiedQuote,
+};
 use serde_json::json;
 
 /// Verify a TDX quote (DCAP) and apply a policy.
@@ -86,7 +88,7 @@ impl Inputs {
             Some(path) => {
                 let der = super::inputs::load_root(path)?;
                 let digest = blake3::hash(&der).to_hex();
-                let verifier = QuoteVerifier::with_root(der);
+                let verifier = QuoteVerifier::dangerous().trust_root(der);
                 let root = if verifier.trusts_intel_root() {
                     format!("{} (Intel SGX Root CA)", path.display())
                 } else {
@@ -108,7 +110,10 @@ impl Inputs {
     }
 }
 
-fn quote_fields(quote: &VerifiedQuote) -> serde_json::Map<String, serde_json::Value> {
+fn quote_fields(
+    quote: &AuthenticQuote,
+    profile: Option<&str>,
+) -> serde_json::Map<String, serde_json::Value> {
     let mut fields = super::measurements_json(quote.measurements());
     let rest = [
         ("quote_version", json!(quote.version())),
@@ -120,7 +125,7 @@ fn quote_fields(quote: &VerifiedQuote) -> serde_json::Map<String, serde_json::Va
             json!(hex::encode(quote.report_data().as_bytes())),
         ),
         ("quote_digest", json!(hex::encode(quote.quote_digest()))),
-        ("profile", json!(quote.profile())),
+        ("profile", json!(profile)),
     ];
     fields.extend(
         rest.into_iter()
@@ -153,8 +158,8 @@ const QUOTE_FIELDS: [&str; 17] = [
 /// reason. Not authentic: the fields are null, because nothing in the quote can be believed.
 fn report_json(result: &Result<VerifiedQuote, AttestationError>) -> serde_json::Value {
     let mut out = match result {
-        Ok(quote) => quote_fields(quote),
-        Err(AttestationError::Policy { quote, .. }) => quote_fields(quote),
+        Ok(quote) => quote_fields(quote, Some(quote.profile())),
+        Err(AttestationError::Policy { quote, .. }) => quote_fields(quote, None),
         Err(_) => QUOTE_FIELDS
             .iter()
             .map(|field| ((*field).to_owned(), serde_json::Value::Null))
@@ -193,7 +198,7 @@ fn print_human(
             println!(
                 "accepted: quote v{}, profile {:?}",
                 quote.version(),
-                quote.profile().unwrap_or("-")
+                quote.profile()
             );
             print_quote(quote);
         }
@@ -220,7 +225,7 @@ fn print_human(
     }
 }
 
-fn print_quote(quote: &VerifiedQuote) {
+fn print_quote(quote: &AuthenticQuote) {
     let m = quote.measurements();
     println!(
         "  tcb_status    {} {:?}",

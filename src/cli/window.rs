@@ -1,7 +1,7 @@
 //! When a collateral set is valid: from the latest issue date to the earliest next update of its
 //! TCB info, QE identity and CRLs. For messages only; verification decides on its own.
 
-use ratls_quic::tdx::Collateral;
+use ratls_quic::Collateral;
 
 /// A validity window, unix seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use crate::evidence::{certificate_report_data, issue_certificate, IssuedCertific
 use crate::identity::Identity;
 use crate::level::AttestationLevel;
 use crate::tdx::QuoteProvider;
-use crate::tls::CertificateSlot;
+use crate::tls::AttestedTlsConfig;
 
 use super::ConfigError;
 
@@ -43,13 +43,13 @@ pub(crate) fn issue(
     )?)
 }
 
-/// Renews the certificate in `slot` at about two thirds of its lifetime, forever. Failures are
+/// Renews the certificate of `tls` at about two thirds of its lifetime, forever. Failures are
 /// logged and retried; the old certificate stays in place until it expires.
 pub(crate) async fn renew_forever(
     identity: Arc<Identity>,
     provider: Option<Arc<dyn QuoteProvider>>,
     lifetime: Duration,
-    slot: Arc<CertificateSlot>,
+    tls: Arc<AttestedTlsConfig>,
 ) {
     let period = lifetime * 2 / 3;
     let retry = (lifetime / 20).max(Duration::from_secs(1));
@@ -63,7 +63,7 @@ pub(crate) async fn renew_forever(
         })
         .await;
         wait = match issued {
-            Ok(Ok(issued)) => match slot.replace(&issued) {
+            Ok(Ok(issued)) => match tls.renew(&issued) {
                 Ok(()) => {
                     tracing::debug!("certificate renewed");
                     period

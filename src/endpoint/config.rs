@@ -20,6 +20,9 @@ pub enum ConfigError {
     /// Issuing this side's certificate failed.
     #[error("issuing the endpoint certificate: {0}")]
     Evidence(#[from] EvidenceError),
+    /// A builder step is missing (the typestate makes this unreachable).
+    #[error("incomplete endpoint configuration")]
+    Incomplete,
     /// Binding the UDP socket failed.
     #[error("binding the UDP socket: {0}")]
     Io(#[from] std::io::Error),
@@ -35,6 +38,9 @@ pub enum ConfigError {
         "level TdxPlusReproducibleBuild requires Measurements pinned from a verified rebuild: {0}"
     )]
     NotRebuildPinned(#[source] RebuildPinError),
+    /// The TLS configuration offers no cipher suite QUIC can protect its Initial packets with.
+    #[error("no QUIC initial cipher suite: {0}")]
+    NoInitialCipherSuite(#[source] quinn::crypto::rustls::NoInitialCipherSuite),
     /// The quote provider failed while issuing the first certificate.
     #[error("quote provider: {0}")]
     Provider(#[from] QuoteProviderError),
@@ -206,9 +212,7 @@ impl EndpointConfigBuilder<Ready> {
         let (Some(policy), Some((quote_verifier, collateral))) = (self.policy, self.verifier)
         else {
             // The typestate makes this unreachable; kept as an error rather than a panic.
-            return Err(ConfigError::Tls(rustls::Error::General(
-                "incomplete endpoint configuration".into(),
-            )));
+            return Err(ConfigError::Incomplete);
         };
         let level = policy.level();
         if level == AttestationLevel::TdxRemote {

@@ -2,7 +2,8 @@ use core::ops::Deref;
 
 use crate::identity::PeerId;
 use crate::level::AttestationLevel;
-use crate::tdx::{Measurements, TcbStatus, VerifiedQuote};
+use crate::policy::VerifiedQuote;
+use crate::tdx::{Measurements, TcbStatus};
 
 /// What this side verified about the peer of an [`AttestedConnection`].
 #[derive(Clone, Debug)]
@@ -40,12 +41,12 @@ impl PeerInfo {
 
     /// The peer's verified Measurements; `None` for a Software peer.
     pub fn measurements(&self) -> Option<&Measurements> {
-        self.cert_quote.as_ref().map(VerifiedQuote::measurements)
+        self.cert_quote.as_ref().map(|q| q.measurements())
     }
 
     /// The peer platform's TCB status; `None` for a Software peer.
     pub fn tcb_status(&self) -> Option<TcbStatus> {
-        self.cert_quote.as_ref().map(VerifiedQuote::tcb_status)
+        self.cert_quote.as_ref().map(|q| q.tcb_status())
     }
 
     /// blake3 of the quote that admitted this bond: the bond proof's quote under per-bond
@@ -54,7 +55,7 @@ impl PeerInfo {
         self.bond_quote
             .as_ref()
             .or(self.cert_quote.as_ref())
-            .map(VerifiedQuote::quote_digest)
+            .map(|q| q.quote_digest())
     }
 
     /// The verified quote from the peer's certificate.

@@ -1,3 +1,4 @@
+use crate::evidence::EvidenceError;
 use crate::tdx::QuoteProviderError;
 use crate::tls::PeerRejection;
 
@@ -5,9 +6,24 @@ use crate::tls::PeerRejection;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// This side's bond report_data could not be computed.
+    #[error("bond binding: {0}")]
+    Binding(#[source] EvidenceError),
+    /// Finishing this side's bond-proof stream failed.
+    #[error("bond proof stream could not be finished: {0}")]
+    BondStreamFinish(#[source] quinn::ClosedStream),
+    /// Reading the peer's bond-proof stream failed (other than by a lost connection).
+    #[error("reading the peer's bond proof: {0}")]
+    BondStreamRead(#[source] quinn::ReadToEndError),
+    /// Writing this side's bond proof failed (other than by a lost connection).
+    #[error("writing the bond proof: {0}")]
+    BondStreamWrite(#[source] quinn::WriteError),
     /// The bond proof exchange did not finish in time.
     #[error("bond proof exchange timed out")]
     BondTimeout,
+    /// The TLS configuration offers no cipher suite QUIC can protect its Initial packets with.
+    #[error("no QUIC initial cipher suite: {0}")]
+    NoInitialCipherSuite(#[source] quinn::crypto::rustls::NoInitialCipherSuite),
     /// quinn refused to start the connection (bad address, endpoint closing).
     #[error("cannot start connection: {0}")]
     Connect(#[from] quinn::ConnectError),
@@ -15,15 +31,21 @@ pub enum Error {
     /// or close reason.
     #[error("connection failed: {0}")]
     Connection(#[from] quinn::ConnectionError),
+    /// The TLS exporter of the connection was not available (the handshake did not complete).
+    #[error("TLS exporter unavailable")]
+    ExporterUnavailable,
     /// This side produced no quote for its bond proof.
     #[error("quote provider: {0}")]
     Provider(#[from] QuoteProviderError),
+    /// The endpoint is shutting down: no more quote requests are taken.
+    #[error("quote requests closed")]
+    QuotePermitsClosed,
+    /// The blocking task that asked the quote provider panicked or was cancelled.
+    #[error("quote task failed: {0}")]
+    QuoteTask(#[source] tokio::task::JoinError),
     /// This side refused the peer; the typed reason.
     #[error("peer refused: {0}")]
     Rejected(#[from] PeerRejection),
-    /// A bond-proof stream failed.
-    #[error("bond proof stream: {0}")]
-    Stream(String),
     /// A TLS configuration for this connection could not be built.
     #[error("TLS configuration: {0}")]
     Tls(#[from] rustls::Error),

@@ -10,7 +10,6 @@ mod error;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub use bond::{bond_message, BOND_REFUSED, EXPORTER_LABEL};
 pub use config::{
     ConfigError, EndpointConfig, EndpointConfigBuilder, Ready, WantsEvidence, WantsPolicy,
     WantsVerifier,
@@ -20,11 +19,7 @@ pub use error::Error;
 
 use crate::evidence::Role;
 use crate::identity::PeerId;
-use crate::tls::{
-    client_config, server_config, CertificateSlot, CertifiedPeer, ExpectedPeer, PeerCheck,
-    PeerRejection, VerdictSlot,
-};
-use bond::Parties;
+use crate::tls::{AttestedTlsConfig, CertifiedPeer, ExpectedPeer, Parties, PeerRejection};
 
 /// Name sent as SNI. Peers are identified by key, not by name, so it carries nothing.
 const SERVER_NAME: &str = "ratls.invalid";
@@ -34,8 +29,7 @@ const SERVER_NAME: &str = "ratls.invalid";
 pub struct Endpoint {
     quic: quinn::Endpoint,
     config: Arc<EndpointConfig>,
-    check: Arc<PeerCheck>,
-    certs: Arc<CertificateSlot>,
+    tls: Arc<AttestedTlsConfig>,
     renewal: tokio::task::JoinHandle<()>,
 }
 
@@ -63,17 +57,17 @@ impl Endpoint {
             .await
             .map_err(|e| ConfigError::Io(std::io::Error::other(e)))??
         };
-        let certs = Arc::new(CertificateSlot::new(&issued)?);
-        let check = Arc::new(PeerCheck::new(
+        let tls = Arc::new(AttestedTlsConfig::new(
             Arc::clone(&config.policy),
             config.quote_verifier.clone(),
             Arc::clone(&config.collateral),
-            config.provider.is_some(),
-        ));
+            &issued,
+            config.is_attested(),
+        )?);
         let socket = bind_socket(addr, config.socket_buffer_bytes)?;
         // Incoming connections get a per-connection configuration in `accept`; this default
         // one only makes quinn accept connections at all.
-        let default_server = quic_server_config(&check, &certs, Arc::default())?;
+        let default_server = quic_server_config(tls.server().0)?;
         let quic = quinn::Endpoint::new(
             quinn::EndpointConfig::default(),
             Some(default_server),
@@ -84,13 +78,12 @@ impl Endpoint {
             Arc::clone(&config.identity),
             config.provider.clone(),
             config.cert_lifetime,
-            Arc::clone(&certs),
+            Arc::clone(&tls),
         ));
         Ok(Self {
             quic,
             config,
-            check,
-            certs,
+            tls,
             renewal,
         })
     }
@@ -113,16 +106,13 @@ impl Endpoint {
     /// How many peer certificates this endpoint has checked: one per full handshake, so a
     /// resumed handshake (which would skip the verifiers, and is disabled) would not count.
     pub fn handshake_checks(&self) -> u64 {
-        self.check.checks_run()
+        self.tls.handshake_checks()
     }
 
     /// The DER certificate this side currently presents.
     pub fn current_certificate(&self) -> rustls::pki_types::CertificateDer<'static> {
-        self.certs
-            .current()
-            .cert
-            .first()
-            .cloned()
+        self.tls
+            .current_certificate()
             .unwrap_or_else(|| rustls::pki_types::CertificateDer::from(Vec::new()))
     }
 
@@ -135,27 +125,17 @@ impl Endpoint {
         addr: SocketAddr,
         expected: ExpectedPeer,
     ) -> Result<AttestedConnection, Error> {
-        let slot = Arc::new(VerdictSlot::default());
-        let tls = client_config(
-            Arc::clone(&self.check),
-            Arc::clone(&self.certs),
-            expected,
-            Arc::clone(&slot),
-        )?;
+        let (tls, pending) = self.tls.client(expected);
         let quic_tls = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
-            .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
+            .map_err(Error::NoInitialCipherSuite)?;
         let client = quinn::ClientConfig::new(Arc::new(quic_tls));
         let connecting = self.quic.connect_with(client, addr, SERVER_NAME)?;
         let conn = match connecting.await {
             Ok(conn) => conn,
-            Err(error) => return Err(verdict_error(&slot).unwrap_or(error.into())),
+            Err(error) => return Err(pending.rejection().map_or(error.into(), Error::Rejected)),
         };
-        let peer = take_verdict(&slot)?;
-        let parties = Parties {
-            role: Role::Client,
-            client: self.peer_id(),
-            server: peer.peer_id,
-        };
+        let peer = pending.take()?;
+        let parties = Parties::new(Role::Client, self.peer_id(), peer.peer_id());
         self.finish_bond(conn, parties, peer).await
     }
 
@@ -189,12 +169,13 @@ impl Endpoint {
     ) -> Result<AttestedConnection, Error> {
         // With no quote in either certificate there is nothing to prove per bond, and both sides
         // know it from the certificates alone: skip the exchange and its round trip.
-        let bond_quote = if self.config.is_attested() || peer.quote.is_some() {
-            bond::exchange(&conn, &self.config, &self.check, parties, &peer).await?
+        let bond_quote = if self.config.is_attested() || peer.quote().is_some() {
+            bond::exchange(&conn, &self.config, self.tls.check(), parties, &peer).await?
         } else {
             None
         };
-        let info = PeerInfo::new(peer.peer_id, peer.level, peer.quote, bond_quote);
+        let (peer_id, level, cert_quote) = peer.into_parts();
+        let info = PeerInfo::new(peer_id, level, cert_quote, bond_quote);
         tracing::info!(peer = %info.peer_id(), level = %info.level(), "attested bond established");
         Ok(AttestedConnection::new(conn, info))
     }
@@ -216,43 +197,29 @@ impl Accepting<'_> {
     /// Runs the handshake and the bond proof.
     pub async fn establish(self) -> Result<AttestedConnection, Error> {
         let endpoint = self.endpoint;
-        let slot = Arc::new(VerdictSlot::default());
-        let server = quic_server_config(&endpoint.check, &endpoint.certs, Arc::clone(&slot))
-            .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
+        let (tls, pending) = endpoint.tls.server();
+        let quic_tls = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+            .map_err(Error::NoInitialCipherSuite)?;
+        let server = quinn::ServerConfig::with_crypto(Arc::new(quic_tls));
         let connecting = self.incoming.accept_with(Arc::new(server))?;
         let conn = match connecting.await {
             Ok(conn) => conn,
             Err(error) => {
-                return Err(verdict_error(&slot).unwrap_or_else(|| missing_certificate(error)))
+                return Err(pending
+                    .rejection()
+                    .map_or_else(|| missing_certificate(error), Error::Rejected))
             }
         };
-        let peer = take_verdict(&slot)?;
-        let parties = Parties {
-            role: Role::Server,
-            client: peer.peer_id,
-            server: endpoint.peer_id(),
-        };
+        let peer = pending.take()?;
+        let parties = Parties::new(Role::Server, endpoint.peer_id(), peer.peer_id());
         endpoint.finish_bond(conn, parties, peer).await
     }
 }
 
-fn quic_server_config(
-    check: &Arc<PeerCheck>,
-    certs: &Arc<CertificateSlot>,
-    slot: Arc<VerdictSlot>,
-) -> Result<quinn::ServerConfig, ConfigError> {
-    let tls = server_config(Arc::clone(check), Arc::clone(certs), slot)?;
+fn quic_server_config(tls: rustls::ServerConfig) -> Result<quinn::ServerConfig, ConfigError> {
     let quic_tls = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
-        .map_err(|e| ConfigError::Tls(rustls::Error::General(e.to_string())))?;
+        .map_err(ConfigError::NoInitialCipherSuite)?;
     Ok(quinn::ServerConfig::with_crypto(Arc::new(quic_tls)))
-}
-
-/// The typed rejection, when this side's verifier refused the peer.
-fn verdict_error(slot: &VerdictSlot) -> Option<Error> {
-    match slot.take() {
-        Some(Err(rejection)) => Some(Error::Rejected(rejection)),
-        _ => None,
-    }
 }
 
 /// rustls refuses a client without a certificate before any verifier runs; name that case.
@@ -265,15 +232,6 @@ fn missing_certificate(error: quinn::ConnectionError) -> Error {
             Error::Rejected(PeerRejection::NoCertificate)
         }
         _ => error.into(),
-    }
-}
-
-fn take_verdict(slot: &VerdictSlot) -> Result<CertifiedPeer, Error> {
-    match slot.take() {
-        Some(Ok(peer)) => Ok(peer),
-        Some(Err(rejection)) => Err(Error::Rejected(rejection)),
-        // A handshake that completed without the verifier running: never accept it.
-        None => Err(Error::Rejected(PeerRejection::NoCertificate)),
     }
 }
 

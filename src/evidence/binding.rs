@@ -15,7 +15,7 @@ use crate::tdx::ReportData;
 pub const BINDING_CONTEXT: &str = "ratls-quic report_data v1";
 
 /// Largest SubjectPublicKeyInfo accepted as binding input.
-pub const MAX_SPKI_LEN: usize = 1024;
+pub(super) const MAX_SPKI_LEN: usize = 1024;
 
 /// Field tags of the encoding (see `docs/binding.md`).
 mod tag {
@@ -32,6 +32,7 @@ mod tag {
 
 /// Which side of a connection produced a bond proof.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(clippy::exhaustive_enums)] // a connection has two ends, and always will
 pub enum Role {
     /// The side that dialed (TLS client).
     Client,
@@ -114,7 +115,7 @@ pub fn verify_binding(
 
 /// The byte string hashed by [`report_data`] (exposed for documentation tests and outside
 /// re-implementations).
-pub fn encode(input: &BindingInput<'_>) -> Result<Vec<u8>, EvidenceError> {
+pub(super) fn encode(input: &BindingInput<'_>) -> Result<Vec<u8>, EvidenceError> {
     let mut out = Vec::with_capacity(256);
     match *input {
         BindingInput::Certificate {

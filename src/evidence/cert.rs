@@ -5,7 +5,7 @@
 //! present, always holds a quote (see `docs/evidence.md`).
 
 use ed25519_dalek::{Signature, VerifyingKey};
-use rcgen::{CertificateParams, CustomExtension, DnType, KeyPair, SerialNumber, PKCS_ED25519};
+use rcgen::{CertificateParams, CustomExtension, DnType, KeyPair, SerialNumber};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
@@ -148,7 +148,7 @@ pub fn issue_certificate(
     };
     let key_pair = KeyPair::from_pkcs8_der_and_sign_algo(
         &PrivatePkcs8KeyDer::from(pkcs8.secret_pkcs8_der()),
-        &PKCS_ED25519,
+        crate::crypto::IDENTITY_CERT_ALGORITHM,
     )
     .map_err(EvidenceError::Issue)?;
     let cert = params

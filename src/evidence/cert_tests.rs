@@ -21,7 +21,8 @@ fn sign_with(identity: &Identity, params: &CertificateParams) -> Vec<u8> {
     let PrivateKeyDer::Pkcs8(der) = identity.private_key_der().unwrap() else {
         panic!("not pkcs8")
     };
-    let kp = KeyPair::from_pkcs8_der_and_sign_algo(&der, &PKCS_ED25519).unwrap();
+    let kp = KeyPair::from_pkcs8_der_and_sign_algo(&der, crate::crypto::IDENTITY_CERT_ALGORITHM)
+        .unwrap();
     params.self_signed(&kp).unwrap().der().to_vec()
 }
 

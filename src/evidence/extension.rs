@@ -8,8 +8,6 @@
 //!           } ])
 //! ```
 
-use ring::digest;
-
 use super::{cbor, EvidenceError};
 use crate::level::AttestationLevel;
 
@@ -239,13 +237,7 @@ fn level_code(level: AttestationLevel) -> Result<u64, EvidenceError> {
 
 /// SHA-256 of a DER SubjectPublicKeyInfo.
 pub fn spki_sha256(spki_der: &[u8]) -> [u8; 32] {
-    let d = digest::digest(&digest::SHA256, spki_der);
-    // SHA-256 output is always 32 bytes: the zip copies all of it.
-    let mut out = [0u8; 32];
-    for (o, b) in out.iter_mut().zip(d.as_ref()) {
-        *o = *b;
-    }
-    out
+    crate::crypto::sha256(spki_der)
 }
 
 #[cfg(test)]

@@ -12,9 +12,7 @@ mod cbor;
 mod cert;
 mod extension;
 
-pub use binding::{
-    encode as encode_binding, report_data, verify_binding, BindingInput, Role, BINDING_CONTEXT,
-};
+pub use binding::{report_data, verify_binding, BindingInput, Role, BINDING_CONTEXT};
 pub use cert::{
     certificate_report_data, ed25519_spki_der, issue_certificate, parse_certificate,
     IssuedCertificate, ParsedCertificate, MAX_CERT_LEN, MAX_VALIDITY_SECS,

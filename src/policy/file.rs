@@ -58,7 +58,7 @@ use super::{Expected, HexError, MeasurementPolicy, MeasurementProfile, Policy, T
 use crate::tdx::TcbStatus;
 
 /// The only schema version this crate reads.
-pub const POLICY_FILE_VERSION: u32 = 1;
+pub(super) const POLICY_FILE_VERSION: u32 = 1;
 
 /// A policy file could not be read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -136,7 +136,7 @@ struct PolicyFile {
     #[serde(default)]
     profile: Vec<ProfileSection>,
     rebuild: Option<RebuildSection>,
-    /// Read by `ratls verify-build` ([`crate::repro::recipe::BuildPolicy`]), ignored here.
+    /// Read by `ratls verify-build` ([`crate::measure::BuildPolicy`]), ignored here.
     #[allow(dead_code)]
     build: Option<toml::Table>,
 }
@@ -192,7 +192,7 @@ fn line_of<T>(text: &str, value: &Spanned<T>) -> usize {
 }
 
 impl Policy {
-    /// Reads a policy from TOML text (see the [module docs](self) for the schema).
+    /// Reads a policy from TOML text (the schema is in the README and `docs/policy.md`).
     pub fn from_toml(text: &str) -> Result<Self, PolicyFileError> {
         let file: PolicyFile =
             toml::from_str(text).map_err(|e| PolicyFileError::Syntax(e.to_string()))?;
@@ -289,7 +289,7 @@ impl Policy {
         }
         if let Some(rebuilt) = &self.rebuilt {
             let order = match rebuilt.order() {
-                crate::repro::PageAddOrder::PerSection => "section",
+                crate::measure::PageAddOrder::PerSection => "section",
                 _ => "per-page",
             };
             let _ = writeln!(
@@ -331,22 +331,22 @@ impl Policy {
 }
 
 impl RebuildSection {
-    fn into_record(self) -> Result<crate::repro::RebuiltMeasurements, PolicyFileError> {
+    fn into_record(self) -> Result<crate::measure::RebuiltMeasurements, PolicyFileError> {
         use crate::tdx::MEASUREMENT_LEN;
         let bad = |field: &str, e: HexError| PolicyFileError::Rebuild(format!("{field}: {e}"));
         let hex48 = |field: &str, text: &str| {
             super::measurement::parse_hex::<MEASUREMENT_LEN>(text).map_err(|e| bad(field, e))
         };
         let order = match self.order.as_deref() {
-            None | Some("per-page") => crate::repro::PageAddOrder::PerPage,
-            Some("section") => crate::repro::PageAddOrder::PerSection,
+            None | Some("per-page") => crate::measure::PageAddOrder::PerPage,
+            Some("section") => crate::measure::PageAddOrder::PerSection,
             Some(other) => {
                 return Err(PolicyFileError::Rebuild(format!(
                     "order must be \"per-page\" or \"section\", got {other:?}"
                 )))
             }
         };
-        Ok(crate::repro::RebuiltMeasurements::from_policy_record(
+        Ok(crate::measure::RebuiltMeasurements::from_policy_record(
             hex48("mr_td", &self.mr_td)?,
             self.rtmr1
                 .as_deref()
@@ -604,7 +604,8 @@ mr_owner_config = "any"
 
     #[test]
     fn pinned_policy_round_trips_with_its_rebuild_record() {
-        use crate::repro::{synthetic::SyntheticTdvf, PageAddOrder, RebuiltMeasurements};
+        use crate::measure::{PageAddOrder, RebuiltMeasurements};
+        use crate::synthetic::SyntheticTdvf;
         let image = SyntheticTdvf::typical(2, 5).build();
         let rebuilt =
             RebuiltMeasurements::from_image(&image.bytes, PageAddOrder::PerPage, [9; 32]).unwrap();
@@ -620,7 +621,7 @@ mr_owner_config = "any"
         let pin = loaded.rebuild_pin().unwrap();
         assert_eq!(
             pin.provenance(),
-            crate::repro::RebuildProvenance::PolicyFile
+            crate::measure::RebuildProvenance::PolicyFile
         );
         assert_eq!(
             (pin.mr_td(), pin.recipe_digest()),

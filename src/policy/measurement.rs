@@ -6,6 +6,7 @@ use crate::tdx::{Measurements, MEASUREMENT_LEN};
 
 /// The expected value of one register: an exact value, or `any` written out explicitly.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(clippy::exhaustive_enums)] // a register is pinned or not
 pub enum Expected<const N: usize> {
     /// Any value is accepted. Policy files must say so in so many words (`"any"`).
     Any,

@@ -4,13 +4,15 @@
 //! the platform's TCB status?". A [`Policy`] answers "do I accept it?". Defaults are strict:
 //! `UpToDate` only, no debug TD, and an empty [`MeasurementPolicy`] accepts nothing.
 //!
-//! Policies are usually read from TOML, see [`mod@file`] for the schema.
+//! Policies are usually read from TOML, see `file` for the schema.
 
-pub mod file;
+mod admit;
+mod file;
 mod measurement;
 mod rebuild;
 mod tcb;
 
+pub use admit::{AttestationError, VerifiedQuote};
 pub use file::PolicyFileError;
 pub use measurement::{
     Expected, HexError, MeasurementMismatch, MeasurementPolicy, MeasurementProfile, Register,
@@ -61,7 +63,7 @@ pub struct Policy {
     level: AttestationLevel,
     freshness: Freshness,
     allow_debug: bool,
-    rebuilt: Option<crate::repro::RebuiltMeasurements>,
+    rebuilt: Option<crate::measure::RebuiltMeasurements>,
 }
 
 impl Policy {
@@ -124,7 +126,11 @@ impl Policy {
     }
 
     /// Checks verified quote facts against this policy and names the profile that matched.
-    pub fn check(&self, facts: &QuoteFacts<'_>, now: u64) -> Result<String, PolicyViolation> {
+    pub(crate) fn check(
+        &self,
+        facts: &QuoteFacts<'_>,
+        now: u64,
+    ) -> Result<String, PolicyViolation> {
         if facts.measurements.is_debug() && !self.allow_debug {
             return Err(PolicyViolation::DebugTd);
         }
@@ -193,7 +199,7 @@ impl DangerousPolicy<'_> {
 
 /// The authenticated facts of a quote that a [`Policy`] judges.
 #[derive(Clone, Copy, Debug)]
-pub struct QuoteFacts<'a> {
+pub(crate) struct QuoteFacts<'a> {
     /// The TD's Measurements.
     pub measurements: &'a Measurements,
     /// The platform TCB status.

@@ -7,7 +7,7 @@
 //! whose profiles were replaced after pinning no longer counts as pinned.
 
 use super::{Expected, Policy, Register};
-use crate::repro::RebuiltMeasurements;
+use crate::measure::RebuiltMeasurements;
 
 /// Why a policy does not count as pinned to a rebuild.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -38,8 +38,9 @@ impl Policy {
     /// previous rebuild.
     ///
     /// ```
-    /// use ratls_quic::policy::{MeasurementPolicy, Policy};
-    /// use ratls_quic::repro::{synthetic::SyntheticTdvf, PageAddOrder, RebuiltMeasurements};
+    /// use ratls_quic::{MeasurementPolicy, Policy};
+    /// use ratls_quic::measure::{PageAddOrder, RebuiltMeasurements};
+    /// use ratls_quic::synthetic::SyntheticTdvf;
     ///
     /// let image = SyntheticTdvf::typical(2, 7).build();
     /// let rebuilt =
@@ -105,8 +106,9 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::measure::PageAddOrder;
     use crate::policy::{MeasurementPolicy, MeasurementProfile, PolicyViolation, QuoteFacts};
-    use crate::repro::{synthetic::SyntheticTdvf, PageAddOrder};
+    use crate::synthetic::SyntheticTdvf;
     use crate::tdx::{Measurements, TcbStatus};
 
     fn rebuilt() -> RebuiltMeasurements {

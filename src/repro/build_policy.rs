@@ -1,4 +1,4 @@
-//! The `[build]` section of a policy: what [`super::recipe::verify_build`] rebuilds and expects.
+//! The `[build]` section of a policy: what [`super::verify_build`] rebuilds and expects.
 
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
@@ -6,12 +6,12 @@ use std::path::{Component, Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
-use super::rtmr::parse_memory_size;
-use super::PageAddOrder;
+use crate::measure::{parse_memory_size, PageAddOrder};
 use crate::tdx::MEASUREMENT_LEN;
 
 /// Where the recipe comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RecipeLocation {
     /// A local file.
     Path(PathBuf),

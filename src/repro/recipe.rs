@@ -30,9 +30,10 @@ use std::process::Command;
 
 use thiserror::Error;
 
-pub use super::build_policy::{BootPolicy, BuildPolicy, PolicyError, RecipeLocation};
-use super::{
-    compute_boot_rtmrs, measure_mr_td, DirectBoot, KernelError, RebuiltMeasurements, TdvfError,
+use super::build_policy::{BootPolicy, BuildPolicy, RecipeLocation};
+use crate::measure::{
+    compute_boot_rtmrs, measure_mr_td, BootRtmrs, DirectBoot, KernelError, RebuiltMeasurements,
+    TdvfError,
 };
 use crate::tdx::MEASUREMENT_LEN;
 
@@ -142,7 +143,7 @@ pub struct BuildVerdict {
     /// MRTD of the rebuilt image (equal to the declared one).
     pub mr_td: [u8; MEASUREMENT_LEN],
     /// RTMR1 and RTMR2 of the rebuilt boot, when the policy declares one.
-    pub boot_rtmrs: Option<super::BootRtmrs>,
+    pub boot_rtmrs: Option<BootRtmrs>,
     rebuilt: RebuiltMeasurements,
 }
 
@@ -193,7 +194,7 @@ pub fn verify_build(
         &format!("blake3 {} matches", hex::encode(digest)),
     );
 
-    let dir = tempfile::tempdir()
+    let dir = BuildDir::create()
         .map_err(|e| VerifyBuildError::Build(format!("temporary directory: {e}")))?;
     let name = recipe_file_name(&policy.recipe);
     std::fs::write(dir.path().join(&name), &recipe)
@@ -288,7 +289,7 @@ pub fn verify_build(
     })
 }
 
-fn measure_boot(dir: &Path, boot: &BootPolicy) -> Result<super::BootRtmrs, VerifyBuildError> {
+fn measure_boot(dir: &Path, boot: &BootPolicy) -> Result<BootRtmrs, VerifyBuildError> {
     let read = |p: &Path| {
         read_capped(&dir.join(p), MAX_IMAGE_LEN)
             .map_err(|e| VerifyBuildError::Image(format!("{}: {e}", p.display())))
@@ -344,4 +345,33 @@ fn tail(bytes: &[u8]) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(5);
     lines.get(start..).unwrap_or_default().join(" | ")
+}
+
+/// A fresh directory under the system temporary directory for one build, removed on drop.
+struct BuildDir(std::path::PathBuf);
+
+impl BuildDir {
+    fn create() -> std::io::Result<Self> {
+        use crate::crypto::{SecureRandom, SystemRng};
+        let mut suffix = [0u8; 8];
+        SystemRng::new()
+            .fill(&mut suffix)
+            .map_err(|_| std::io::Error::other("no randomness for the directory name"))?;
+        let path = std::env::temp_dir().join(format!("ratls-build-{}", hex::encode(suffix)));
+        // create_dir fails if the name exists: a directory planted by someone else is never used.
+        std::fs::create_dir(&path)?;
+        Ok(Self(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for BuildDir {
+    fn drop(&mut self) {
+        if let Err(error) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!(%error, dir = %self.0.display(), "build directory not removed");
+        }
+    }
 }

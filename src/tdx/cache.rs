@@ -266,9 +266,7 @@ pub(super) fn quote_signature_verifies(quote: &[u8], layout: &QuoteLayout) -> bo
     let mut point = [0u8; 1 + ATTESTATION_KEY_LEN];
     point[0] = 0x04;
     point[1..].copy_from_slice(key);
-    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, &point)
-        .verify(signed, signature)
-        .is_ok()
+    crate::crypto::p256_verifies(&point, signed, signature)
 }
 
 /// The window in which every dated input of a verification is valid: TCB info and QE identity

@@ -8,9 +8,10 @@ use proptest::prelude::*;
 use super::synthetic::{
     sample_measurements, QuoteSpec, SyntheticPki, SyntheticPkiParams, SyntheticTcb,
 };
-use super::verify::{AttestationError, QuoteVerifier, VerifiedQuote};
+use super::verify::{AuthenticQuote, QuoteVerifier};
 use super::{Collateral, ReportData, VerdictCache};
 use crate::policy::Policy;
+use crate::policy::{AttestationError, VerifiedQuote};
 
 const ISSUED: u64 = 1_760_000_000;
 const NOW: u64 = ISSUED + 3_600;
@@ -56,19 +57,19 @@ fn synthetic_quote(tag: u8, tcb: SyntheticTcb) -> Vec<u8> {
 }
 
 fn cached(f: &Fixture) -> QuoteVerifier {
-    QuoteVerifier::with_root(f.pki.root_der().to_vec())
+    QuoteVerifier::dangerous().trust_root(f.pki.root_der().to_vec())
 }
 
 /// An authentic quote, and what the policy said about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Authentic {
-    quote: VerifiedQuote,
+    quote: AuthenticQuote,
     refused: Option<String>,
 }
 
 impl core::ops::Deref for Authentic {
-    type Target = VerifiedQuote;
-    fn deref(&self) -> &VerifiedQuote {
+    type Target = AuthenticQuote;
+    fn deref(&self) -> &AuthenticQuote {
         &self.quote
     }
 }
@@ -78,7 +79,7 @@ impl core::ops::Deref for Authentic {
 fn outcome(result: Result<VerifiedQuote, AttestationError>) -> Result<Authentic, String> {
     match result {
         Ok(quote) => Ok(Authentic {
-            quote,
+            quote: quote.authentic().clone(),
             refused: None,
         }),
         Err(AttestationError::Policy { violation, quote }) => Ok(Authentic {

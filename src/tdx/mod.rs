@@ -1,29 +1,36 @@
-//! Intel TDX evidence: quotes, their verification, and where they come from.
+//! Intel TDX evidence: quotes, their verification, and the seam they come from. Core: no I/O.
 //!
-//! - [`quote`] reads the layout of a DCAP quote (no signature checks).
-//! - [`verify`] runs DCAP verification (dcap-qvl) at an explicit `now` and yields a
-//!   [`VerifiedQuote`]; [`cache`] keeps its verdicts per platform.
-//! - [`QuoteProvider`] is the seam through which quotes are produced: [`ConfigfsTsm`] on a TDX
-//!   guest, [`synthetic`] for tests, benchmarks and the demo.
+//! - `quote` reads the layout of a DCAP quote (no signature checks).
+//! - `verify` runs DCAP verification (dcap-qvl) at an explicit `now` and yields an
+//!   [`AuthenticQuote`]; `cache` keeps its verdicts per platform. Whether an authentic quote is
+//!   acceptable is the policy's judgement (`crate::policy`).
+//! - [`QuoteProvider`] is the seam through which quotes are produced: `ConfigfsTsm` (shell) on a
+//!   TDX guest, `synthetic` for tests, benchmarks and the demo.
 
+mod cache;
+mod collateral;
 mod measurements;
 mod provider;
+pub(crate) mod quote;
 mod tcb_status;
+mod verify;
 
-pub mod cache;
-pub mod collateral;
-pub mod configfs;
-pub mod quote;
-pub mod synthetic;
-pub mod verify;
+#[cfg(feature = "synthetic")]
+pub(crate) mod synthetic;
 
-#[cfg(test)]
+#[cfg(all(test, feature = "synthetic"))]
 mod cache_tests;
 
+pub use crate::configfs::{ConfigfsTsm, CONFIGFS_TSM_ROOT};
 pub use cache::{CacheStats, VerdictCache, DEFAULT_CACHE_CAPACITY};
-pub use collateral::{Collateral, CollateralError, CollateralStore, StaticCollateral};
-pub use configfs::ConfigfsTsm;
+pub use collateral::{
+    Collateral, CollateralError, CollateralStore, StaticCollateral, MAX_COLLATERAL_LEN,
+};
 pub use measurements::{Measurements, ReportData, MEASUREMENT_LEN};
 pub use provider::{QuoteProvider, QuoteProviderError};
+pub use quote::{canonical_quote, pck_chain_pem, QuoteFormatError, QuoteLayout};
 pub use tcb_status::{TcbStatus, UnknownTcbStatus};
-pub use verify::{AttestationError, DcapCheck, QuoteVerifier, VerifiedQuote};
+pub use verify::{
+    AuthenticQuote, AuthenticityError, DangerousQuoteVerifier, DcapCheck, DcapError, QuoteVerifier,
+    INTEL_SGX_ROOT_CA_DER,
+};

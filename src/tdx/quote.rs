@@ -20,12 +20,12 @@
 //! `quote_digest`, and padding cannot be used to make a replayed quote look new.
 
 /// Largest quote accepted, padding included. Real TDX quotes are about 5 KB.
-pub const MAX_QUOTE_LEN: usize = 16 * 1024;
+pub(crate) const MAX_QUOTE_LEN: usize = 16 * 1024;
 
 use super::{Measurements, ReportData};
 
 /// Length of the quote header.
-pub const HEADER_LEN: usize = 48;
+pub(crate) const HEADER_LEN: usize = 48;
 const TD_REPORT10_LEN: usize = 584;
 const TD_REPORT15_LEN: usize = 648;
 const TEE_TYPE_TDX: u32 = 0x81;
@@ -65,7 +65,7 @@ pub enum QuoteFormatError {
     /// The quote is for another TEE (an SGX quote, for example).
     #[error("not a TDX quote: TEE type {0:#x}")]
     NotTdx(u32),
-    /// The input is larger than [`MAX_QUOTE_LEN`].
+    /// The input is larger than the 16 KiB a quote may take.
     #[error("quote of {0} bytes exceeds the {MAX_QUOTE_LEN}-byte limit")]
     TooLarge(usize),
     /// Non-zero bytes follow the signature data.
@@ -227,40 +227,42 @@ fn check_certification_data(
 
 /// Offsets in a TD report (TD 1.0 layout; a TD 1.5 report appends `TEE_TCB_SVN2` (16) and
 /// `MRSERVICETD` (48) at 584). Every field is a little-endian byte string.
-pub mod td_report {
+// The whole layout is written down; not every offset is read.
+#[allow(dead_code)]
+pub(crate) mod td_report {
     /// TEE_TCB_SVN (16).
-    pub const TEE_TCB_SVN: usize = 0;
+    pub(crate) const TEE_TCB_SVN: usize = 0;
     /// MRSEAM (48).
-    pub const MR_SEAM: usize = 16;
+    pub(crate) const MR_SEAM: usize = 16;
     /// MRSIGNERSEAM (48).
-    pub const MR_SIGNER_SEAM: usize = 64;
+    pub(crate) const MR_SIGNER_SEAM: usize = 64;
     /// SEAMATTRIBUTES (8).
-    pub const SEAM_ATTRIBUTES: usize = 112;
+    pub(crate) const SEAM_ATTRIBUTES: usize = 112;
     /// TDATTRIBUTES (8).
-    pub const TD_ATTRIBUTES: usize = 120;
+    pub(crate) const TD_ATTRIBUTES: usize = 120;
     /// XFAM (8).
-    pub const XFAM: usize = 128;
+    pub(crate) const XFAM: usize = 128;
     /// MRTD (48): the first of the TD's own registers. Everything before it describes the
     /// TDX module and the TD's attributes.
-    pub const MR_TD: usize = 136;
+    pub(crate) const MR_TD: usize = 136;
     /// MRCONFIGID (48).
-    pub const MR_CONFIG_ID: usize = 184;
+    pub(crate) const MR_CONFIG_ID: usize = 184;
     /// MROWNER (48).
-    pub const MR_OWNER: usize = 232;
+    pub(crate) const MR_OWNER: usize = 232;
     /// MROWNERCONFIG (48).
-    pub const MR_OWNER_CONFIG: usize = 280;
+    pub(crate) const MR_OWNER_CONFIG: usize = 280;
     /// RTMR0..RTMR3 (4 x 48).
-    pub const RTMR: usize = 328;
+    pub(crate) const RTMR: usize = 328;
     /// REPORTDATA (64).
-    pub const REPORT_DATA: usize = 520;
+    pub(crate) const REPORT_DATA: usize = 520;
     /// End of a TD 1.0 report; start of the TD 1.5 extension.
-    pub const TD10_END: usize = 584;
+    pub(crate) const TD10_END: usize = 584;
 }
 
 /// The fields of a quote's TD report this crate exposes, read by offset (no signature checks).
 /// For a TD 1.5 report these are the fields of its TD 1.0 part, as dcap-qvl reports them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TdReportFields {
+pub(crate) struct TdReportFields {
     /// The TD's registers and attributes.
     pub measurements: Measurements,
     /// REPORTDATA.
@@ -273,7 +275,7 @@ pub struct TdReportFields {
 
 impl TdReportFields {
     /// Reads the TD report of `quote`, whose layout is `layout`.
-    pub fn parse(quote: &[u8], layout: &QuoteLayout) -> Result<Self, QuoteFormatError> {
+    pub(crate) fn parse(quote: &[u8], layout: &QuoteLayout) -> Result<Self, QuoteFormatError> {
         use td_report::*;
         let base = layout.report_offset;
         let field = |offset: usize, len: usize| take(quote, base + offset, len, "TD report");

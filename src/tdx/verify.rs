@@ -1,10 +1,11 @@
-//! DCAP verification of TDX quotes, then the policy gate.
+//! DCAP verification of TDX quotes: is this quote authentic at `now`?
 //!
 //! Authenticity (quote signature, QE report, PCK chain to the trusted root, CRLs, TCB info and QE
 //! identity signatures and windows, TCB level matching) is checked by the pinned `dcap-qvl` at an
-//! explicit `now`; this module cuts the quote to its canonical form first, sorts dcap-qvl's
-//! failures into [`DcapCheck`] kinds, and applies a [`Policy`]. The only way to obtain a
-//! [`VerifiedQuote`] is through both.
+//! explicit `now`; this module cuts the quote to its canonical form first and sorts dcap-qvl's
+//! failures into [`DcapCheck`] kinds. The result is an [`AuthenticQuote`]; whether its
+//! Measurements and TCB are acceptable is the policy's judgement (`crate::policy::admit`), which
+//! turns it into a `VerifiedQuote`.
 //!
 //! Verdicts are cached per platform (see [`super::cache`]): a quote from a platform verified
 //! before, with the same root and collateral and inside the validity window, costs one P-256
@@ -17,7 +18,6 @@ use super::cache::{self, Verdict, VerdictCache};
 use super::collateral::Collateral;
 use super::quote::{QuoteFormatError, QuoteLayout, TdReportFields};
 use super::{Measurements, ReportData, TcbStatus};
-use crate::policy::{Policy, PolicyViolation, QuoteFacts};
 
 /// Intel SGX Root CA (DER), the production trust anchor for DCAP. See `certs/README.md`.
 pub const INTEL_SGX_ROOT_CA_DER: &[u8] = include_bytes!("../../certs/intel_sgx_root_ca.der");
@@ -81,17 +81,9 @@ impl QuoteVerifier {
         self.cache.as_ref().map(|c| c.stats()).unwrap_or_default()
     }
 
-    /// A verifier that trusts `root_der` **instead of** Intel's root: for a test PKI, or a
-    /// staging one. Logged at warn level when the root is not Intel's.
-    pub fn with_root(root_der: Vec<u8>) -> Self {
-        let verifier = Self::trusting(root_der);
-        if !verifier.trusts_intel_root() {
-            tracing::warn!(
-                root = %blake3::hash(&verifier.root_der).to_hex(),
-                "quote verifier trusts a root other than Intel's SGX Root CA"
-            );
-        }
-        verifier
+    /// Settings that loosen what this verifier trusts; each is logged.
+    pub fn dangerous() -> DangerousQuoteVerifier {
+        DangerousQuoteVerifier(())
     }
 
     /// Whether the trusted root is Intel's production root.
@@ -99,43 +91,18 @@ impl QuoteVerifier {
         self.root_der == INTEL_SGX_ROOT_CA_DER
     }
 
-    /// Verifies `quote` with `collateral` at `now` (unix seconds) and applies `policy`.
+    /// Checks that `quote` is authentic at `now` (unix seconds) under the trusted root with
+    /// `collateral`. Says nothing about whether its Measurements or TCB are acceptable: that is
+    /// the policy's judgement (`QuoteVerifier::verify` with a `Policy` does both).
     ///
     /// Zero padding after the quote is dropped, anything else after it is refused (see
-    /// [`super::quote`]).
-    pub fn verify(
+    /// [`super::QuoteLayout`]).
+    pub fn verify_authentic(
         &self,
         quote: &[u8],
         collateral: &Collateral,
         now: u64,
-        policy: &Policy,
-    ) -> Result<VerifiedQuote, AttestationError> {
-        let authentic = self.verify_authenticity(quote, collateral, now)?;
-        let facts = QuoteFacts {
-            measurements: &authentic.measurements,
-            tcb_status: authentic.tcb_status,
-            advisory_ids: &authentic.advisory_ids,
-            tcb_info_issued: collateral.tcb_info_issued(),
-            qe_identity_issued: collateral.qe_identity_issued(),
-        };
-        match policy.check(&facts, now) {
-            Ok(profile) => Ok(VerifiedQuote {
-                profile: Some(profile),
-                ..authentic
-            }),
-            Err(violation) => Err(AttestationError::Policy {
-                violation,
-                quote: Box::new(authentic),
-            }),
-        }
-    }
-
-    fn verify_authenticity(
-        &self,
-        quote: &[u8],
-        collateral: &Collateral,
-        now: u64,
-    ) -> Result<VerifiedQuote, AttestationError> {
+    ) -> Result<AuthenticQuote, AuthenticityError> {
         let layout = QuoteLayout::parse(quote)?;
         // parse() proved canonical_len <= quote.len().
         let quote = &quote[..layout.canonical_len];
@@ -178,7 +145,7 @@ impl QuoteVerifier {
         layout: &QuoteLayout,
         collateral: &Collateral,
         now: u64,
-    ) -> Result<VerifiedQuote, AttestationError> {
+    ) -> Result<AuthenticQuote, AuthenticityError> {
         // Debug TDs are judged by the policy, which names the reason; dcap-qvl would refuse
         // them with a generic error first.
         let report = dcap_qvl::verify::QuoteVerifier::new(self.root_der.clone())
@@ -189,18 +156,18 @@ impl QuoteVerifier {
                 if check == DcapCheck::CertificateChain && !self.pck_chain_verifies(quote, now) {
                     check = DcapCheck::PckChain;
                 }
-                AttestationError::Dcap {
+                AuthenticityError::Dcap {
                     check,
-                    detail: format!("{error:#}"),
+                    source: DcapError::from_dcap_qvl(error),
                 }
             })?;
         let tcb_status =
             report
                 .status
                 .parse::<TcbStatus>()
-                .map_err(|_| AttestationError::Dcap {
+                .map_err(|e| AuthenticityError::Dcap {
                     check: DcapCheck::Other,
-                    detail: format!("unknown TCB status {:?}", report.status),
+                    source: DcapError::new(e),
                 })?;
         let td = match &report.report {
             dcap_qvl::quote::Report::TD10(td) => td,
@@ -210,7 +177,7 @@ impl QuoteVerifier {
                 return Err(QuoteFormatError::NotTdx(0).into());
             }
         };
-        Ok(VerifiedQuote {
+        Ok(AuthenticQuote {
             version: layout.version,
             measurements: Measurements {
                 mr_td: td.mr_td,
@@ -228,7 +195,6 @@ impl QuoteVerifier {
             advisory_ids: report.advisory_ids,
             quote_digest: *blake3::hash(quote).as_bytes(),
             pck_chain_digest: *blake3::hash(&quote[layout.pck_chain_offset..]).as_bytes(),
-            profile: None,
         })
     }
 }
@@ -240,14 +206,12 @@ fn from_verdict(
     quote: &[u8],
     layout: &QuoteLayout,
     verdict: Verdict,
-) -> Result<VerifiedQuote, AttestationError> {
+) -> Result<AuthenticQuote, AuthenticityError> {
     let quote_digest = *blake3::hash(quote).as_bytes();
     if !verdict.knows(&quote_digest) && !cache::quote_signature_verifies(quote, layout) {
-        return Err(AttestationError::Dcap {
+        return Err(AuthenticityError::Dcap {
             check: DcapCheck::QuoteSignature,
-            detail: "quote signature is invalid under the attestation key of a platform \
-                     verified before"
-                .to_owned(),
+            source: DcapError::new(CachedPlatformSignature),
         });
     }
     let fields = TdReportFields::parse(quote, layout)?;
@@ -258,7 +222,7 @@ fn from_verdict(
             needed: layout.pck_chain_offset,
             available: quote.len(),
         })?;
-    Ok(VerifiedQuote {
+    Ok(AuthenticQuote {
         version: layout.version,
         measurements: fields.measurements,
         report_data: fields.report_data,
@@ -268,7 +232,6 @@ fn from_verdict(
         advisory_ids: verdict.advisory_ids,
         quote_digest,
         pck_chain_digest: *blake3::hash(pck_chain).as_bytes(),
-        profile: None,
     })
 }
 
@@ -297,7 +260,7 @@ impl QuoteVerifier {
             return false;
         };
         leaf.verify_for_usage(
-            &[webpki::ring::ECDSA_P256_SHA256],
+            crate::crypto::PCK_CHAIN_ALGORITHMS,
             &[anchor],
             intermediates,
             UnixTime::since_unix_epoch(core::time::Duration::from_secs(now)),
@@ -309,9 +272,10 @@ impl QuoteVerifier {
     }
 }
 
-/// A quote that passed DCAP verification and a [`Policy`]. Exposes only verified fields.
+/// A quote that passed DCAP verification: authentic at `now` under the trusted root, with the
+/// TCB status the collateral gives. Exposes only verified fields. Not yet judged by any policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VerifiedQuote {
+pub struct AuthenticQuote {
     version: u16,
     measurements: Measurements,
     report_data: ReportData,
@@ -321,10 +285,9 @@ pub struct VerifiedQuote {
     advisory_ids: Vec<String>,
     quote_digest: [u8; 32],
     pck_chain_digest: [u8; 32],
-    profile: Option<String>,
 }
 
-impl VerifiedQuote {
+impl AuthenticQuote {
     /// Quote format version (4 or 5).
     pub fn version(&self) -> u16 {
         self.version
@@ -369,12 +332,6 @@ impl VerifiedQuote {
     /// platform at the same TCB (the PCK leaf names the platform and its TCB level).
     pub fn pck_chain_digest(&self) -> &[u8; 32] {
         &self.pck_chain_digest
-    }
-
-    /// The name of the Measurement profile that matched; `None` only inside a
-    /// [`AttestationError::Policy`], where no profile matched or the policy stopped earlier.
-    pub fn profile(&self) -> Option<&str> {
-        self.profile.as_deref()
     }
 }
 
@@ -469,45 +426,75 @@ impl DcapCheck {
     }
 }
 
-/// Why a quote was not accepted.
+/// Why a quote is not authentic.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum AttestationError {
+pub enum AuthenticityError {
     /// DCAP verification failed: the quote is not authentic at `now` under the trusted root.
-    #[error("DCAP verification failed ({check:?}): {detail}")]
+    #[error("DCAP verification failed ({check:?})")]
     Dcap {
         /// Which check.
         check: DcapCheck,
-        /// dcap-qvl's error chain.
-        detail: String,
+        /// What the DCAP library reported.
+        #[source]
+        source: DcapError,
     },
     /// The bytes are not a well-formed TDX quote.
-    #[error("malformed quote: {0}")]
+    #[error("malformed quote")]
     Format(#[from] QuoteFormatError),
-    /// The quote is authentic, but the policy refuses it.
-    #[error("quote refused by policy: {violation}")]
-    Policy {
-        /// What the policy objected to.
-        violation: PolicyViolation,
-        /// The authentic quote, for reporting (its `profile()` is `None`).
-        quote: Box<VerifiedQuote>,
-    },
 }
 
-impl AttestationError {
-    /// The DCAP check that failed, if this is a DCAP failure.
-    pub fn dcap_check(&self) -> Option<DcapCheck> {
-        match self {
-            Self::Dcap { check, .. } => Some(*check),
-            _ => None,
-        }
+/// The DCAP library's own report of a failure, with its chain of causes.
+#[derive(Clone, Debug)]
+pub struct DcapError(Arc<dyn std::error::Error + Send + Sync>);
+
+impl DcapError {
+    /// Wraps a cause.
+    pub fn new(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Arc::new(cause))
     }
 
-    /// The policy violation, if the quote was authentic but refused.
-    pub fn policy_violation(&self) -> Option<&PolicyViolation> {
-        match self {
-            Self::Policy { violation, .. } => Some(violation),
-            _ => None,
+    fn from_dcap_qvl(error: anyhow::Error) -> Self {
+        let boxed: Box<dyn std::error::Error + Send + Sync> = error.into();
+        Self(Arc::from(boxed))
+    }
+}
+
+impl fmt::Display for DcapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The whole chain: dcap-qvl's outer messages are too generic alone.
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(inner) = cause {
+            write!(f, ": {inner}")?;
+            cause = inner.source();
         }
+        Ok(())
+    }
+}
+
+impl std::error::Error for DcapError {}
+
+/// A cached platform's attestation key does not verify this quote's signature.
+#[derive(Debug, thiserror::Error)]
+#[error("quote signature is invalid under the attestation key of a platform verified before")]
+struct CachedPlatformSignature;
+
+/// Loosening settings of a [`QuoteVerifier`], reached through [`QuoteVerifier::dangerous`].
+#[derive(Debug)]
+pub struct DangerousQuoteVerifier(());
+
+impl DangerousQuoteVerifier {
+    /// A verifier that trusts `root_der` **instead of** Intel's root: for a test PKI, or a
+    /// staging one. Logged at warn level when the root is not Intel's.
+    pub fn trust_root(self, root_der: Vec<u8>) -> QuoteVerifier {
+        let verifier = QuoteVerifier::trusting(root_der);
+        if !verifier.trusts_intel_root() {
+            tracing::warn!(
+                root = %blake3::hash(&verifier.root_der).to_hex(),
+                "quote verifier trusts a root other than Intel's SGX Root CA"
+            );
+        }
+        verifier
     }
 }

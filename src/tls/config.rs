@@ -2,47 +2,45 @@
 //! client certificates, no session resumption and no 0-RTT (a resumed handshake would skip the
 //! verifiers).
 
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use rustls::client::{ResolvesClientCert, Resumption};
-use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, NoServerSessionStorage, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::SignatureScheme;
+use rustls::{ConfigBuilder, ServerConfig, SignatureScheme, WantsVerifier};
 
-use super::peer::{ExpectedPeer, PeerCheck};
+use super::bond::Parties;
+use super::peer::{CertifiedPeer, ExpectedPeer, PeerCheck};
 use super::verifiers::{AttestedClientVerifier, AttestedServerVerifier, VerdictSlot};
-use crate::evidence::IssuedCertificate;
+use super::{BondFailure, PeerRejection};
+use crate::evidence::{IssuedCertificate, Role};
+use crate::identity::PeerId;
+use crate::policy::{Policy, VerifiedQuote};
+use crate::tdx::{CollateralStore, QuoteVerifier};
 
 /// The ALPN protocol both sides require.
 pub const ALPN: &[u8] = b"ratls-quic/1";
 
-/// The one crypto provider of the whole stack (ring).
-pub fn crypto_provider() -> Arc<CryptoProvider> {
-    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    Arc::clone(PROVIDER.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())))
-}
-
 /// The certificate this side presents, swapped in place when it is renewed. Resolving never
 /// blocks on quote generation: it returns whatever is current.
 #[derive(Debug)]
-pub struct CertificateSlot(RwLock<Arc<CertifiedKey>>);
+pub(crate) struct CertificateSlot(RwLock<Arc<CertifiedKey>>);
 
 impl CertificateSlot {
     /// A slot holding `issued`.
-    pub fn new(issued: &IssuedCertificate) -> Result<Self, rustls::Error> {
+    pub(crate) fn new(issued: &IssuedCertificate) -> Result<Self, rustls::Error> {
         Ok(Self(RwLock::new(certified_key(issued)?)))
     }
 
     /// Replaces the current certificate (renewal).
-    pub fn replace(&self, issued: &IssuedCertificate) -> Result<(), rustls::Error> {
+    pub(crate) fn replace(&self, issued: &IssuedCertificate) -> Result<(), rustls::Error> {
         let key = certified_key(issued)?;
         *self.0.write().unwrap_or_else(PoisonError::into_inner) = key;
         Ok(())
     }
 
     /// The current certificate and key.
-    pub fn current(&self) -> Arc<CertifiedKey> {
+    pub(crate) fn current(&self) -> Arc<CertifiedKey> {
         Arc::clone(&self.0.read().unwrap_or_else(PoisonError::into_inner))
     }
 }
@@ -51,7 +49,7 @@ fn certified_key(issued: &IssuedCertificate) -> Result<Arc<CertifiedKey>, rustls
     let rustls::pki_types::PrivateKeyDer::Pkcs8(pkcs8) = &issued.key_der else {
         return Err(rustls::Error::General("identity key is not PKCS#8".into()));
     };
-    let key = rustls::crypto::ring::sign::any_eddsa_type(pkcs8)?;
+    let key = crate::crypto::identity_signing_key(pkcs8)?;
     Ok(Arc::new(CertifiedKey::new(
         vec![issued.cert_der.clone()],
         key,
@@ -80,39 +78,148 @@ impl ResolvesClientCert for CertificateSlot {
     }
 }
 
-/// A client configuration for one connection; the server verifier's verdict lands in `slot`.
-pub fn client_config(
-    check: Arc<PeerCheck>,
-    certs: Arc<CertificateSlot>,
-    expected: ExpectedPeer,
-    slot: Arc<VerdictSlot>,
-) -> Result<rustls::ClientConfig, rustls::Error> {
-    let mut config = rustls::ClientConfig::builder_with_provider(crypto_provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AttestedServerVerifier::new(
-            check, expected, slot,
-        )))
-        .with_client_cert_resolver(certs);
-    config.resumption = Resumption::disabled();
-    config.enable_early_data = false;
-    config.alpn_protocols = vec![ALPN.to_vec()];
-    Ok(config)
+/// The verdict of one connection's verifier, read once its handshake ended.
+#[derive(Debug)]
+pub struct PendingPeer(Arc<VerdictSlot>);
+
+impl PendingPeer {
+    /// What the verifier established about the peer. A handshake that completed without the
+    /// verifier running is refused as [`PeerRejection::NoCertificate`]: never accept it.
+    pub fn take(&self) -> Result<CertifiedPeer, PeerRejection> {
+        self.0.take().unwrap_or(Err(PeerRejection::NoCertificate))
+    }
+
+    /// The typed rejection, when the verifier ran and refused the peer.
+    pub fn rejection(&self) -> Option<PeerRejection> {
+        match self.0.take() {
+            Some(Err(rejection)) => Some(rejection),
+            _ => None,
+        }
+    }
 }
 
-/// A server configuration for one connection; the client verifier's verdict lands in `slot`.
-pub fn server_config(
+/// The attested TLS side of an endpoint: certificate, verifiers and bond judgement, for
+/// [`crate::Endpoint`] or for a quinn endpoint of your own.
+///
+/// Built once per endpoint; each connection takes a configuration from [`Self::client`] or
+/// [`Self::server`] whose verifier reports to that connection's [`PendingPeer`] (rustls gives a
+/// verifier no connection of its own, so the verdict needs a configuration per connection; the
+/// parts that cost are shared). After the handshake, the bond proof is judged with
+/// [`Self::judge_bond`].
+#[derive(Debug)]
+pub struct AttestedTlsConfig {
     check: Arc<PeerCheck>,
     certs: Arc<CertificateSlot>,
-    slot: Arc<VerdictSlot>,
-) -> Result<rustls::ServerConfig, rustls::Error> {
-    let mut config = rustls::ServerConfig::builder_with_provider(crypto_provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(Arc::new(AttestedClientVerifier::new(check, slot)))
-        .with_cert_resolver(certs);
-    config.session_storage = Arc::new(NoServerSessionStorage {});
-    config.send_tls13_tickets = 0;
-    config.max_early_data_size = 0;
-    config.alpn_protocols = vec![ALPN.to_vec()];
-    Ok(config)
+    client: rustls::ClientConfig,
+    server: ConfigBuilder<ServerConfig, WantsVerifier>,
+}
+
+impl AttestedTlsConfig {
+    /// Configurations presenting `certificate` and judging peers by `policy`, with
+    /// `quote_verifier` and `collateral`. `local_attested` says whether this side presents
+    /// quotes (in its certificate and its bond proofs): with both sides attested under per-bond
+    /// freshness a peer reaches TdxRaTlsBidirectional, otherwise at most TdxLocal.
+    pub fn new(
+        policy: Arc<Policy>,
+        quote_verifier: QuoteVerifier,
+        collateral: Arc<dyn CollateralStore>,
+        certificate: &IssuedCertificate,
+        local_attested: bool,
+    ) -> Result<Self, rustls::Error> {
+        let check = Arc::new(PeerCheck::new(
+            policy,
+            quote_verifier,
+            collateral,
+            local_attested,
+        ));
+        let certs = Arc::new(CertificateSlot::new(certificate)?);
+        let placeholder = Arc::new(AttestedServerVerifier::new(
+            Arc::clone(&check),
+            ExpectedPeer::AnyAllowedByPolicy,
+            Arc::default(),
+        ));
+        let mut client = rustls::ClientConfig::builder_with_provider(crate::crypto::provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .dangerous()
+            .with_custom_certificate_verifier(placeholder)
+            .with_client_cert_resolver(Arc::clone(&certs) as Arc<dyn ResolvesClientCert>);
+        client.resumption = Resumption::disabled();
+        client.enable_early_data = false;
+        client.alpn_protocols = vec![ALPN.to_vec()];
+        let server = ServerConfig::builder_with_provider(crate::crypto::provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?;
+        Ok(Self {
+            check,
+            certs,
+            client,
+            server,
+        })
+    }
+
+    /// A client configuration for one connection to `expected`.
+    pub fn client(&self, expected: ExpectedPeer) -> (rustls::ClientConfig, PendingPeer) {
+        let slot = Arc::new(VerdictSlot::default());
+        let mut config = self.client.clone();
+        config
+            .dangerous()
+            .set_certificate_verifier(Arc::new(AttestedServerVerifier::new(
+                Arc::clone(&self.check),
+                expected,
+                Arc::clone(&slot),
+            )));
+        (config, PendingPeer(slot))
+    }
+
+    /// A server configuration for one incoming connection.
+    pub fn server(&self) -> (ServerConfig, PendingPeer) {
+        let slot = Arc::new(VerdictSlot::default());
+        let mut config = self
+            .server
+            .clone()
+            .with_client_cert_verifier(Arc::new(AttestedClientVerifier::new(
+                Arc::clone(&self.check),
+                Arc::clone(&slot),
+            )))
+            .with_cert_resolver(Arc::clone(&self.certs) as Arc<dyn ResolvesServerCert>);
+        config.session_storage = Arc::new(NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
+        config.max_early_data_size = 0;
+        config.alpn_protocols = vec![ALPN.to_vec()];
+        (config, PendingPeer(slot))
+    }
+
+    /// Presents `certificate` from now on (renewal with the same key).
+    pub fn renew(&self, certificate: &IssuedCertificate) -> Result<(), rustls::Error> {
+        self.certs.replace(certificate)
+    }
+
+    /// The DER certificate this side currently presents.
+    pub fn current_certificate(&self) -> Option<rustls::pki_types::CertificateDer<'static>> {
+        self.certs.current().cert.first().cloned()
+    }
+
+    /// How many peer certificates these configurations have judged: one per full handshake.
+    pub fn handshake_checks(&self) -> u64 {
+        self.check.checks_run()
+    }
+
+    /// Judges the peer's bond proof `message` on a connection whose TLS exporter (label
+    /// [`crate::EXPORTER_LABEL`], empty context, 32 bytes) is `exporter`, at `now` (unix
+    /// seconds). `local` is this side's identity and `role` its role on the connection.
+    pub fn judge_bond(
+        &self,
+        role: Role,
+        local: PeerId,
+        peer: &CertifiedPeer,
+        exporter: &[u8; 32],
+        message: &[u8],
+        now: u64,
+    ) -> Result<Option<VerifiedQuote>, BondFailure> {
+        let parties = Parties::new(role, local, peer.peer_id());
+        self.check.judge_bond(parties, peer, exporter, message, now)
+    }
+
+    pub(crate) fn check(&self) -> &Arc<PeerCheck> {
+        &self.check
+    }
 }

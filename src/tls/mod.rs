@@ -1,16 +1,16 @@
-//! TLS for attested QUIC: the verifiers that judge peer evidence inside the handshake, the
-//! certificate resolver, and the rustls configurations.
-//!
-//! Verifiers do no I/O and never block: quote verification uses collateral already in memory
-//! and the `now` rustls passes in. Each connection gets its own verifier and [`VerdictSlot`], so
-//! the typed [`PeerRejection`] reaches the caller while only the TLS alert reaches the peer.
+//! The handshake side of attestation: rustls verifiers and configurations, the certificate and
+//! bond-proof judgements, rejection reasons and their TLS alerts. Core: no I/O, no clock (rustls
+//! and the endpoint pass `now`).
 
+pub(crate) mod bond;
 mod config;
 mod peer;
 mod rejection;
 mod verifiers;
 
-pub use config::{client_config, crypto_provider, server_config, CertificateSlot, ALPN};
-pub use peer::{CertifiedPeer, ExpectedPeer, PeerCheck};
+pub use bond::{bond_message, BOND_REFUSED, EXPORTER_LABEL};
+pub(crate) use bond::{Parties, MAX_MESSAGE_LEN as MAX_BOND_MESSAGE_LEN};
+pub use config::{AttestedTlsConfig, PendingPeer, ALPN};
+pub(crate) use peer::PeerCheck;
+pub use peer::{CertifiedPeer, ExpectedPeer};
 pub use rejection::{BondFailure, PeerRejection, RejectedPeer};
-pub use verifiers::{AttestedClientVerifier, AttestedServerVerifier, VerdictSlot};

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use crate::evidence::{parse_certificate, verify_binding};
 use crate::identity::PeerId;
 use crate::level::AttestationLevel;
-use crate::policy::{Freshness, Policy};
-use crate::tdx::{CollateralStore, QuoteVerifier, VerifiedQuote};
+use crate::policy::{AttestationError, Freshness, Policy, VerifiedQuote};
+use crate::tdx::{CollateralStore, QuoteVerifier};
 
 use super::PeerRejection;
 
@@ -24,34 +24,54 @@ pub enum ExpectedPeer {
 /// What the certificate check established about the peer.
 #[derive(Clone, Debug)]
 pub struct CertifiedPeer {
-    /// The peer's identity.
-    pub peer_id: PeerId,
-    /// The level the peer's certificate supports, before any bond proof.
-    pub level: AttestationLevel,
-    /// The verified quote of the certificate; `None` for a Software peer.
-    pub quote: Option<VerifiedQuote>,
-    /// The certificate's validity end, unix seconds.
-    pub not_after: u64,
+    peer_id: PeerId,
+    level: AttestationLevel,
+    quote: Option<VerifiedQuote>,
+    not_after: u64,
 }
 
-/// Everything needed to judge a peer certificate. Shared by the client and server verifiers.
+impl CertifiedPeer {
+    /// The peer's identity.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// The level the peer's certificate supports with this side, before any bond proof.
+    pub fn level(&self) -> AttestationLevel {
+        self.level
+    }
+
+    /// The verified quote of the certificate; `None` for a Software peer.
+    pub fn quote(&self) -> Option<&VerifiedQuote> {
+        self.quote.as_ref()
+    }
+
+    /// The certificate's validity end, unix seconds.
+    pub fn not_after(&self) -> u64 {
+        self.not_after
+    }
+
+    pub(crate) fn into_parts(self) -> (PeerId, AttestationLevel, Option<VerifiedQuote>) {
+        (self.peer_id, self.level, self.quote)
+    }
+}
+
+/// Everything needed to judge a peer's evidence, certificate and bond proof alike. Shared by
+/// the client and server verifiers and the bond judgement; no I/O.
 #[derive(Debug)]
-pub struct PeerCheck {
-    /// The policy the peer must satisfy.
-    pub policy: Arc<Policy>,
-    /// DCAP verification with its trusted root.
-    pub quote_verifier: QuoteVerifier,
-    /// Collateral for the peer's quotes.
-    pub collateral: Arc<dyn CollateralStore>,
+pub(crate) struct PeerCheck {
+    policy: Arc<Policy>,
+    quote_verifier: QuoteVerifier,
+    collateral: Arc<dyn CollateralStore>,
     /// Whether this side presents a quote too (both attested is TdxRaTlsBidirectional).
-    pub local_attested: bool,
+    local_attested: bool,
     /// How many peer certificates were checked (each full handshake checks one).
-    pub checks: AtomicU64,
+    checks: AtomicU64,
 }
 
 impl PeerCheck {
     /// A check for `policy` with a zero counter.
-    pub fn new(
+    pub(crate) fn new(
         policy: Arc<Policy>,
         quote_verifier: QuoteVerifier,
         collateral: Arc<dyn CollateralStore>,
@@ -66,17 +86,28 @@ impl PeerCheck {
         }
     }
 
+    /// The policy peers are judged by.
+    pub(crate) fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
     /// How many peer certificates this check has judged.
-    pub fn checks_run(&self) -> u64 {
+    pub(crate) fn checks_run(&self) -> u64 {
         self.checks.load(Ordering::Relaxed)
     }
 
-    /// The level a peer with a verified quote reaches with this side: TdxLocal, or with both
-    /// sides attested under per-bond freshness TdxRaTlsBidirectional, and
-    /// TdxPlusReproducibleBuild when moreover the policy's Measurements are pinned from a
-    /// verified rebuild ([`Policy::rebuild_pin`]), so the peer's quote carried the rebuilt MRTD.
-    pub fn attested_level(&self) -> AttestationLevel {
-        if self.local_attested && self.policy.freshness() == Freshness::PerBond {
+    /// The level a peer reaches with this side, from what it presented. The one place where
+    /// levels are decided:
+    ///
+    /// - no quote: Software;
+    /// - a verified quote: TdxLocal, or with both sides attested under per-bond freshness
+    ///   TdxRaTlsBidirectional, and TdxPlusReproducibleBuild when moreover the policy's
+    ///   Measurements are pinned from a verified rebuild ([`Policy::rebuild_pin`]), so the peer's
+    ///   quote carried the rebuilt MRTD.
+    pub(crate) fn level_reached(&self, attested: bool) -> AttestationLevel {
+        if !attested {
+            AttestationLevel::Software
+        } else if self.local_attested && self.policy.freshness() == Freshness::PerBond {
             if self.policy.is_rebuild_pinned() {
                 AttestationLevel::TdxPlusReproducibleBuild
             } else {
@@ -87,9 +118,21 @@ impl PeerCheck {
         }
     }
 
+    /// Verifies a peer quote (certificate or bond proof) with the collateral for it, at `now`,
+    /// and judges it by the policy.
+    pub(crate) fn verify_quote(&self, quote: &[u8], now: u64) -> Result<VerifiedQuote, QuoteCheck> {
+        let collateral = self
+            .collateral
+            .collateral_for(quote)
+            .ok_or(QuoteCheck::MissingCollateral)?;
+        self.quote_verifier
+            .verify(quote, &collateral, now, &self.policy)
+            .map_err(QuoteCheck::Refused)
+    }
+
     /// Checks a peer certificate (DER) at `now` (unix seconds): parse, validity, expected
     /// identity, quote and policy, binding of the quote to the certificate key, level floor.
-    pub fn check(
+    pub(crate) fn check(
         &self,
         der: &[u8],
         now: u64,
@@ -107,36 +150,25 @@ impl PeerCheck {
             }
         }
         let required = self.policy.level();
-        let Some(evidence) = &cert.evidence else {
-            if required > AttestationLevel::Software {
-                return Err(PeerRejection::BelowFloor {
-                    required,
-                    presented: AttestationLevel::Software,
-                });
+        let quote = match &cert.evidence {
+            None => {
+                if required == AttestationLevel::Software
+                    && !self
+                        .policy
+                        .software_allow
+                        .contains(&cert.peer_id.attestation_digest())
+                {
+                    return Err(PeerRejection::UnknownSoftwareIdentity(cert.peer_id));
+                }
+                None
             }
-            if !self
-                .policy
-                .software_allow
-                .contains(&cert.peer_id.attestation_digest())
-            {
-                return Err(PeerRejection::UnknownSoftwareIdentity(cert.peer_id));
+            Some(evidence) => {
+                let quote = self.verify_quote(&evidence.quote, now)?;
+                verify_binding(&cert.binding_input(), quote.report_data())?;
+                Some(quote)
             }
-            return Ok(CertifiedPeer {
-                peer_id: cert.peer_id,
-                level: AttestationLevel::Software,
-                quote: None,
-                not_after: cert.not_after,
-            });
         };
-        let collateral = self
-            .collateral
-            .collateral_for(&evidence.quote)
-            .ok_or(PeerRejection::MissingCollateral)?;
-        let quote = self
-            .quote_verifier
-            .verify(&evidence.quote, &collateral, now, &self.policy)?;
-        verify_binding(&cert.binding_input(), quote.report_data())?;
-        let level = self.attested_level();
+        let level = self.level_reached(quote.is_some());
         if level < required {
             return Err(PeerRejection::BelowFloor {
                 required,
@@ -146,8 +178,26 @@ impl PeerCheck {
         Ok(CertifiedPeer {
             peer_id: cert.peer_id,
             level,
-            quote: Some(quote),
+            quote,
             not_after: cert.not_after,
         })
+    }
+}
+
+/// Why a peer quote did not pass [`PeerCheck::verify_quote`].
+#[derive(Debug)]
+pub(crate) enum QuoteCheck {
+    /// No collateral for it: fails closed.
+    MissingCollateral,
+    /// Not authentic, or refused by the policy.
+    Refused(AttestationError),
+}
+
+impl From<QuoteCheck> for PeerRejection {
+    fn from(check: QuoteCheck) -> Self {
+        match check {
+            QuoteCheck::MissingCollateral => Self::MissingCollateral,
+            QuoteCheck::Refused(error) => Self::Quote(error),
+        }
     }
 }

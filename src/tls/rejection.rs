@@ -7,7 +7,7 @@ use rustls::{CertificateError, OtherError};
 use crate::evidence::EvidenceError;
 use crate::identity::PeerId;
 use crate::level::AttestationLevel;
-use crate::tdx::AttestationError;
+use crate::policy::AttestationError;
 
 /// Why a peer was refused. The refusing side keeps this typed reason (returned from
 /// `connect`/`accept` and logged); only the TLS alert or close code crosses the wire.
@@ -69,6 +69,9 @@ pub enum BondFailure {
     /// The proof quote's Measurements differ from those of the certificate quote.
     #[error("bond proof Measurements differ from the certificate's")]
     MeasurementsChanged,
+    /// No collateral for the proof quote; verification fails closed.
+    #[error("no collateral available for the bond proof quote")]
+    MissingCollateral,
     /// An attested peer sent no proof although the policy requires per-bond freshness.
     #[error("peer sent no bond proof; the policy requires per-bond freshness")]
     Missing,
@@ -95,6 +98,7 @@ impl BondFailure {
             Self::Malformed(_) => "bond proof malformed",
             Self::MeasurementsChanged => "bond proof measurements differ from the certificate",
             Self::Missing => "bond proof required",
+            Self::MissingCollateral => "no collateral for the bond proof quote",
             Self::PlatformChanged => "bond proof from another platform",
             Self::Quote(_) => "bond proof quote not accepted",
             Self::Replayed => "bond proof replays the certificate quote",
@@ -149,3 +153,155 @@ impl PeerRejection {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct RejectedPeer(pub &'static str);
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rustls::{AlertDescription, CertificateError};
+
+    use super::*;
+    use crate::identity::Identity;
+    use crate::tdx::{DcapCheck, DcapError};
+
+    /// The one place where a rejection becomes a rustls error, and so a TLS alert: one assertion
+    /// per row, the rustls `CertificateError` and the alert it is sent as.
+    #[test]
+    fn rejections_map_to_the_documented_alerts() {
+        use CertificateError as C;
+        let pid = Identity::generate().unwrap().peer_id();
+        let dcap_failure = || AttestationError::Dcap {
+            check: DcapCheck::QuoteSignature,
+            source: DcapError::new(std::fmt::Error),
+        };
+        let rows: Vec<(PeerRejection, C, AlertDescription)> = vec![
+            (
+                PeerRejection::Evidence(EvidenceError::Malformed("x")),
+                C::BadEncoding,
+                AlertDescription::BadCertificate,
+            ),
+            (
+                PeerRejection::Evidence(EvidenceError::TooLarge {
+                    what: "quote",
+                    len: 2,
+                    max: 1,
+                }),
+                C::BadEncoding,
+                AlertDescription::BadCertificate,
+            ),
+            (
+                PeerRejection::Evidence(EvidenceError::DuplicateExtension),
+                C::BadEncoding,
+                AlertDescription::BadCertificate,
+            ),
+            (
+                PeerRejection::Evidence(EvidenceError::UnknownVersion(2)),
+                C::BadEncoding,
+                AlertDescription::BadCertificate,
+            ),
+            (
+                PeerRejection::Evidence(EvidenceError::UnsupportedAlgorithm),
+                C::BadEncoding,
+                AlertDescription::BadCertificate,
+            ),
+            (
+                PeerRejection::Evidence(EvidenceError::BadSignature),
+                C::BadEncoding,
+                AlertDescription::BadCertificate,
+            ),
+            (
+                PeerRejection::Evidence(EvidenceError::Expired {
+                    not_after: 1,
+                    now: 2,
+                }),
+                C::Expired,
+                AlertDescription::CertificateExpired,
+            ),
+            (
+                PeerRejection::Evidence(EvidenceError::NotYetValid {
+                    not_before: 2,
+                    now: 1,
+                }),
+                C::NotValidYet,
+                AlertDescription::CertificateExpired,
+            ),
+            (
+                PeerRejection::Evidence(EvidenceError::BindingMismatch),
+                other(),
+                AlertDescription::CertificateUnknown,
+            ),
+            (
+                PeerRejection::Evidence(EvidenceError::PubkeyMismatch),
+                other(),
+                AlertDescription::CertificateUnknown,
+            ),
+            (
+                PeerRejection::Evidence(EvidenceError::Missing("quote")),
+                other(),
+                AlertDescription::CertificateUnknown,
+            ),
+            (
+                PeerRejection::BelowFloor {
+                    required: AttestationLevel::TdxRaTlsBidirectional,
+                    presented: AttestationLevel::Software,
+                },
+                other(),
+                AlertDescription::CertificateUnknown,
+            ),
+            (
+                PeerRejection::MissingCollateral,
+                other(),
+                AlertDescription::CertificateUnknown,
+            ),
+            (
+                PeerRejection::Quote(dcap_failure()),
+                other(),
+                AlertDescription::CertificateUnknown,
+            ),
+            (
+                PeerRejection::UnexpectedPeer {
+                    expected: pid,
+                    found: pid,
+                },
+                other(),
+                AlertDescription::CertificateUnknown,
+            ),
+            (
+                PeerRejection::UnknownSoftwareIdentity(pid),
+                other(),
+                AlertDescription::CertificateUnknown,
+            ),
+            (
+                PeerRejection::Bond(BondFailure::Missing),
+                other(),
+                AlertDescription::CertificateUnknown,
+            ),
+        ];
+        for (rejection, want, alert) in rows {
+            let got = match rejection.to_rustls_error() {
+                rustls::Error::InvalidCertificate(error) => error,
+                error => panic!("{rejection:?} maps to {error:?}, not a certificate error"),
+            };
+            match (&got, &want) {
+                (C::Other(carried), C::Other(_)) => assert_eq!(
+                    carried.to_string(),
+                    rejection.wire_reason(),
+                    "{rejection:?}: Other carries only the wire reason"
+                ),
+                _ => assert_eq!(got, want, "{rejection:?}"),
+            }
+            assert_eq!(AlertDescription::from(got), alert, "{rejection:?}");
+        }
+        // No certificate at all is not a certificate error: rustls sends certificate_required.
+        assert!(matches!(
+            PeerRejection::NoCertificate.to_rustls_error(),
+            rustls::Error::NoCertificatesPresented
+        ));
+    }
+
+    /// A placeholder for "some `CertificateError::Other`": the table compares the variant and the
+    /// message separately.
+    fn other() -> CertificateError {
+        CertificateError::Other(OtherError(Arc::new(RejectedPeer(""))))
+    }
+}

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls13_signature, WebPkiSupportedAlgorithms};
+use rustls::crypto::verify_tls13_signature;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
@@ -14,11 +14,11 @@ use super::PeerRejection;
 /// Where a verifier leaves its verdict for the connection that ran it: one slot per
 /// connection, read once the handshake ends.
 #[derive(Debug, Default)]
-pub struct VerdictSlot(Mutex<Option<Result<CertifiedPeer, PeerRejection>>>);
+pub(crate) struct VerdictSlot(Mutex<Option<Result<CertifiedPeer, PeerRejection>>>);
 
 impl VerdictSlot {
     /// Takes the verdict, if the verifier ran.
-    pub fn take(&self) -> Option<Result<CertifiedPeer, PeerRejection>> {
+    pub(crate) fn take(&self) -> Option<Result<CertifiedPeer, PeerRejection>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 
@@ -54,12 +54,6 @@ fn judge(
     result
 }
 
-/// Identities are Ed25519 keys; no other handshake signature is accepted.
-static ED25519_ONLY: WebPkiSupportedAlgorithms = WebPkiSupportedAlgorithms {
-    all: &[webpki::ring::ED25519],
-    mapping: &[(SignatureScheme::ED25519, &[webpki::ring::ED25519])],
-};
-
 /// Only TLS 1.3 is configured, so a TLS 1.2 signature never needs checking.
 const TLS12_REFUSED: rustls::Error =
     rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls12NotOffered);
@@ -67,7 +61,7 @@ const TLS12_REFUSED: rustls::Error =
 /// Verifies the server on the client side: the server's certificate evidence against the
 /// client's policy, and that the server is the expected peer.
 #[derive(Debug)]
-pub struct AttestedServerVerifier {
+pub(crate) struct AttestedServerVerifier {
     check: Arc<PeerCheck>,
     expected: ExpectedPeer,
     slot: Arc<VerdictSlot>,
@@ -75,7 +69,11 @@ pub struct AttestedServerVerifier {
 
 impl AttestedServerVerifier {
     /// A verifier for one connection; its verdict lands in `slot`.
-    pub fn new(check: Arc<PeerCheck>, expected: ExpectedPeer, slot: Arc<VerdictSlot>) -> Self {
+    pub(crate) fn new(
+        check: Arc<PeerCheck>,
+        expected: ExpectedPeer,
+        slot: Arc<VerdictSlot>,
+    ) -> Self {
         Self {
             check,
             expected,
@@ -119,24 +117,24 @@ impl ServerCertVerifier for AttestedServerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &ED25519_ONLY)
+        verify_tls13_signature(message, cert, dss, &crate::crypto::ED25519_ONLY)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        ED25519_ONLY.supported_schemes()
+        crate::crypto::ED25519_ONLY.supported_schemes()
     }
 }
 
 /// Verifies the client on the server side. Client certificates are mandatory.
 #[derive(Debug)]
-pub struct AttestedClientVerifier {
+pub(crate) struct AttestedClientVerifier {
     check: Arc<PeerCheck>,
     slot: Arc<VerdictSlot>,
 }
 
 impl AttestedClientVerifier {
     /// A verifier for one connection; its verdict lands in `slot`.
-    pub fn new(check: Arc<PeerCheck>, slot: Arc<VerdictSlot>) -> Self {
+    pub(crate) fn new(check: Arc<PeerCheck>, slot: Arc<VerdictSlot>) -> Self {
         Self { check, slot }
     }
 }
@@ -182,10 +180,10 @@ impl ClientCertVerifier for AttestedClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &ED25519_ONLY)
+        verify_tls13_signature(message, cert, dss, &crate::crypto::ED25519_ONLY)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        ED25519_ONLY.supported_schemes()
+        crate::crypto::ED25519_ONLY.supported_schemes()
     }
 }

@@ -1,12 +1,12 @@
 //! A client that completes the handshake with a valid attested certificate and then sends a
 //! bond proof of its own making: replayed, with the roles swapped, malformed, or none.
 
-use ratls_quic::endpoint::{Endpoint, Error};
-use ratls_quic::evidence::{parse_certificate, report_data, BindingInput, IssuedCertificate, Role};
-use ratls_quic::identity::Identity;
-use ratls_quic::tdx::synthetic::{sample_measurements, SyntheticQuoteProvider, SyntheticTcb};
-use ratls_quic::tdx::{Measurements, QuoteProvider};
-use ratls_quic::tls::{BondFailure, ExpectedPeer, PeerRejection};
+use ratls_quic::synthetic::{sample_measurements, SyntheticQuoteProvider, SyntheticTcb};
+use ratls_quic::Identity;
+use ratls_quic::{parse_certificate, report_data, BindingInput, IssuedCertificate, Role};
+use ratls_quic::{BondFailure, ExpectedPeer, PeerRejection};
+use ratls_quic::{Endpoint, Error};
+use ratls_quic::{Measurements, QuoteProvider};
 
 use super::raw::*;
 use super::{accept_one, addr, assert_bond_refused, pki};
@@ -87,10 +87,7 @@ impl ForgingClient {
         let (tls, slot) =
             attested_client_config(&self.certificate, ExpectedPeer::Exactly(server.peer_id()));
         let conn = dial(&self.endpoint, tls, addr(server)).await.unwrap();
-        assert!(
-            matches!(slot.take(), Some(Ok(_))),
-            "the server passed our check"
-        );
+        assert!(slot.take().is_ok(), "the server passed our check");
         let exporter = exporter(&conn);
         (conn, exporter)
     }

@@ -9,15 +9,15 @@ pub mod raw;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
-use ratls_quic::endpoint::{AttestedConnection, Endpoint, EndpointConfig, Error};
-use ratls_quic::identity::Identity;
-use ratls_quic::policy::{MeasurementPolicy, MeasurementProfile, Policy};
-use ratls_quic::tdx::synthetic::{
+use ratls_quic::synthetic::{
     sample_measurements, SyntheticPki, SyntheticPkiParams, SyntheticQuoteProvider, SyntheticTcb,
 };
-use ratls_quic::tdx::{Collateral, Measurements, QuoteVerifier, StaticCollateral};
-use ratls_quic::tls::ExpectedPeer;
 use ratls_quic::AttestationLevel;
+use ratls_quic::ExpectedPeer;
+use ratls_quic::Identity;
+use ratls_quic::{AttestedConnection, Endpoint, EndpointConfig, Error};
+use ratls_quic::{Collateral, Measurements, QuoteVerifier, StaticCollateral};
+use ratls_quic::{MeasurementPolicy, MeasurementProfile, Policy};
 
 /// One synthetic PKI per test binary, valid around the real clock (endpoints use it).
 pub fn pki() -> Arc<SyntheticPki> {
@@ -52,7 +52,7 @@ pub fn policy(level: AttestationLevel) -> Policy {
 pub fn verifier() -> (QuoteVerifier, Arc<StaticCollateral>) {
     let pki = pki();
     (
-        QuoteVerifier::with_root(pki.root_der().to_vec()),
+        QuoteVerifier::dangerous().trust_root(pki.root_der().to_vec()),
         Arc::new(StaticCollateral(Arc::new(
             Collateral::new(pki.collateral().clone()).unwrap(),
         ))),
@@ -158,7 +158,7 @@ pub fn assert_bond_refused(error: &quinn::ConnectionError) {
     match error {
         quinn::ConnectionError::ApplicationClosed(close) => assert_eq!(
             close.error_code,
-            quinn::VarInt::from_u32(ratls_quic::endpoint::BOND_REFUSED),
+            quinn::VarInt::from_u32(ratls_quic::BOND_REFUSED),
             "{close:?}"
         ),
         other => panic!("expected the bond refusal close, got {other:?}"),

@@ -16,17 +16,14 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 use rustls::server::{ServerSessionMemoryCache, StoresServerSessions};
 use rustls::{DigitallySignedStruct, NamedGroup, SignatureScheme};
 
-use ratls_quic::evidence::{
+use ratls_quic::AttestationLevel;
+use ratls_quic::{
     certificate_report_data, ed25519_spki_der, issue_certificate, spki_sha256, IssuedCertificate,
     EVIDENCE_OID, INTEL_TEE_QUOTE_TAG,
 };
-use ratls_quic::identity::{Identity, PeerId};
-use ratls_quic::tdx::{Measurements, QuoteProvider};
-use ratls_quic::tls::{
-    client_config, crypto_provider, server_config, CertificateSlot, ExpectedPeer, PeerCheck,
-    VerdictSlot, ALPN,
-};
-use ratls_quic::AttestationLevel;
+use ratls_quic::{AttestedTlsConfig, ExpectedPeer, PendingPeer, ALPN};
+use ratls_quic::{Identity, PeerId};
+use ratls_quic::{Measurements, QuoteProvider};
 
 use super::{policy, provider, verifier};
 
@@ -211,12 +208,12 @@ impl ServerCertVerifier for AcceptAnyServer {
             message,
             cert,
             dss,
-            &crypto_provider().signature_verification_algorithms,
+            &rustls::crypto::ring::default_provider().signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        crypto_provider()
+        rustls::crypto::ring::default_provider()
             .signature_verification_algorithms
             .supported_schemes()
     }
@@ -233,11 +230,13 @@ pub enum ClientAuth {
 /// A plain rustls client configuration (TLS 1.3, ALPN of the transport, no verification of the
 /// server): what a stock rustls + quinn client looks like.
 pub fn plain_client_config(auth: ClientAuth) -> rustls::ClientConfig {
-    let builder = rustls::ClientConfig::builder_with_provider(crypto_provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAnyServer));
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(AcceptAnyServer));
     let mut config = match auth {
         ClientAuth::None => builder.with_no_client_auth(),
         ClientAuth::Certificate(cert, key) => {
@@ -265,25 +264,23 @@ pub fn dial(
         .unwrap()
 }
 
-/// A check with the sample policy at `level`, for raw peers that judge the other side.
-pub fn check(level: AttestationLevel, local_attested: bool) -> Arc<PeerCheck> {
+/// The crate's TLS configurations presenting `issued`, judging the peer with the sample policy
+/// at TdxRaTlsBidirectional: what someone running their own quinn endpoint would use.
+pub fn attested_tls(issued: &IssuedCertificate) -> AttestedTlsConfig {
     let (quote_verifier, collateral) = verifier();
-    Arc::new(PeerCheck::new(
-        Arc::new(policy(level)),
+    AttestedTlsConfig::new(
+        Arc::new(policy(AttestationLevel::TdxRaTlsBidirectional)),
         quote_verifier,
         collateral,
-        local_attested,
-    ))
+        issued,
+        true,
+    )
+    .unwrap()
 }
 
 /// The crate's server configuration presenting `issued` (bidirectional policy for the client).
 pub fn raw_server_tls(issued: &IssuedCertificate) -> rustls::ServerConfig {
-    server_config(
-        check(AttestationLevel::TdxRaTlsBidirectional, true),
-        Arc::new(CertificateSlot::new(issued).unwrap()),
-        Arc::new(VerdictSlot::default()),
-    )
-    .unwrap()
+    attested_tls(issued).server().0
 }
 
 /// A quinn server endpoint on loopback with `tls`.
@@ -300,26 +297,18 @@ pub fn raw_server(issued: &IssuedCertificate) -> quinn::Endpoint {
 }
 
 /// The crate's client configuration presenting `issued`, judging the server with the sample
-/// policy at TdxRaTlsBidirectional; the verdict lands in the returned slot.
+/// policy at TdxRaTlsBidirectional; the verdict lands in the returned [`PendingPeer`].
 pub fn attested_client_config(
     issued: &IssuedCertificate,
     expected: ExpectedPeer,
-) -> (rustls::ClientConfig, Arc<VerdictSlot>) {
-    let slot = Arc::new(VerdictSlot::default());
-    let tls = client_config(
-        check(AttestationLevel::TdxRaTlsBidirectional, true),
-        Arc::new(CertificateSlot::new(issued).unwrap()),
-        expected,
-        Arc::clone(&slot),
-    )
-    .unwrap();
-    (tls, slot)
+) -> (rustls::ClientConfig, PendingPeer) {
+    attested_tls(issued).client(expected)
 }
 
 /// The exporter value a bond binds, for a connection made outside `Endpoint`.
 pub fn exporter(conn: &quinn::Connection) -> [u8; 32] {
     let mut out = [0u8; 32];
-    conn.export_keying_material(&mut out, ratls_quic::endpoint::EXPORTER_LABEL, b"")
+    conn.export_keying_material(&mut out, ratls_quic::EXPORTER_LABEL, b"")
         .unwrap();
     out
 }

@@ -34,14 +34,14 @@
 //! # Example
 //!
 //! ```
-//! use ratls_quic::tdx::synthetic::{QuoteSpec, SyntheticPki, SyntheticPkiParams, SyntheticTcb};
-//! use ratls_quic::tdx::ReportData;
+//! use ratls_quic::synthetic::{QuoteSpec, SyntheticPki, SyntheticPkiParams, SyntheticTcb};
+//! use ratls_quic::ReportData;
 //!
 //! let issued_at = 1_750_000_000;
 //! let pki = SyntheticPki::generate(SyntheticPkiParams::new(issued_at))?;
 //! let spec = QuoteSpec {
 //!     report_data: ReportData([7; 64]),
-//!     measurements: ratls_quic::tdx::synthetic::sample_measurements(),
+//!     measurements: ratls_quic::synthetic::sample_measurements(),
 //!     tcb: SyntheticTcb::UpToDate,
 //! };
 //! let quote = pki.quote(&spec)?;
@@ -49,7 +49,7 @@
 //!     .verify(&quote, pki.collateral(), issued_at + 60)
 //!     .expect("a synthetic quote verifies under its own root");
 //! assert_eq!(report.status, "UpToDate");
-//! # Ok::<(), ratls_quic::tdx::synthetic::SyntheticError>(())
+//! # Ok::<(), ratls_quic::synthetic::SyntheticError>(())
 //! ```
 
 mod collateral;
@@ -60,8 +60,8 @@ mod sgx_ext;
 use core::fmt;
 use std::sync::Arc;
 
-use ring::rand::SystemRandom;
-use ring::signature::EcdsaKeyPair;
+use crate::crypto::p256::SigningKey as EcdsaKeyPair;
+use crate::crypto::SystemRng as SystemRandom;
 
 use super::{Measurements, QuoteProvider, QuoteProviderError, ReportData, MEASUREMENT_LEN};
 
@@ -225,6 +225,11 @@ impl SyntheticPki {
     /// The synthetic root CA certificate (DER). See the module docs before trusting it.
     pub fn root_der(&self) -> &[u8] {
         &self.root_der
+    }
+
+    /// A verifier that trusts this PKI's root instead of Intel's (logged at warn level).
+    pub fn quote_verifier(&self) -> crate::tdx::QuoteVerifier {
+        crate::tdx::QuoteVerifier::dangerous().trust_root(self.root_der.clone())
     }
 
     /// The collateral for every quote of this PKI (the PCK chain travels in the quote).

@@ -10,13 +10,15 @@
 //! attestation key (per PKI)            --- signs each quote's header || body
 //! ```
 
+use crate::crypto::p256::{
+    KeyPair as _, SigningKey as EcdsaKeyPair, FIXED_SIGNING as ECDSA_P256_SHA256_FIXED_SIGNING,
+};
+use crate::crypto::{SecureRandom, SystemRng as SystemRandom};
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, CertifiedIssuer,
     CustomExtension, DistinguishedName, DnType, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose,
     SerialNumber,
 };
-use ring::rand::{SecureRandom, SystemRandom};
-use ring::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_FIXED_SIGNING};
 
 use super::collateral::{self, FMSPC, PCE_ID};
 use super::quote;
@@ -153,7 +155,7 @@ pub(super) fn generate(
     let qe_auth_data: [u8; 32] = random(rng)?;
     let mut qe_hash_input = attestation_public.to_vec();
     qe_hash_input.extend_from_slice(&qe_auth_data);
-    let qe_hash = ring::digest::digest(&ring::digest::SHA256, &qe_hash_input);
+    let qe_hash = crate::crypto::sha256(&qe_hash_input);
     let mut qe_report_data = [0u8; 64];
     qe_report_data[..32].copy_from_slice(qe_hash.as_ref());
 

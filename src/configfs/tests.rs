@@ -436,7 +436,7 @@ fn busy_backoff_doubles_up_to_cap() {
 #[test]
 fn defaults_match_documentation() {
     let provider = ConfigfsTsm::default();
-    assert_eq!(provider.root(), Path::new(DEFAULT_ROOT));
+    assert_eq!(provider.root(), Path::new(CONFIGFS_TSM_ROOT));
     assert_eq!(provider.name(), "configfs-tsm");
     assert_eq!(provider.race_attempts, ConfigfsTsm::DEFAULT_RACE_ATTEMPTS);
     assert_eq!(provider.busy_attempts, ConfigfsTsm::DEFAULT_BUSY_ATTEMPTS);

@@ -151,9 +151,9 @@ proptest::proptest! {
 }
 
 mod direct_boot {
-    use crate::repro::kernel::{qemu_patch_kernel, KernelError};
-    use crate::repro::rtmr::{parse_memory_size, replay};
-    use crate::repro::synthetic::synthetic_kernel;
+    use super::kernel::{qemu_patch_kernel, KernelError};
+    use super::rtmr::{parse_memory_size, replay};
+    use super::synthetic::synthetic_kernel;
 
     fn u16_at(k: &[u8], at: usize) -> u16 {
         u16::from_le_bytes([k[at], k[at + 1]])

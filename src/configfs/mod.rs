@@ -29,13 +29,13 @@ use std::thread;
 use std::time::Duration;
 
 use self::fs::{StdFs, TsmFs};
-use super::{QuoteProvider, QuoteProviderError, ReportData};
+use crate::tdx::{QuoteProvider, QuoteProviderError, ReportData};
 
 /// Where configfs-tsm report entries live on a Linux TDX guest.
-pub const DEFAULT_ROOT: &str = "/sys/kernel/config/tsm/report";
+pub const CONFIGFS_TSM_ROOT: &str = "/sys/kernel/config/tsm/report";
 
 /// The `provider` a report entry must name for its outblob to be a TDX quote.
-pub const TDX_PROVIDER: &str = "tdx_guest";
+pub(crate) const TDX_PROVIDER: &str = "tdx_guest";
 
 /// TEE type of a TDX quote in the DCAP quote header.
 const TEE_TYPE_TDX: u32 = 0x81;
@@ -59,11 +59,11 @@ static NEXT_ENTRY: AtomicU64 = AtomicU64::new(0);
 /// and the `generation` check detects a writer that raced on the same entry anyway.
 ///
 /// ```no_run
-/// use ratls_quic::tdx::{ConfigfsTsm, QuoteProvider, ReportData};
+/// use ratls_quic::{ConfigfsTsm, QuoteProvider, ReportData};
 ///
 /// let provider = ConfigfsTsm::new().with_busy_attempts(10);
 /// let quote = provider.quote(&ReportData([0u8; 64]))?;
-/// # Ok::<(), ratls_quic::tdx::QuoteProviderError>(())
+/// # Ok::<(), ratls_quic::QuoteProviderError>(())
 /// ```
 #[derive(Debug)]
 pub struct ConfigfsTsm {
@@ -83,10 +83,10 @@ impl ConfigfsTsm {
     /// this value.
     pub const DEFAULT_BUSY_BACKOFF: Duration = Duration::from_millis(10);
 
-    /// A provider using [`DEFAULT_ROOT`] and the default retry limits.
+    /// A provider using [`CONFIGFS_TSM_ROOT`] and the default retry limits.
     pub fn new() -> Self {
         Self {
-            root: PathBuf::from(DEFAULT_ROOT),
+            root: PathBuf::from(CONFIGFS_TSM_ROOT),
             race_attempts: Self::DEFAULT_RACE_ATTEMPTS,
             busy_attempts: Self::DEFAULT_BUSY_ATTEMPTS,
             busy_backoff: Self::DEFAULT_BUSY_BACKOFF,
@@ -94,7 +94,7 @@ impl ConfigfsTsm {
         }
     }
 
-    /// Use `root` as the configfs-tsm report directory instead of [`DEFAULT_ROOT`].
+    /// Use `root` as the configfs-tsm report directory instead of [`CONFIGFS_TSM_ROOT`].
     pub fn with_root(mut self, root: impl Into<PathBuf>) -> Self {
         self.root = root.into();
         self

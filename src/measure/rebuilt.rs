@@ -1,10 +1,10 @@
 //! Measurements that come out of a rebuild, never out of a declaration.
 //!
 //! [`RebuiltMeasurements`] has no public constructor taking register values: it is returned by a
-//! successful [`super::recipe::verify_build`] (through [`super::recipe::BuildVerdict::rebuilt`]),
+//! successful [`crate::repro::verify_build`] (through [`crate::repro::BuildVerdict::rebuilt`]),
 //! or computed by [`RebuiltMeasurements::from_image`] from firmware bytes the caller already
 //! holds. The one other source is the `[rebuild]` record that `ratls verify-build
-//! --emit-policy` writes into a policy file ([`RebuildProvenance::PolicyFile`]). A [`crate::policy::Policy`] pinned with it ([`crate::policy::Policy::pin_rebuilt`]) is
+//! --emit-policy` writes into a policy file ([`RebuildProvenance::PolicyFile`]). A [`crate::Policy`] pinned with it ([`crate::Policy::pin_rebuilt`]) is
 //! what the `TdxPlusReproducibleBuild` level requires.
 
 use core::fmt;
@@ -16,7 +16,7 @@ use crate::tdx::MEASUREMENT_LEN;
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RebuildProvenance {
-    /// A successful [`super::recipe::verify_build`] in this process.
+    /// A successful [`crate::repro::verify_build`] in this process.
     VerifiedBuild,
     /// [`RebuiltMeasurements::from_image`] on image bytes held by the caller.
     Image,
@@ -44,7 +44,8 @@ impl RebuiltMeasurements {
     /// `recipe_digest` (blake3 of the recipe that produced the image) as its provenance.
     ///
     /// ```
-    /// use ratls_quic::repro::{synthetic::SyntheticTdvf, PageAddOrder, RebuiltMeasurements};
+    /// use ratls_quic::measure::{PageAddOrder, RebuiltMeasurements};
+    /// use ratls_quic::synthetic::SyntheticTdvf;
     ///
     /// let image = SyntheticTdvf::typical(2, 7).build();
     /// let rebuilt = RebuiltMeasurements::from_image(&image.bytes, PageAddOrder::PerPage, [1; 32])
@@ -75,7 +76,7 @@ impl RebuiltMeasurements {
         Ok(self)
     }
 
-    /// Assembles the result of [`super::recipe::verify_build`] after its compare step passed.
+    /// Assembles the result of [`crate::repro::verify_build`] after its compare step passed.
     pub(crate) fn from_verified_build(
         mr_td: [u8; MEASUREMENT_LEN],
         boot: Option<&super::BootRtmrs>,
