@@ -167,13 +167,11 @@ impl Endpoint {
         parties: Parties,
         peer: CertifiedPeer,
     ) -> Result<AttestedConnection, Error> {
-        // With no quote in either certificate there is nothing to prove per bond, and both sides
-        // know it from the certificates alone: skip the exchange and its round trip.
-        let bond_quote = if self.config.is_attested() || peer.quote().is_some() {
-            bond::exchange(&conn, &self.config, self.tls.check(), parties, &peer).await?
-        } else {
-            None
-        };
+        // Always exchanged, even when neither certificate carries a quote: the acceptor's
+        // message, sent only once it accepted, is what tells the dialer it was accepted (TLS 1.3
+        // lets the dialer finish its handshake before the acceptor has judged its certificate).
+        let bond_quote =
+            bond::exchange(&conn, &self.config, self.tls.check(), parties, &peer).await?;
         let (peer_id, level, cert_quote) = peer.into_parts();
         let info = PeerInfo::new(peer_id, level, cert_quote, bond_quote);
         tracing::info!(peer = %info.peer_id(), level = %info.level(), "attested bond established");
