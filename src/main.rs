@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 mod cli;
 
@@ -25,6 +25,8 @@ struct Cli {
 // One variant per subcommand; each lives in its own file under `src/cli/`.
 #[derive(Debug, clap::Subcommand)]
 enum Command {
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions(cli::docs::CompletionsArgs),
     /// Connect to a `ratls serve`, print the verified peer, send lines (stdin or --message).
     Connect(cli::connect::ConnectArgs),
     /// Two synthetic TDX nodes on loopback: a mutual attested bond, then a refused impostor.
@@ -37,6 +39,8 @@ enum Command {
     Measure(cli::measure::MeasureArgs),
     /// Write a policy pinning given Measurements (`init`), or say what a policy admits (`check`).
     Policy(cli::policy::PolicyArgs),
+    /// Print the man page (roff) on stdout: `ratls man > ratls.1 && man ./ratls.1`.
+    Man,
     /// Produce a TDX quote over given report data through configfs-tsm (on a TDX guest).
     Quote(cli::quote::QuoteArgs),
     /// Accept attested connections, print each peer, echo bi streams.
@@ -56,10 +60,12 @@ fn main() -> ExitCode {
     };
     cli::log::init(verbosity);
     match cli.command {
+        Command::Completions(args) => cli::docs::completions(&args, Cli::command()),
         Command::Connect(args) => cli::connect::run(&args),
         Command::Demo(args) => cli::demo::run(&args),
         Command::Identity(args) => cli::identity::run(&args),
         Command::InspectCert(args) => cli::inspect_cert::run(&args),
+        Command::Man => cli::docs::man(Cli::command()),
         Command::Measure(args) => cli::measure::run(&args),
         Command::Policy(args) => cli::policy::run(&args),
         Command::Quote(args) => cli::quote::run(&args),

@@ -135,3 +135,12 @@ fn a_stale_synthetic_pki_is_refused_with_a_hint() {
     let served = server.finish(Duration::from_secs(60));
     assert_eq!(served.code, 1, "{}", served.all());
 }
+
+#[test]
+fn progress_goes_to_terminals_only_never_into_pipes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ratls(dir.path(), &["demo", "--bonds", "3"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(!out.stderr.contains("bonds 0/3"), "{}", out.all());
+    assert!(!out.stderr.contains('\r'), "{}", out.all());
+}

@@ -8,6 +8,7 @@ use anyhow::Context;
 
 pub(crate) mod connect;
 pub(crate) mod demo;
+pub(crate) mod docs;
 mod explain;
 pub(crate) mod identity;
 mod inputs;
@@ -16,6 +17,7 @@ pub(crate) mod log;
 pub(crate) mod measure;
 mod node;
 pub(crate) mod policy;
+mod progress;
 pub(crate) mod quote;
 pub(crate) mod serve;
 pub(crate) mod verify_build;
