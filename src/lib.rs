@@ -94,7 +94,9 @@ pub use evidence::{
     ParsedCertificate, Role, BINDING_CONTEXT, EVIDENCE_OID, EVIDENCE_VERSION, INTEL_TEE_QUOTE_TAG,
     MAX_CERT_LEN, MAX_EXTENSION_LEN, MAX_QUOTE_LEN, MAX_VALIDITY_SECS,
 };
-pub use identity::{Identity, IdentityError, PeerId, MAX_KEY_FILE_LEN, PEER_ID_LEN};
+pub use identity::{
+    Identity, IdentityError, KeyFormatError, PeerId, MAX_KEY_FILE_LEN, PEER_ID_LEN,
+};
 pub use level::AttestationLevel;
 pub use policy::{
     AttestationError, DangerousPolicy, Expected, Freshness, HexError, MeasurementMismatch,

@@ -46,12 +46,14 @@ async fn concurrent_bonds_wait_for_quote_permits() {
         peak: AtomicUsize::new(0),
     });
     let (verifier, collateral) = verifier();
-    let mut builder = EndpointConfig::builder(Identity::generate().unwrap())
+    let server_config = EndpointConfig::builder(Identity::generate().unwrap())
         .with_policy(policy(level))
         .with_quote_provider(Arc::clone(&slow) as Arc<dyn QuoteProvider>)
-        .with_quote_verifier(verifier, collateral);
-    builder.max_concurrent_quotes(1);
-    let server = Arc::new(bind(builder.build().unwrap()).await);
+        .with_quote_verifier(verifier, collateral)
+        .max_concurrent_quotes(1)
+        .build()
+        .unwrap();
+    let server = Arc::new(bind(server_config).await);
     slow.peak.store(0, Ordering::SeqCst); // the start-up certificate is not part of the burst
 
     let mut clients = Vec::new();

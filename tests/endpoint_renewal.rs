@@ -16,12 +16,14 @@ const LEVEL: AttestationLevel = AttestationLevel::TdxRaTlsBidirectional;
 
 async fn short_lived(lifetime: Duration) -> Endpoint {
     let (verifier, collateral) = verifier();
-    let mut builder = EndpointConfig::builder(Identity::generate().unwrap())
+    let config = EndpointConfig::builder(Identity::generate().unwrap())
         .with_policy(policy(LEVEL))
         .with_quote_provider(provider(sample_measurements()))
-        .with_quote_verifier(verifier, collateral);
-    builder.cert_lifetime(lifetime);
-    bind(builder.build().unwrap()).await
+        .with_quote_verifier(verifier, collateral)
+        .cert_lifetime(lifetime)
+        .build()
+        .unwrap();
+    bind(config).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -254,9 +254,10 @@ fn config(
         ))),
         None => builder.without_quotes(),
     };
-    let mut builder = builder.with_quote_verifier(verifier, collateral);
-    builder.socket_buffer_bytes(socket_buffer);
-    Ok(builder.build()?)
+    Ok(builder
+        .with_quote_verifier(verifier, collateral)
+        .socket_buffer_bytes(socket_buffer)
+        .build()?)
 }
 
 /// Accepts connections one after the other (the harness makes them one at a time), reports

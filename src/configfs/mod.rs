@@ -18,6 +18,23 @@
 //! is closed and may drop an error raised there; a write lost that way leaves `generation`
 //! unchanged, which the generation check treats like a race.
 
+// Parses bytes from the network or from files: no panics, no unchecked arithmetic.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 mod fs;
 #[cfg(test)]
 mod tests;
@@ -135,9 +152,9 @@ impl ConfigfsTsm {
 
     /// Create a fresh report entry; it is removed when the returned guard drops.
     fn create_entry(&self) -> Result<Entry<'_>, QuoteProviderError> {
-        let mut attempt = 0;
+        let mut attempt: u32 = 0;
         loop {
-            attempt += 1;
+            attempt = attempt.saturating_add(1);
             let seq = NEXT_ENTRY.fetch_add(1, Ordering::Relaxed);
             let path = self
                 .root
@@ -176,9 +193,9 @@ impl ConfigfsTsm {
 
         let inblob = entry.join("inblob");
         let outblob = entry.join("outblob");
-        let mut attempt = 0;
+        let mut attempt: u32 = 0;
         loop {
-            attempt += 1;
+            attempt = attempt.saturating_add(1);
             let before = self.generation(entry)?;
             self.busy_retry(&inblob, || self.fs.write(&inblob, report_data.as_bytes()))?;
             let quote = self.busy_retry(&outblob, || self.fs.read(&outblob))?;
@@ -219,9 +236,9 @@ impl ConfigfsTsm {
         path: &Path,
         mut op: impl FnMut() -> io::Result<T>,
     ) -> Result<T, QuoteProviderError> {
-        let mut attempt = 0;
+        let mut attempt: u32 = 0;
         loop {
-            attempt += 1;
+            attempt = attempt.saturating_add(1);
             match op() {
                 Ok(value) => return Ok(value),
                 Err(e) if e.kind() == io::ErrorKind::ResourceBusy => {
@@ -299,17 +316,18 @@ fn check_quote_header(quote: &[u8]) -> Result<(), QuoteProviderError> {
     if quote.is_empty() {
         return malformed("configfs-tsm outblob is empty".into());
     }
-    let Some(header) = quote.get(..QUOTE_HEADER_LEN) else {
+    let Some((header, _)) = quote.split_first_chunk::<QUOTE_HEADER_LEN>() else {
         return malformed(format!(
             "{} bytes is shorter than a quote header ({QUOTE_HEADER_LEN})",
             quote.len()
         ));
     };
-    let version = u16::from_le_bytes([header[0], header[1]]);
+    let [v0, v1, _, _, t0, t1, t2, t3, ..] = *header;
+    let version = u16::from_le_bytes([v0, v1]);
     if version != 4 && version != 5 {
         return malformed(format!("quote version {version}, expected 4 or 5"));
     }
-    let tee_type = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    let tee_type = u32::from_le_bytes([t0, t1, t2, t3]);
     if tee_type != TEE_TYPE_TDX {
         return malformed(format!(
             "TEE type {tee_type:#x}, expected {TEE_TYPE_TDX:#x} (TDX)"

@@ -180,25 +180,25 @@ impl EndpointConfigBuilder<WantsVerifier> {
 
 impl EndpointConfigBuilder<Ready> {
     /// Certificate lifetime (default one hour); renewed at about two thirds of it.
-    pub fn cert_lifetime(&mut self, lifetime: Duration) -> &mut Self {
+    pub fn cert_lifetime(mut self, lifetime: Duration) -> Self {
         self.cert_lifetime = lifetime;
         self
     }
 
     /// How long a bond proof exchange may take after the handshake (default 10 s).
-    pub fn bond_timeout(&mut self, timeout: Duration) -> &mut Self {
+    pub fn bond_timeout(mut self, timeout: Duration) -> Self {
         self.bond_timeout = timeout;
         self
     }
 
     /// UDP send and receive buffer size (default 8 MiB).
-    pub fn socket_buffer_bytes(&mut self, bytes: usize) -> &mut Self {
+    pub fn socket_buffer_bytes(mut self, bytes: usize) -> Self {
         self.socket_buffer_bytes = bytes;
         self
     }
 
     /// How many quote requests may run at once (default 8; at least 1). Further bonds wait.
-    pub fn max_concurrent_quotes(&mut self, permits: usize) -> &mut Self {
+    pub fn max_concurrent_quotes(mut self, permits: usize) -> Self {
         self.max_concurrent_quotes = permits.max(1);
         self
     }

@@ -5,6 +5,23 @@
 //! the prover's role and a TLS exporter value of one connection). `docs/binding.md` gives the
 //! construction byte by byte with a worked example.
 
+// Parses bytes from the network or from files: no panics, no unchecked arithmetic.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 use subtle::ConstantTimeEq;
 
 use super::EvidenceError;

@@ -2,6 +2,23 @@
 //! strings, arrays, maps and one tag. Definite lengths and shortest-form heads only, on both
 //! sides: anything else is refused, so every accepted value has exactly one encoding.
 
+// Parses bytes from the network or from files: no panics, no unchecked arithmetic.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 use super::EvidenceError;
 
 /// Major types used here.

@@ -4,6 +4,23 @@
 //! A Software-level certificate carries no evidence extension at all: the extension, when
 //! present, always holds a quote (see `docs/evidence.md`).
 
+// Parses bytes from the network or from files: no panics, no unchecked arithmetic.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 use ed25519_dalek::{Signature, VerifyingKey};
 use rcgen::{CertificateParams, CustomExtension, DnType, KeyPair, SerialNumber};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};

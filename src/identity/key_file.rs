@@ -10,7 +10,7 @@ use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::SigningKey;
 use zeroize::Zeroizing;
 
-use super::{Identity, IdentityError, MAX_KEY_FILE_LEN};
+use super::{Identity, IdentityError, KeyFormatError, MAX_KEY_FILE_LEN};
 use crate::crypto::{SecureRandom, SystemRng};
 
 impl Identity {
@@ -42,13 +42,13 @@ impl Identity {
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::InvalidData => IdentityError::BadPem {
                     path: path.to_owned(),
-                    reason: "not UTF-8 text".to_owned(),
+                    source: KeyFormatError::NotText,
                 },
                 _ => io(e),
             })?;
         let key = SigningKey::from_pkcs8_pem(text.trim()).map_err(|e| IdentityError::BadPem {
             path: path.to_owned(),
-            reason: e.to_string(),
+            source: KeyFormatError::Pkcs8(e),
         })?;
         Ok(Self { key })
     }
@@ -62,7 +62,7 @@ impl Identity {
         let pem = self
             .pkcs8_v1()
             .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|e| IdentityError::Encoding(e.to_string()))?;
+            .map_err(|e| IdentityError::Encoding(e.into()))?;
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
             _ => PathBuf::from("."),

@@ -43,16 +43,17 @@ pub enum IdentityError {
         expected: &'static str,
     },
     /// The key file is not a PKCS#8 PEM Ed25519 private key.
-    #[error("key file {path} is not a PKCS#8 PEM Ed25519 private key: {reason}")]
+    #[error("key file {path} is not a PKCS#8 PEM Ed25519 private key: {source}")]
     BadPem {
         /// The file.
         path: PathBuf,
         /// Why it was refused.
-        reason: String,
+        #[source]
+        source: KeyFormatError,
     },
     /// The key could not be encoded as PKCS#8.
     #[error("key encoding failed: {0}")]
-    Encoding(String),
+    Encoding(#[source] ed25519_dalek::pkcs8::Error),
     /// The text is not a peer id (64 hex digits naming a valid Ed25519 public key).
     #[error("invalid peer id: {0}")]
     InvalidPeerId(&'static str),
@@ -76,6 +77,18 @@ pub enum IdentityError {
     /// The operating system random number generator failed.
     #[error("system random number generator failed")]
     Rng,
+}
+
+/// Why a key file's text is not an Ed25519 key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyFormatError {
+    /// The file is not UTF-8 text.
+    #[error("not UTF-8 text")]
+    NotText,
+    /// The text is not a PKCS#8 PEM Ed25519 private key.
+    #[error("{0}")]
+    Pkcs8(#[source] ed25519_dalek::pkcs8::Error),
 }
 
 /// A peer's name: its 32-byte Ed25519 public key.
@@ -179,7 +192,7 @@ impl Identity {
         let doc = self
             .pkcs8_v1()
             .to_pkcs8_der()
-            .map_err(|e| IdentityError::Encoding(e.to_string()))?;
+            .map_err(IdentityError::Encoding)?;
         Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
             doc.as_bytes().to_vec(),
         )))

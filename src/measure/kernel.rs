@@ -6,6 +6,23 @@
 //! [`authenticode_sha384`] the PE/COFF Authenticode hash edk2's measured-boot library computes
 //! (`DxeTpm2MeasureBootLib`, `Tcg2MeasurePeImage`).
 
+// Parses bytes from the network or from files: no panics, no unchecked arithmetic.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 use sha2::{Digest, Sha384};
 use thiserror::Error;
 
@@ -53,7 +70,7 @@ pub fn qemu_patch_kernel(
         Some(n) => u64::from(n),
         None => return Err(KernelError::BadSetupHeader("truncated")),
     };
-    if (setup_sects + 1) * 512 > k.len() as u64 {
+    if setup_sects.saturating_add(1).saturating_mul(512) > k.len() as u64 {
         return Err(KernelError::BadSetupHeader("setup larger than the image"));
     }
     let loadflags = k.get(0x211).copied().unwrap_or(0);
@@ -108,7 +125,7 @@ pub fn qemu_patch_kernel(
         if size >= initrd_max {
             return Err(KernelError::InitrdTooLarge(initrd_len));
         }
-        let addr = (initrd_max - size) & !4095;
+        let addr = initrd_max.saturating_sub(size) & !4095;
         put(&mut k, 0x218, &addr.to_le_bytes())?;
         put(&mut k, 0x21c, &size.to_le_bytes())?;
     }
@@ -120,7 +137,7 @@ fn vga_mode(cmdline: &str) -> Result<Option<u16>, KernelError> {
     let Some(at) = cmdline.find("vga=") else {
         return Ok(None);
     };
-    let value = cmdline.get(at + 4..).unwrap_or_default();
+    let value = cmdline.get(at.saturating_add(4)..).unwrap_or_default();
     for (name, mode) in [("normal", 0xffff), ("ext", 0xfffe), ("ask", 0xfffd)] {
         if value.starts_with(name) {
             return Ok(Some(mode));
@@ -152,38 +169,39 @@ pub fn authenticode_sha384(image: &[u8]) -> Result<[u8; MEASUREMENT_LEN], Kernel
         return Err(bad("no PE signature"));
     }
     let coff = pe.checked_add(4).ok_or(bad("e_lfanew"))?;
-    let sections = usize::from(get_u16(image, coff + 2).ok_or(bad("COFF header"))?);
-    let opt_size = usize::from(get_u16(image, coff + 16).ok_or(bad("COFF header"))?);
-    let opt = coff + 20;
+    let sections = usize::from(get_u16(image, coff.saturating_add(2)).ok_or(bad("COFF header"))?);
+    let opt_size = usize::from(get_u16(image, coff.saturating_add(16)).ok_or(bad("COFF header"))?);
+    let opt = coff.saturating_add(20);
     let (rva_count_at, dirs_at) = match get_u16(image, opt) {
-        Some(0x10b) => (opt + 92, opt + 96),
-        Some(0x20b) => (opt + 108, opt + 112),
+        Some(0x10b) => (opt.saturating_add(92), opt.saturating_add(96)),
+        Some(0x20b) => (opt.saturating_add(108), opt.saturating_add(112)),
         _ => return Err(bad("unknown optional header magic")),
     };
-    let checksum_at = opt + 64;
-    let headers = usize::try_from(get_u32(image, opt + 60).ok_or(bad("optional header"))?)
-        .map_err(|_| bad("SizeOfHeaders"))?;
+    let checksum_at = opt.saturating_add(64);
+    let headers =
+        usize::try_from(get_u32(image, opt.saturating_add(60)).ok_or(bad("optional header"))?)
+            .map_err(|_| bad("SizeOfHeaders"))?;
     let rva_count = get_u32(image, rva_count_at).ok_or(bad("optional header"))?;
-    let security_at = dirs_at + 4 * 8;
+    let security_at = dirs_at.saturating_add(4 * 8);
     let has_security = rva_count > 4;
 
     let mut hash = Sha384::new();
     hash.update(slice(image, 0, checksum_at)?);
     let (cert_size, after_checksum_end) = if has_security {
-        hash.update(slice(image, checksum_at + 4, security_at)?);
-        let size = get_u32(image, security_at + 4).ok_or(bad("data directory"))?;
-        (u64::from(size), security_at + 8)
+        hash.update(slice(image, checksum_at.saturating_add(4), security_at)?);
+        let size = get_u32(image, security_at.saturating_add(4)).ok_or(bad("data directory"))?;
+        (u64::from(size), security_at.saturating_add(8))
     } else {
-        (0, checksum_at + 4)
+        (0, checksum_at.saturating_add(4))
     };
     hash.update(slice(image, after_checksum_end, headers)?);
 
     let table = opt.checked_add(opt_size).ok_or(bad("section table"))?;
     let mut raw = Vec::new();
     for i in 0..sections {
-        let at = table + i * 40;
-        let size = get_u32(image, at + 16).ok_or(bad("section table"))?;
-        let ptr = get_u32(image, at + 20).ok_or(bad("section table"))?;
+        let at = table.saturating_add(i.saturating_mul(40));
+        let size = get_u32(image, at.saturating_add(16)).ok_or(bad("section table"))?;
+        let ptr = get_u32(image, at.saturating_add(20)).ok_or(bad("section table"))?;
         if size != 0 {
             raw.push((ptr, size));
         }
@@ -193,7 +211,7 @@ pub fn authenticode_sha384(image: &[u8]) -> Result<[u8; MEASUREMENT_LEN], Kernel
     for (ptr, size) in raw {
         let start = ptr as usize;
         hash.update(slice(image, start, start.saturating_add(size as usize))?);
-        hashed += u64::from(size);
+        hashed = hashed.saturating_add(u64::from(size));
     }
     let len = image.len() as u64;
     if len > hashed {

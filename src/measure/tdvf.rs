@@ -16,6 +16,23 @@
 //!
 //! Every offset and size read from the image is checked against the image before it is used.
 
+// Parses bytes from the network or from files: no panics, no unchecked arithmetic.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 use thiserror::Error;
 
 /// Size of a TD page: the granularity of TDH.MEM.PAGE.ADD.
@@ -305,7 +322,8 @@ fn parse_section(image: &[u8], index: usize, raw: &[u8]) -> Result<TdvfSection, 
     {
         return Err(fail("memory range overflows"));
     }
-    let raw_end = u64::from(section.raw_offset) + u64::from(section.raw_size);
+    // Two u32 values: their sum fits in a u64.
+    let raw_end = u64::from(section.raw_offset).saturating_add(u64::from(section.raw_size));
     if raw_end > image.len() as u64 {
         return Err(TdvfError::OutOfBounds(
             "section data beyond the end of the image",

@@ -49,6 +49,23 @@
 //! that may hold any value is written as `"any"`, so that nothing is left open by omission. Unknown
 //! keys are errors. A file with no `[[profile]]` loads, and accepts nothing.
 
+// Parses bytes from the network or from files: no panics, no unchecked arithmetic.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 use std::collections::BTreeSet;
 
 use serde::Deserialize;

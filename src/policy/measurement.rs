@@ -1,5 +1,22 @@
 //! Which Measurements a verifier accepts: named profiles, OR across profiles.
 
+// Parses bytes from the network or from files: no panics, no unchecked arithmetic.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 use core::fmt;
 
 use crate::tdx::{Measurements, MEASUREMENT_LEN};
@@ -65,9 +82,9 @@ pub(crate) fn parse_hex<const N: usize>(text: &str) -> Result<[u8; N], HexError>
         .strip_prefix("0x")
         .or_else(|| text.strip_prefix("0X"))
         .unwrap_or(text);
-    if text.len() != 2 * N {
+    if text.len() != N.saturating_mul(2) {
         return Err(HexError::Length {
-            expected: 2 * N,
+            expected: N.saturating_mul(2),
             found: text.len(),
         });
     }

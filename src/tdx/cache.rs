@@ -32,6 +32,23 @@
 //!
 //! [`TdReportFields`]: super::quote::TdReportFields
 
+// Parses bytes from the network or from files: no panics, no unchecked arithmetic.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -255,11 +272,11 @@ pub(super) fn quote_signature_verifies(quote: &[u8], layout: &QuoteLayout) -> bo
     let Some(sig_offset) = layout.signed_len.checked_add(4) else {
         return false;
     };
-    let key_offset = sig_offset + QUOTE_SIGNATURE_LEN;
+    let key_offset = sig_offset.saturating_add(QUOTE_SIGNATURE_LEN);
     let (Some(signed), Some(signature), Some(key)) = (
         quote.get(..layout.signed_len),
         quote.get(sig_offset..key_offset),
-        quote.get(key_offset..key_offset + ATTESTATION_KEY_LEN),
+        quote.get(key_offset..key_offset.saturating_add(ATTESTATION_KEY_LEN)),
     ) else {
         return false;
     };

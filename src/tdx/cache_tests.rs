@@ -5,13 +5,13 @@ use std::sync::{Arc, OnceLock};
 
 use proptest::prelude::*;
 
-use super::synthetic::{
-    sample_measurements, QuoteSpec, SyntheticPki, SyntheticPkiParams, SyntheticTcb,
-};
-use super::verify::{AuthenticQuote, QuoteVerifier};
-use super::{Collateral, ReportData, VerdictCache};
+use super::{AuthenticQuote, QuoteVerifier};
 use crate::policy::Policy;
 use crate::policy::{AttestationError, VerifiedQuote};
+use crate::tdx::synthetic::{
+    sample_measurements, QuoteSpec, SyntheticPki, SyntheticPkiParams, SyntheticTcb,
+};
+use crate::tdx::{Collateral, ReportData, VerdictCache};
 
 const ISSUED: u64 = 1_760_000_000;
 const NOW: u64 = ISSUED + 3_600;

@@ -1,5 +1,22 @@
 //! DCAP collateral: the signed TCB info, QE identity, CRLs and their chains.
 
+// Parses bytes from the network or from files: no panics, no unchecked arithmetic.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 use core::fmt;
 use std::sync::Arc;
 
@@ -31,7 +48,7 @@ impl fmt::Debug for Collateral {
 }
 
 /// Collateral could not be read.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CollateralError {
     /// An issue date is not an RFC 3339 time.
@@ -42,9 +59,15 @@ pub enum CollateralError {
         /// The text found.
         value: String,
     },
-    /// Not the expected JSON.
-    #[error("collateral is not QuoteCollateralV3 JSON: {0}")]
-    Json(String),
+    /// Not the expected JSON: the collateral document, or the signed `item` inside it.
+    #[error("{item} is not the expected JSON: {source}")]
+    Json {
+        /// "collateral" (the QuoteCollateralV3 document), "TCB info" or "QE identity".
+        item: &'static str,
+        /// The parser's report.
+        #[source]
+        source: Arc<serde_json::Error>,
+    },
     /// Larger than [`MAX_COLLATERAL_LEN`].
     #[error("collateral of {0} bytes exceeds the {MAX_COLLATERAL_LEN}-byte limit")]
     TooLarge(usize),
@@ -63,7 +86,7 @@ impl Collateral {
             return Err(CollateralError::TooLarge(bytes.len()));
         }
         let inner: dcap_qvl::QuoteCollateralV3 =
-            serde_json::from_slice(bytes).map_err(|e| CollateralError::Json(e.to_string()))?;
+            serde_json::from_slice(bytes).map_err(|e| json_error("collateral", e))?;
         Self::new(inner)
     }
 
@@ -71,7 +94,7 @@ impl Collateral {
     pub fn new(inner: dcap_qvl::QuoteCollateralV3) -> Result<Self, CollateralError> {
         let tcb_info_issued = issue_date("TCB info", &inner.tcb_info)?;
         let qe_identity_issued = issue_date("QE identity", &inner.qe_identity)?;
-        let json = serde_json::to_vec(&inner).map_err(|e| CollateralError::Json(e.to_string()))?;
+        let json = serde_json::to_vec(&inner).map_err(|e| json_error("collateral", e))?;
         Ok(Self {
             digest: *blake3::hash(&json).as_bytes(),
             inner,
@@ -101,9 +124,15 @@ impl Collateral {
     }
 }
 
+fn json_error(item: &'static str, error: serde_json::Error) -> CollateralError {
+    CollateralError::Json {
+        item,
+        source: Arc::new(error),
+    }
+}
+
 fn issue_date(item: &'static str, json: &str) -> Result<u64, CollateralError> {
-    let parsed: IssueDate =
-        serde_json::from_str(json).map_err(|e| CollateralError::Json(format!("{item}: {e}")))?;
+    let parsed: IssueDate = serde_json::from_str(json).map_err(|e| json_error(item, e))?;
     let date_error = || CollateralError::Date {
         item,
         value: parsed.issue_date.clone(),

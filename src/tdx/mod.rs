@@ -18,9 +18,6 @@ mod verify;
 #[cfg(feature = "synthetic")]
 pub(crate) mod synthetic;
 
-#[cfg(all(test, feature = "synthetic"))]
-mod cache_tests;
-
 pub use crate::configfs::{ConfigfsTsm, CONFIGFS_TSM_ROOT};
 pub use cache::{CacheStats, VerdictCache, DEFAULT_CACHE_CAPACITY};
 pub use collateral::{

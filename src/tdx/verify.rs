@@ -498,3 +498,8 @@ impl DangerousQuoteVerifier {
         verifier
     }
 }
+
+// Differential tests of the verdict cache through this verifier (synthetic quotes).
+#[cfg(all(test, feature = "synthetic"))]
+#[path = "cache_tests.rs"]
+mod cache_tests;

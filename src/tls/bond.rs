@@ -12,6 +12,23 @@
 //! | 4 | quote length, big-endian (kind 1 only) |
 //! | n | the quote (kind 1 only) |
 
+// Parses bytes from the network or from files: no panics, no unchecked arithmetic.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 use crate::evidence::{
     report_data, verify_binding, BindingInput, EvidenceError, Role, MAX_QUOTE_LEN,
 };

@@ -5,6 +5,7 @@
 
 pub mod forge;
 pub mod raw;
+pub mod rejections;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
