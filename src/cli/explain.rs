@@ -178,7 +178,7 @@ pub(crate) fn connection_failure(error: &EndpointError, own_digest: &[u8; 32]) -
         ],
         quinn::ConnectionError::ConnectionClosed(close) => {
             let code = u64::from(close.error_code);
-            let reason = String::from_utf8_lossy(&close.reason).into_owned();
+            let reason = wire_reason(&String::from_utf8_lossy(&close.reason));
             let mut lines = match code.checked_sub(0x100).filter(|alert| *alert < 0x100) {
                 Some(alert) => vec![format!(
                     "the peer refused us: TLS alert {} ({alert}): {reason}",
@@ -188,8 +188,8 @@ pub(crate) fn connection_failure(error: &EndpointError, own_digest: &[u8; 32]) -
             };
             if reason.contains("identity not allowed") {
                 lines.push(format!(
-                    "to be admitted, the peer's policy must list this side's sw digest: under \
-                     [software], allow = [\"{}\"]",
+                    "to be admitted, add this side's sw digest to the peer's policy file (its \
+                     --policy): under [software], allow = [\"{}\"]",
                     hex::encode(own_digest)
                 ));
             }
@@ -209,6 +209,17 @@ pub(crate) fn connection_failure(error: &EndpointError, own_digest: &[u8; 32]) -
         )],
         other => vec![format!("connection failed: {other}")],
     }
+}
+
+/// The refusing side's reason inside the close reason rustls and quinn make of its error
+/// ("... invalid peer certificate: Other(OtherError(RejectedPeer(\"identity not allowed\")))"),
+/// or the whole text when it is not there.
+fn wire_reason(text: &str) -> String {
+    const START: &str = "RejectedPeer(\"";
+    text.find(START)
+        .and_then(|at| text.get(at.saturating_add(START.len())..))
+        .and_then(|rest| rest.split_once("\")").map(|(reason, _)| reason.to_owned()))
+        .unwrap_or_else(|| text.to_owned())
 }
 
 fn alert_name(alert: u64) -> &'static str {
@@ -240,6 +251,14 @@ mod tests {
         assert_eq!(text, "binding 127.0.0.1:1: Address already in use");
         let any = anyhow::Error::new(Outer(std::io::Error::other("boom"))).context("starting");
         assert_eq!(anyhow_chain(&any), "starting: binding 127.0.0.1:1: boom");
+    }
+
+    #[test]
+    fn the_refusing_sides_reason_is_read_out_of_the_close_text() {
+        let text = "the cryptographic handshake failed: error 46: invalid peer certificate: \
+                    Other(OtherError(RejectedPeer(\"identity not allowed\")))";
+        assert_eq!(wire_reason(text), "identity not allowed");
+        assert_eq!(wire_reason("something else"), "something else");
     }
 
     #[test]

@@ -44,9 +44,14 @@ struct InitArgs {
     /// pinned, the other registers are "any".
     #[arg(long, value_name = "FILE", group = "source")]
     from_measure: Option<PathBuf>,
-    /// The level floor written into the file.
-    #[arg(long, default_value = "TdxRaTlsBidirectional", value_parser = parse_level)]
-    level: AttestationLevel,
+    /// An identity key file (as `ratls identity` makes it): a level Software policy whose
+    /// `[software] allow` admits that key, and no quote.
+    #[arg(long, value_name = "KEYFILE", group = "source")]
+    from_identity: Option<PathBuf>,
+    /// The level floor written into the file: TdxRaTlsBidirectional by default, Software with
+    /// `--from-identity` (the only level an allow-list is used at).
+    #[arg(long, value_parser = parse_level)]
+    level: Option<AttestationLevel>,
     /// The profile name.
     #[arg(long, default_value = "pinned")]
     name: String,
@@ -84,6 +89,12 @@ struct Pin<'a> {
 }
 
 fn render(args: &InitArgs) -> anyhow::Result<String> {
+    if let Some(path) = &args.from_identity {
+        return render_software(path, args.level);
+    }
+    let level = args
+        .level
+        .unwrap_or(AttestationLevel::TdxRaTlsBidirectional);
     let (source, pins) = if let Some(path) = &args.from_quote {
         let quote = super::inputs::load_quote(path)?;
         let m = measurements_of_quote(&quote).with_context(|| format!("{}", path.display()))?;
@@ -100,9 +111,9 @@ fn render(args: &InitArgs) -> anyhow::Result<String> {
             from_measure(path)?,
         )
     } else {
-        anyhow::bail!("give --from-quote, --from-cert or --from-measure");
+        anyhow::bail!("give --from-quote, --from-cert, --from-measure or --from-identity");
     };
-    let text = policy_text(&source, args.level, &args.name, &pins);
+    let text = policy_text(&source, level, &args.name, &pins, &[]);
     // What is printed must load as printed.
     Policy::from_toml(&text).context("the policy written does not load (a bug)")?;
     Ok(text)
@@ -217,51 +228,75 @@ fn from_measure(path: &Path) -> anyhow::Result<Vec<Pin<'static>>> {
     ])
 }
 
-fn policy_text(source: &str, level: AttestationLevel, name: &str, pins: &[Pin<'_>]) -> String {
-    let freshness = "per-bond";
-    let mut out = String::new();
-    let _ = writeln!(out, "# Written by `ratls policy init` from {source}.");
-    let _ = writeln!(
-        out,
-        "# Schema: docs/policy.md. Every key is written out; defaults included."
-    );
-    let _ = writeln!(out, "version = 1");
-    let _ = writeln!(
-        out,
-        "level = \"{}\"  # floor a peer must reach: Software, TdxLocal, TdxRaTlsBidirectional, ...",
-        level.as_str()
-    );
-    let _ = writeln!(
-        out,
-        "freshness = \"{freshness}\"  # or \"certificate\" (TdxLocal and TdxRemote only)"
-    );
-    let _ = writeln!(out, "allow_debug = false  # true admits debug TDs");
-    let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "[software]  # peers without a quote, admitted only at level Software"
-    );
-    let _ = writeln!(
-        out,
-        "allow = []  # sw digests that `ratls identity KEY` prints"
-    );
-    let _ = writeln!(out);
-    let _ = writeln!(out, "[tcb]");
-    let _ = writeln!(out, "accepted_statuses = [\"UpToDate\"]");
-    let _ = writeln!(out, "advisory_deny = []");
-    let _ = writeln!(
-        out,
+/// A Software policy admitting the key in `path`.
+fn render_software(path: &Path, level: Option<AttestationLevel>) -> anyhow::Result<String> {
+    if let Some(level) = level.filter(|l| *l != AttestationLevel::Software) {
+        anyhow::bail!(
+            "--level {level} with --from-identity: a [software] allow list is used only at level \
+             Software"
+        );
+    }
+    if !path.exists() {
+        anyhow::bail!(
+            "{}: no such key file (`ratls identity {}` creates it)",
+            path.display(),
+            path.display()
+        );
+    }
+    let identity =
+        ratls_quic::Identity::load(path).with_context(|| format!("identity {}", path.display()))?;
+    let digest = hex::encode(identity.attestation_digest());
+    let source = format!("the identity {}", path.display());
+    let text = policy_text(&source, AttestationLevel::Software, "", &[], &[digest]);
+    Policy::from_toml(&text).context("the policy written does not load (a bug)")?;
+    Ok(text)
+}
+
+/// The policy file: every key written out, with a comment saying what it does.
+fn policy_text(
+    source: &str,
+    level: AttestationLevel,
+    name: &str,
+    pins: &[Pin<'_>],
+    allow: &[String],
+) -> String {
+    let allow: Vec<String> = allow.iter().map(|d| format!("\"{d}\"")).collect();
+    let lines = [
+        format!("# Written by `ratls policy init` from {source}."),
+        "# Schema: docs/policy.md. Every key is written out, defaults included.".to_owned(),
+        "version = 1".to_owned(),
+        format!(
+            "level = \"{}\"  # floor a peer must reach: Software, TdxLocal, TdxRaTlsBidirectional, ...",
+            level.as_str()
+        ),
+        "freshness = \"per-bond\"  # or \"certificate\" (TdxLocal and TdxRemote only)".to_owned(),
+        "allow_debug = false  # true admits debug TDs".to_owned(),
+        String::new(),
+        "[software]  # peers without a quote, admitted only at level Software".to_owned(),
+        format!(
+            "allow = [{}]  # sw digests, as `ratls identity KEY` prints them",
+            allow.join(", ")
+        ),
+        String::new(),
+        "[tcb]".to_owned(),
+        "accepted_statuses = [\"UpToDate\"]".to_owned(),
+        "advisory_deny = []".to_owned(),
         "# advisory_allow = []  # when present, every advisory of the platform must be listed"
-    );
-    let _ = writeln!(
-        out,
+            .to_owned(),
         "# max_collateral_age_secs = 2592000  # TCB info / QE identity issued at most this long ago"
-    );
-    let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "[[profile]]  # a quote is admitted when any profile matches"
-    );
+            .to_owned(),
+        String::new(),
+    ];
+    let mut out = lines.join("\n");
+    out.push('\n');
+    if pins.is_empty() {
+        out.push_str(
+            "# No [[profile]]: a peer that presents a quote is refused (`ratls policy init \
+             --from-cert` pins one).\n",
+        );
+        return out;
+    }
+    out.push_str("[[profile]]  # a quote is admitted when any profile matches\n");
     let _ = writeln!(out, "name = {}", toml::Value::String(name.to_owned()));
     for pin in pins {
         let value = pin.value.as_deref().unwrap_or("any");

@@ -62,7 +62,7 @@ impl Identity {
         let pem = self
             .pkcs8_v1()
             .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|e| IdentityError::Encoding(e.into()))?;
+            .map_err(IdentityError::Encoding)?;
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
             _ => PathBuf::from("."),
