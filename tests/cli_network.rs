@@ -254,3 +254,52 @@ fn connect_to_a_name_that_does_not_resolve_is_an_input_error() {
         );
     }
 }
+
+#[test]
+fn bonds_are_logged_with_v_and_not_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, server_digest) = identity(dir.path(), "server.key");
+    let (_, client_digest) = identity(dir.path(), "client.key");
+    software_policy(dir.path(), "server.toml", &[&client_digest]);
+    software_policy(dir.path(), "client.toml", &[&server_digest]);
+    let server = Server::start(
+        dir.path(),
+        &[
+            "-v",
+            "--listen",
+            "127.0.0.1:0",
+            "--once",
+            "--policy",
+            "server.toml",
+            "--identity",
+            "server.key",
+        ],
+    );
+    let client = ratls(
+        dir.path(),
+        &[
+            "connect",
+            &server.addr,
+            "--policy",
+            "client.toml",
+            "--identity",
+            "client.key",
+        ],
+    );
+    assert_eq!(client.code, 0, "{}", client.all());
+    assert!(
+        !client.stderr.contains("attested bond established"),
+        "{}",
+        client.all()
+    );
+    let served = server.finish(LIMIT);
+    assert_eq!(served.code, 0, "{}", served.all());
+    for field in [
+        "attested bond established",
+        "side=\"acceptor\"",
+        "level=Software",
+        "elapsed_us=",
+    ] {
+        assert!(served.stderr.contains(field), "{field}: {}", served.all());
+    }
+}

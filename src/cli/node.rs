@@ -36,7 +36,8 @@ pub(crate) struct NodeArgs {
     #[arg(long)]
     synthetic: bool,
     /// With `--synthetic`: write the test PKI's `root.der` and `collateral.json` into DIR, for
-    /// the peer's `--root` and `--collateral`.
+    /// the peer's `--root` and `--collateral`. Valid for this run only: a restarted process makes
+    /// a new PKI.
     #[arg(long, value_name = "DIR", requires = "synthetic")]
     write_pki: Option<PathBuf>,
     /// Collateral (QuoteCollateralV3 JSON) to verify peer quotes with. Without it (and without
@@ -95,7 +96,8 @@ impl NodeArgs {
             if let Some(dir) = &self.write_pki {
                 write_pki(&pki, dir)?;
                 notes.push(format!(
-                    "synthetic PKI written to {} (root.der, collateral.json)",
+                    "synthetic PKI written to {} (root.der, collateral.json; valid for this run \
+                     only)",
                     dir.display()
                 ));
             }

@@ -10,6 +10,8 @@ mod error;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 pub use config::{
     ConfigError, EndpointConfig, EndpointConfigBuilder, Ready, WantsEvidence, WantsPolicy,
     WantsVerifier,
@@ -125,6 +127,15 @@ impl Endpoint {
         addr: SocketAddr,
         expected: ExpectedPeer,
     ) -> Result<AttestedConnection, Error> {
+        let span = tracing::info_span!("bond", side = "dialer", remote = %addr);
+        traced(self.dial(addr, expected)).instrument(span).await
+    }
+
+    async fn dial(
+        &self,
+        addr: SocketAddr,
+        expected: ExpectedPeer,
+    ) -> Result<AttestedConnection, Error> {
         let (tls, pending) = self.tls.client(expected);
         let quic_tls = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
             .map_err(Error::NoInitialCipherSuite)?;
@@ -174,7 +185,6 @@ impl Endpoint {
             bond::exchange(&conn, &self.config, self.tls.check(), parties, &peer).await?;
         let (peer_id, level, cert_quote) = peer.into_parts();
         let info = PeerInfo::new(peer_id, level, cert_quote, bond_quote);
-        tracing::info!(peer = %info.peer_id(), level = %info.level(), "attested bond established");
         Ok(AttestedConnection::new(conn, info))
     }
 }
@@ -194,6 +204,11 @@ impl Accepting<'_> {
 
     /// Runs the handshake and the bond proof.
     pub async fn establish(self) -> Result<AttestedConnection, Error> {
+        let span = tracing::info_span!("bond", side = "acceptor", remote = %self.remote_address());
+        traced(self.accept_bond()).instrument(span).await
+    }
+
+    async fn accept_bond(self) -> Result<AttestedConnection, Error> {
         let endpoint = self.endpoint;
         let (tls, pending) = endpoint.tls.server();
         let quic_tls = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
@@ -212,6 +227,31 @@ impl Accepting<'_> {
         let parties = Parties::new(Role::Server, endpoint.peer_id(), peer.peer_id());
         endpoint.finish_bond(conn, parties, peer).await
     }
+}
+
+/// Runs one bond (inside its `bond` span) and logs its outcome: the peer and level reached, or
+/// the error and the refusal's reason kind, with the time it took.
+async fn traced(
+    bond: impl std::future::Future<Output = Result<AttestedConnection, Error>>,
+) -> Result<AttestedConnection, Error> {
+    let started = std::time::Instant::now();
+    let result = bond.await;
+    let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    match &result {
+        Ok(conn) => tracing::info!(
+            peer = %conn.peer().peer_id(),
+            level = %conn.peer().level(),
+            elapsed_us,
+            "attested bond established"
+        ),
+        Err(error) => tracing::info!(
+            %error,
+            reason = error.rejection().map(PeerRejection::wire_reason),
+            elapsed_us,
+            "no bond"
+        ),
+    }
+    result
 }
 
 fn quic_server_config(tls: rustls::ServerConfig) -> Result<quinn::ServerConfig, ConfigError> {

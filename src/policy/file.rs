@@ -99,13 +99,17 @@ pub enum PolicyFileError {
     },
     /// A required register is missing from a profile.
     #[error(
-        "profile {profile:?}: {field} is missing; write {field} = \"any\" to accept any value"
+        "profile {profile:?}: {} missing; write {field} = \"any\" (and so for each) to accept \
+         any value, or let `ratls policy init` write every key",
+        missing_list(field, also)
     )]
     MissingRegister {
         /// The profile.
         profile: String,
-        /// The missing key.
+        /// The first missing key.
         field: &'static str,
+        /// The other missing keys of the same profile, so that all are named at once.
+        also: Vec<&'static str>,
     },
     /// Not valid TOML, or keys and types outside the schema (the message names the line).
     #[error("{0}")]
@@ -136,6 +140,15 @@ pub enum PolicyFileError {
         "unsupported policy file version {0} (this build reads version {POLICY_FILE_VERSION})"
     )]
     Version(u32),
+}
+
+/// "rtmr2 is" or "rtmr2, rtmr3 are".
+fn missing_list(first: &str, also: &[&str]) -> String {
+    if also.is_empty() {
+        format!("{first} is")
+    } else {
+        format!("{first}, {} are", also.join(", "))
+    }
 }
 
 #[derive(Deserialize)]
@@ -415,10 +428,32 @@ impl ProfileSection {
                 source,
             })
         }
+        let present = [
+            ("mr_td", self.mr_td.is_some()),
+            ("rtmr0", self.rtmr0.is_some()),
+            ("rtmr1", self.rtmr1.is_some()),
+            ("rtmr2", self.rtmr2.is_some()),
+            ("rtmr3", self.rtmr3.is_some()),
+            ("mr_config_id", self.mr_config_id.is_some()),
+            ("mr_owner", self.mr_owner.is_some()),
+            ("mr_owner_config", self.mr_owner_config.is_some()),
+        ];
+        let mut missing = present
+            .iter()
+            .filter(|(_, present)| !present)
+            .map(|(field, _)| *field);
+        if let Some(field) = missing.next() {
+            return Err(PolicyFileError::MissingRegister {
+                profile: name,
+                field,
+                also: missing.collect(),
+            });
+        }
         let required = |field: &'static str, value: Option<Spanned<String>>| {
             let value = value.ok_or_else(|| PolicyFileError::MissingRegister {
                 profile: name.clone(),
                 field,
+                also: Vec::new(),
             })?;
             parse(file, &name, field, &value)
         };
@@ -501,8 +536,33 @@ mr_owner_config = "any"
             Policy::from_toml(&text),
             Err(PolicyFileError::MissingRegister {
                 profile: "prod".into(),
-                field: "rtmr2"
+                field: "rtmr2",
+                also: vec![]
             })
+        );
+        // Every missing register is named at once, not one error at a time.
+        let text = with_version("[[profile]]\nname = \"p\"\nmr_td = \"any\"\n");
+        let err = Policy::from_toml(&text).unwrap_err();
+        assert_eq!(
+            err,
+            PolicyFileError::MissingRegister {
+                profile: "p".into(),
+                field: "rtmr0",
+                also: vec![
+                    "rtmr1",
+                    "rtmr2",
+                    "rtmr3",
+                    "mr_config_id",
+                    "mr_owner",
+                    "mr_owner_config"
+                ]
+            }
+        );
+        assert!(
+            err.to_string().contains(
+                "rtmr0, rtmr1, rtmr2, rtmr3, mr_config_id, mr_owner, mr_owner_config are missing"
+            ),
+            "{err}"
         );
     }
 
