@@ -144,3 +144,47 @@ fn progress_goes_to_terminals_only_never_into_pipes() {
     assert!(!out.stderr.contains("bonds 0/3"), "{}", out.all());
     assert!(!out.stderr.contains('\r'), "{}", out.all());
 }
+
+#[test]
+fn serve_and_connect_take_a_pem_root_and_refuse_a_root_that_is_no_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, digest) = identity(dir.path(), "a.key");
+    software_policy(dir.path(), "p.toml", &[&digest]);
+    std::fs::write(dir.path().join("junk.der"), b"junk").unwrap();
+    for command in ["serve", "connect"] {
+        let mut args = vec![command, "--policy", "p.toml", "--root", "junk.der"];
+        args.extend_from_slice(match command {
+            "serve" => &["--listen", "127.0.0.1:0", "--once"][..],
+            _ => &["127.0.0.1:9", "--timeout", "1"][..],
+        });
+        let out = ratls(dir.path(), &args);
+        assert_eq!(out.code, 2, "{command}: {}", out.all());
+        assert!(
+            out.stderr
+                .contains("--root junk.der: not a DER or PEM certificate"),
+            "{}",
+            out.all()
+        );
+    }
+    let pem = concat!(env!("CARGO_MANIFEST_DIR"), "/certs/intel_sgx_root_ca.pem");
+    let out = ratls(
+        dir.path(),
+        &[
+            "connect",
+            "127.0.0.1:9",
+            "--timeout",
+            "1",
+            "--policy",
+            "p.toml",
+            "--root",
+            pem,
+        ],
+    );
+    assert_eq!(
+        out.code,
+        1,
+        "a PEM root loads; nothing answers: {}",
+        out.all()
+    );
+    assert!(out.stdout.contains("no answer"), "{}", out.all());
+}

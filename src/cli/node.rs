@@ -117,11 +117,18 @@ impl NodeArgs {
 
         let verifier = match (&self.root, &own_pki) {
             (Some(path), _) => {
+                let verifier =
+                    QuoteVerifier::dangerous().trust_root(super::inputs::load_root(path)?);
+                let whose = if verifier.trusts_intel_root() {
+                    "Intel's SGX Root CA"
+                } else {
+                    "NOT Intel's SGX Root CA"
+                };
                 notes.push(format!(
-                    "trust         root CA {} for peer quotes (NOT Intel's SGX Root CA)",
+                    "trust         root CA {} for peer quotes ({whose})",
                     path.display()
                 ));
-                QuoteVerifier::dangerous().trust_root(super::inputs::load_root(path)?)
+                verifier
             }
             (None, Some(pki)) => {
                 notes.push(
