@@ -52,6 +52,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    cli::quiet_broken_pipe();
     let cli = Cli::parse();
     let verbosity = if cli.quiet {
         -1

@@ -48,3 +48,27 @@ fn man_page_is_roff_and_lists_the_subcommands() {
         );
     }
 }
+
+#[test]
+fn a_closed_stdout_ends_the_tool_quietly() {
+    // The reader closes its end at once; println! then fails, which would be a panic message.
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/certs/vectors/v4_tdx10_phala_uptodate"
+    );
+    let script = format!(
+        "'{}' verify-quote --quote {dir}/quote.bin --collateral {dir}/collateral.json \
+         --now 1750377600 | (exec 0<&-; sleep 1); echo \"status ${{PIPESTATUS[0]}}\"",
+        cli_support::RATLS
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stdout.contains("status 141"), "{stdout} {stderr}");
+}

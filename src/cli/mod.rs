@@ -82,3 +82,22 @@ pub(crate) fn measurements_json(
         .map(|(name, value)| (name.to_owned(), value.into()))
         .collect()
 }
+
+/// A closed stdout (`ratls ... | head`) ends the process quietly, as with other command-line
+/// tools, instead of a panic message: `println!` panics on a write error, and this hook turns
+/// that one panic into exit code 141 (128 + SIGPIPE). Every other panic is reported as before.
+pub(crate) fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
