@@ -116,7 +116,7 @@ fn why(args: &ConnectArgs, error: &EndpointError, own_digest: &[u8; 32]) -> NoBo
             outcome: "refused",
             reason: format!(
                 "this side refused the peer: {}",
-                super::explain::chain(rejection)
+                super::explain::rejection_summary(rejection)
             ),
             hints: super::explain::refusal_advice(rejection, args.node.policy_path()),
         };

@@ -55,6 +55,13 @@ pub(crate) fn dcap_hint(check: DcapCheck) -> Option<&'static str> {
         | DcapCheck::CertificateChain
         | DcapCheck::QeIdentity
         | DcapCheck::TcbInfo => Some(STALE_PKI_HINT),
+        DcapCheck::CollateralExpired => Some(
+            "the collateral is past its next update: give current collateral (for synthetic \
+             quotes, the files the running server wrote with --write-pki)",
+        ),
+        DcapCheck::CollateralNotYetValid => {
+            Some("the collateral was issued after this machine's clock: check the clock")
+        }
         DcapCheck::TcbLevelNotFound => {
             Some("the collateral does not describe this platform: fetch the collateral for it")
         }
@@ -126,6 +133,16 @@ pub(crate) fn attestation_summary(error: &AttestationError) -> String {
             ..
         } => "DCAP verification failed: the collateral was issued after the verification time"
             .to_owned(),
+        other => chain(other),
+    }
+}
+
+/// Why this side refused a peer, each cause once, without dcap-qvl's debug text for expiry.
+pub(crate) fn rejection_summary(rejection: &PeerRejection) -> String {
+    match rejection {
+        PeerRejection::Quote(error) => {
+            format!("certificate quote: {}", attestation_summary(error))
+        }
         other => chain(other),
     }
 }

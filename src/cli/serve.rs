@@ -114,7 +114,7 @@ impl Printer {
         let (event, reason, hints) = match error.rejection() {
             Some(rejection) => (
                 "refused",
-                super::explain::chain(rejection),
+                super::explain::rejection_summary(rejection),
                 super::explain::refusal_advice(rejection, &self.policy),
             ),
             None => {
