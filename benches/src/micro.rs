@@ -7,7 +7,9 @@ use anyhow::{Context, Result};
 use ratls_quic::synthetic::{
     sample_measurements, QuoteSpec, SyntheticPki, SyntheticPkiParams, SyntheticTcb,
 };
-use ratls_quic::Policy;
+use std::sync::Arc;
+
+use ratls_quic::{AttestedTlsConfig, ExpectedPeer, Identity, Policy, StaticCollateral};
 use ratls_quic::{Collateral, QuoteVerifier, ReportData};
 use serde::Serialize;
 
@@ -46,6 +48,7 @@ pub fn run_all(iterations: usize, server_padding: usize) -> Result<Vec<MicroRepo
         synthetic_quote(iterations)?,
         issue_certificate(iterations, 0)?,
         issue_certificate(iterations, server_padding)?,
+        connection_configs(iterations)?,
     ])
 }
 
@@ -179,6 +182,35 @@ pub fn issue_certificate(iterations: usize, padding: usize) -> Result<MicroRepor
     Ok(MicroReport {
         name,
         description,
+        per_call,
+    })
+}
+
+/// Times what an endpoint builds per connection: a client and a server rustls configuration
+/// from the parts built once at bind (`AttestedTlsConfig`), each wrapped for QUIC.
+pub fn connection_configs(iterations: usize) -> Result<MicroReport> {
+    let identity = Identity::generate().context("identity")?;
+    let issued = ratls_quic::issue_certificate(&identity, VECTOR_NOW, VECTOR_NOW + 3600, None)
+        .context("certificate")?;
+    let collateral = Collateral::from_json(COLLATERAL).context("collateral")?;
+    let tls = AttestedTlsConfig::new(
+        Arc::new(Policy::authenticity_only()),
+        QuoteVerifier::intel(),
+        Arc::new(StaticCollateral(Arc::new(collateral))),
+        &issued,
+        false,
+    )
+    .context("TLS configuration")?;
+    let per_call = time_calls(iterations, || {
+        let (client, _) = tls.client(ExpectedPeer::AnyAllowedByPolicy);
+        let (server, _) = tls.server();
+        quinn::crypto::rustls::QuicClientConfig::try_from(client).context("client")?;
+        quinn::crypto::rustls::QuicServerConfig::try_from(server).context("server")?;
+        Ok(())
+    })?;
+    Ok(MicroReport {
+        name: "connection-configs".to_owned(),
+        description: "per-connection client + server rustls configs for QUIC (one each)".to_owned(),
         per_call,
     })
 }

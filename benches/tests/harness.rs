@@ -77,7 +77,8 @@ fn tiny_run_reports_every_scenario_with_ordered_percentiles() {
             "dcap-verify-cache-hit",
             "synthetic-quote",
             "rcgen-ed25519",
-            "rcgen-ed25519-padded"
+            "rcgen-ed25519-padded",
+            "connection-configs"
         ]
     );
     for m in &report.micro {
