@@ -21,7 +21,7 @@ const MAX_MESSAGE: usize = 64 * 1024;
 #[derive(Debug, clap::Args)]
 pub(crate) struct ConnectArgs {
     /// Address of a `ratls serve` (UDP): HOST:PORT, where HOST is a name (localhost), an IPv4
-    /// address or a bracketed IPv6 address ([::1]:4433).
+    /// address or a bracketed IPv6 address (`[::1]:4433`).
     #[arg(value_name = "HOST:PORT")]
     addr: String,
     /// Require this peer identity (the 64 hex digits `serve` prints as "peer id"); without it,
