@@ -22,7 +22,8 @@
 //!
 //! Namespaces: [`measure`] computes Measurements from firmware and kernel images (pure);
 //! [`repro`] checks a declared rebuild (it reads files and runs the build); `synthetic` (feature
-//! `synthetic`) makes a test PKI, quotes signed under it, and small firmware images.
+//! `synthetic`) makes a test PKI, quotes signed under it, and small firmware images; `pccs`
+//! (feature `pccs`) fetches, caches and serves DCAP collateral.
 //!
 //! # Features
 //!
@@ -30,6 +31,7 @@
 //! |---|---|---|
 //! | `cli` | yes | the `ratls` tool (clap, anyhow, tempfile, a blocking HTTP client, tokio's multi-thread runtime); implies `synthetic` |
 //! | `synthetic` | via `cli` | the [`synthetic`](crate#features) test PKI: tests, benchmarks, `ratls demo` |
+//! | `pccs` | via `cli` | the `pccs` namespace: collateral client for Intel PCS / PCCS-compatible services (async reqwest, this crate's ring provider), the `CollateralCache` store, and a PCCS-compatible HTTP/1.1 service (`docs/collateral.md`) |
 //!
 //! A library user writes `ratls-quic = { version = "0.1", default-features = false }`: no
 //! command-line dependencies, and no code that can make a synthetic root.
@@ -79,6 +81,8 @@ mod tls;
 mod configfs;
 mod endpoint;
 mod identity;
+#[cfg(feature = "pccs")]
+pub mod pccs;
 pub mod repro;
 
 #[cfg(feature = "synthetic")]
@@ -101,13 +105,15 @@ pub use level::AttestationLevel;
 pub use policy::{
     AttestationError, DangerousPolicy, Expected, Freshness, HexError, MeasurementMismatch,
     MeasurementPolicy, MeasurementProfile, Policy, PolicyFileError, PolicyViolation,
-    RebuildPinError, Register, TcbPolicy, VerifiedQuote,
+    RebuildPinError, Register, RemotePolicy, RemoteViolation, TcbPolicy, VerifiedQuote,
+    DEFAULT_MAX_COLLATERAL_AGE_SECS,
 };
 pub use tdx::{
     canonical_quote, pck_chain_pem, AuthenticQuote, AuthenticityError, CacheStats, Collateral,
-    CollateralError, CollateralStore, ConfigfsTsm, DangerousQuoteVerifier, DcapCheck, DcapError,
-    Measurements, QuoteFormatError, QuoteLayout, QuoteProvider, QuoteProviderError, QuoteVerifier,
-    ReportData, StaticCollateral, TcbStatus, UnknownTcbStatus, VerdictCache, CONFIGFS_TSM_ROOT,
+    CollateralError, CollateralProvenance, CollateralStore, ConfigfsTsm, DangerousQuoteVerifier,
+    DcapCheck, DcapError, Measurements, QuoteFormatError, QuoteLayout, QuoteProvider,
+    QuoteProviderError, QuoteVerifier, ReportData, StaticCollateral, TcbStatus, Td15ExFields,
+    Td15Fields, TdReportExtras, TdReportKind, UnknownTcbStatus, VerdictCache, CONFIGFS_TSM_ROOT,
     DEFAULT_CACHE_CAPACITY, INTEL_SGX_ROOT_CA_DER, MAX_COLLATERAL_LEN, MEASUREMENT_LEN,
 };
 pub use tls::{

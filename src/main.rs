@@ -25,6 +25,8 @@ struct Cli {
 // One variant per subcommand; each lives in its own file under `src/cli/`.
 #[derive(Debug, clap::Subcommand)]
 enum Command {
+    /// Fetch collateral from a PCS/PCCS service, or run a PCCS-compatible service.
+    Collateral(cli::collateral::CollateralArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
     Completions(cli::docs::CompletionsArgs),
     /// Connect to a `ratls serve`, print the verified peer, send lines (stdin or --message).
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
     };
     cli::log::init(verbosity);
     match cli.command {
+        Command::Collateral(args) => cli::collateral::run(&args),
         Command::Completions(args) => cli::docs::completions(&args, Cli::command()),
         Command::Connect(args) => cli::connect::run(&args),
         Command::Demo(args) => cli::demo::run(&args),

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+pub(crate) mod collateral;
 pub(crate) mod connect;
 pub(crate) mod demo;
 pub(crate) mod docs;
@@ -100,4 +101,31 @@ pub(crate) fn quiet_broken_pipe() {
         }
         default(info);
     }));
+}
+
+/// The name of a TD report kind in JSON output.
+pub(crate) fn report_kind_name(kind: ratls_quic::TdReportKind) -> &'static str {
+    use ratls_quic::TdReportKind;
+    match kind {
+        TdReportKind::Td10 => "td10",
+        TdReportKind::Td15 => "td15",
+        TdReportKind::Td15Ex => "td15ex",
+        _ => "unknown",
+    }
+}
+
+/// The fields of a TD 1.5 report with extensions (v5 body type 4) as JSON (lowercase hex).
+pub(crate) fn td15_ex_json(ex: &ratls_quic::Td15ExFields) -> serde_json::Value {
+    serde_json::json!({
+        "vmid": ex.vmid,
+        "td_id": hex::encode(ex.td_id),
+        "dev_info": hex::encode(ex.dev_info),
+        "init_service_td_hash": hex::encode(ex.init_service_td_hash),
+        "init_service_td_attributes": hex::encode(ex.init_service_td_attributes),
+        "init_cpu_svn": hex::encode(ex.init_cpu_svn),
+        "init_tee_tcb_svn": hex::encode(ex.init_tee_tcb_svn),
+        "init_tee_fmspc": hex::encode(ex.init_tee_fmspc),
+        "cur_service_td_hash": hex::encode(ex.cur_service_td_hash),
+        "cur_service_td_attributes": hex::encode(ex.cur_service_td_attributes),
+    })
 }

@@ -17,8 +17,11 @@ pub(crate) struct Args {
     #[arg(long)]
     quote: PathBuf,
     /// Collateral as QuoteCollateralV3 JSON.
-    #[arg(long)]
-    collateral: PathBuf,
+    #[arg(long, required_unless_present_any = ["pccs", "pcs"], conflicts_with_all = ["pccs", "pcs"])]
+    collateral: Option<PathBuf>,
+    /// Or fetch the quote's collateral from a service (its window is checked at --now).
+    #[command(flatten)]
+    service: super::collateral::ServiceArgs,
     /// Verification time, unix seconds (not milliseconds).
     #[arg(long)]
     now: u64,
@@ -38,18 +41,45 @@ pub(crate) fn run(args: Args) -> ExitCode {
         Ok(inputs) => inputs,
         Err(error) => return super::input_error(&error),
     };
-    let result =
-        inputs
-            .verifier
-            .verify(&inputs.quote, &inputs.collateral, args.now, &inputs.policy);
+    let (collateral, fetched) = match (&args.collateral, inputs.collateral) {
+        (_, Some(collateral)) => (collateral, None),
+        (_, None) => match fetch(&args, &inputs.quote) {
+            Ok(Ok(fetched)) => (Collateral::clone(&fetched.collateral), Some(fetched)),
+            Ok(Err(error)) => {
+                if args.json {
+                    println!(
+                        "{}",
+                        json!({"verdict": "rejected", "reason": "collateral", "error": error.to_string()})
+                    );
+                }
+                return super::collateral::service_error(&error);
+            }
+            Err(error) => return super::input_error(&error),
+        },
+    };
+    let result = inputs
+        .verifier
+        .verify(&inputs.quote, &collateral, args.now, &inputs.policy);
     if args.json {
-        let mut json = report_json(&result);
-        json["root"] = inputs.root.clone().into();
-        json["root_is_intel"] = inputs.verifier.trusts_intel_root().into();
-        println!("{json}");
+        let mut report = report_json(&result);
+        if let (Some(fetched), Some(map)) = (&fetched, report.as_object_mut()) {
+            map.insert(
+                "collateral_source".into(),
+                super::collateral::fetched_json(fetched),
+            );
+        }
+        report["root"] = inputs.root.clone().into();
+        report["root_is_intel"] = inputs.verifier.trusts_intel_root().into();
+        println!("{report}");
     } else {
         println!("root          {}", inputs.root);
-        print_human(&result, &inputs.collateral, args.now);
+        if let Some(fetched) = &fetched {
+            println!(
+                "collateral from {} (fetched at {}, usable until {})",
+                fetched.source, fetched.fetched_at, fetched.facts.validity.not_after
+            );
+        }
+        print_human(&result, &collateral, args.now);
     }
     if result.is_ok() {
         ExitCode::SUCCESS
@@ -58,9 +88,23 @@ pub(crate) fn run(args: Args) -> ExitCode {
     }
 }
 
+/// Fetches the quote's collateral from the declared services, checked at `--now`.
+fn fetch(
+    args: &Args,
+    quote: &[u8],
+) -> anyhow::Result<Result<ratls_quic::pccs::FetchedCollateral, ratls_quic::pccs::FetchError>> {
+    let client = args
+        .service
+        .client(std::sync::Arc::new(ratls_quic::pccs::ManualClock::new(
+            args.now,
+        )))?;
+    let runtime = super::runtime()?;
+    Ok(runtime.block_on(client.fetch_for_quote(quote)))
+}
+
 struct Inputs {
     quote: Vec<u8>,
-    collateral: Collateral,
+    collateral: Option<Collateral>,
     policy: Policy,
     verifier: QuoteVerifier,
     /// Which root was trusted, for the output.
@@ -70,8 +114,13 @@ struct Inputs {
 impl Inputs {
     fn load(args: &Args) -> anyhow::Result<Self> {
         let quote = super::inputs::load_quote(&args.quote)?;
-        let collateral = Collateral::from_json(&super::read_limited(&args.collateral, 1 << 20)?)
-            .with_context(|| format!("collateral {}", args.collateral.display()))?;
+        let collateral = match &args.collateral {
+            Some(path) => Some(
+                Collateral::from_json(&super::read_limited(path, 1 << 20)?)
+                    .with_context(|| format!("collateral {}", path.display()))?,
+            ),
+            None => None,
+        };
         let policy = match &args.policy {
             None => Policy::authenticity_only(),
             Some(path) => {
@@ -127,14 +176,35 @@ fn quote_fields(
         ("quote_digest", json!(hex::encode(quote.quote_digest()))),
         ("profile", json!(profile)),
     ];
+    let extras = quote.report_extras();
+    let td15 = extras.td15.as_ref();
+    let extra = [
+        ("td_report", json!(super::report_kind_name(extras.kind))),
+        (
+            "tee_tcb_svn2",
+            json!(td15.map(|t| hex::encode(t.tee_tcb_svn2))),
+        ),
+        (
+            "mr_servicetd",
+            json!(td15.map(|t| hex::encode(t.mr_service_td))),
+        ),
+        (
+            "td15_ex",
+            extras
+                .td15_ex
+                .as_ref()
+                .map_or(serde_json::Value::Null, super::td15_ex_json),
+        ),
+    ];
     fields.extend(
         rest.into_iter()
+            .chain(extra)
             .map(|(name, value)| (name.to_owned(), value)),
     );
     fields
 }
 
-const QUOTE_FIELDS: [&str; 17] = [
+const QUOTE_FIELDS: [&str; 21] = [
     "quote_version",
     "tcb_status",
     "advisory_ids",
@@ -152,6 +222,10 @@ const QUOTE_FIELDS: [&str; 17] = [
     "report_data",
     "quote_digest",
     "profile",
+    "td_report",
+    "tee_tcb_svn2",
+    "mr_servicetd",
+    "td15_ex",
 ];
 
 /// Accepted: every verified field. Rejected by policy: the (authentic) fields too, and the

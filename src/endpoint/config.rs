@@ -207,7 +207,8 @@ impl EndpointConfigBuilder<Ready> {
     ///
     /// Level TdxRaTlsBidirectional and above need a quote provider on this side; level
     /// TdxPlusReproducibleBuild also needs a policy pinned from a verified rebuild
-    /// ([`Policy::pin_rebuilt`]). TdxRemote is not supported yet.
+    /// ([`Policy::pin_rebuilt`]); level TdxRemote needs a policy with a `[remote]` section
+    /// ([`Policy::set_remote`]).
     pub fn build(self) -> Result<EndpointConfig, ConfigError> {
         let (Some(policy), Some((quote_verifier, collateral))) = (self.policy, self.verifier)
         else {
@@ -215,7 +216,8 @@ impl EndpointConfigBuilder<Ready> {
             return Err(ConfigError::Incomplete);
         };
         let level = policy.level();
-        if level == AttestationLevel::TdxRemote {
+        if level == AttestationLevel::TdxRemote && policy.remote().is_none() {
+            // TdxRemote needs the declared services and staleness bound of `[remote]`.
             return Err(ConfigError::LevelNotSupported(level));
         }
         if level >= AttestationLevel::TdxRaTlsBidirectional && self.provider.is_none() {

@@ -5,8 +5,8 @@ use core::ops::Deref;
 
 use super::{Policy, PolicyViolation, QuoteFacts};
 use crate::tdx::{
-    AuthenticQuote, AuthenticityError, Collateral, DcapCheck, DcapError, QuoteFormatError,
-    QuoteVerifier,
+    AuthenticQuote, AuthenticityError, Collateral, CollateralProvenance, DcapCheck, DcapError,
+    QuoteFormatError, QuoteVerifier,
 };
 
 /// A quote that passed DCAP verification and a [`Policy`]: an [`AuthenticQuote`] (its fields
@@ -15,12 +15,19 @@ use crate::tdx::{
 pub struct VerifiedQuote {
     authentic: AuthenticQuote,
     profile: String,
+    provenance: Option<CollateralProvenance>,
 }
 
 impl VerifiedQuote {
     /// The name of the Measurement profile that matched.
     pub fn profile(&self) -> &str {
         &self.profile
+    }
+
+    /// Where and when the collateral this quote verified with was fetched (`None` for
+    /// collateral from a file or a static store).
+    pub fn collateral_provenance(&self) -> Option<&CollateralProvenance> {
+        self.provenance.as_ref()
     }
 
     /// The authentic quote the policy accepted.
@@ -105,8 +112,18 @@ impl Policy {
             tcb_info_issued: collateral.tcb_info_issued(),
             qe_identity_issued: collateral.qe_identity_issued(),
         };
-        match self.check(&facts, now) {
-            Ok(profile) => Ok(VerifiedQuote { authentic, profile }),
+        let remote = match &self.remote {
+            Some(remote) => remote
+                .check(collateral.provenance(), now)
+                .map_err(PolicyViolation::Remote),
+            None => Ok(()),
+        };
+        match remote.and_then(|()| self.check(&facts, now)) {
+            Ok(profile) => Ok(VerifiedQuote {
+                authentic,
+                profile,
+                provenance: collateral.provenance().cloned(),
+            }),
             Err(violation) => Err(AttestationError::Policy {
                 violation,
                 quote: Box::new(authentic),

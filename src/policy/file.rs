@@ -42,6 +42,14 @@
 //! # rtmr2 = "<96 hex digits>"
 //! ```
 //!
+//! Level TdxRemote needs a `[remote]` section; when present it applies at every attested level:
+//!
+//! ```toml
+//! [remote]
+//! pccs = ["https://pccs.internal:8081"]   # and/or pcs = "https://api.trustedservices.intel.com"
+//! max_collateral_age_secs = 600           # default; how long ago the collateral was fetched
+//! ```
+//!
 //! A `[build]` table (the recipe declaration read by `ratls verify-build`) may share the file; this
 //! reader ignores it.
 //!
@@ -117,6 +125,9 @@ pub enum PolicyFileError {
     /// `freshness = "certificate"` at a level that requires per-bond freshness.
     #[error("freshness \"certificate\" is allowed only at TdxLocal and TdxRemote, not at {0}")]
     FreshnessNotAllowed(crate::level::AttestationLevel),
+    /// A `[remote]` section that declares no collateral service.
+    #[error("[remote] declares no collateral service (pccs = [...] or pcs = \"...\")")]
+    RemoteWithoutService,
     /// `level` or `freshness` names no known value.
     #[error("{0}")]
     UnknownName(String),
@@ -166,6 +177,7 @@ struct PolicyFile {
     #[serde(default)]
     profile: Vec<ProfileSection>,
     rebuild: Option<RebuildSection>,
+    remote: Option<RemoteSection>,
     /// Read by `ratls verify-build` ([`crate::measure::BuildPolicy`]), ignored here.
     #[allow(dead_code)]
     build: Option<toml::Table>,
@@ -179,6 +191,15 @@ struct RebuildSection {
     mr_td: String,
     rtmr1: Option<String>,
     rtmr2: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoteSection {
+    #[serde(default)]
+    pccs: Vec<String>,
+    pcs: Option<String>,
+    max_collateral_age_secs: Option<u64>,
 }
 
 #[derive(Default, Deserialize)]
@@ -271,6 +292,19 @@ impl Policy {
         if file.allow_debug {
             policy.dangerous().allow_debug();
         }
+        if let Some(remote) = file.remote {
+            let mut services = remote.pccs;
+            services.extend(remote.pcs);
+            if services.is_empty() {
+                return Err(PolicyFileError::RemoteWithoutService);
+            }
+            policy.set_remote(Some(super::RemotePolicy::new(
+                services,
+                remote
+                    .max_collateral_age_secs
+                    .unwrap_or(super::DEFAULT_MAX_COLLATERAL_AGE_SECS),
+            )));
+        }
         if let Some(rebuild) = file.rebuild {
             policy.rebuilt = Some(rebuild.into_record()?);
             policy
@@ -316,6 +350,14 @@ impl Policy {
         let _ = writeln!(out, "advisory_deny = {}", list(deny));
         if let Some(age) = tcb.max_collateral_age_secs {
             let _ = writeln!(out, "max_collateral_age_secs = {age}");
+        }
+        if let Some(remote) = &self.remote {
+            let _ = writeln!(
+                out,
+                "\n[remote]\npccs = {}\nmax_collateral_age_secs = {}",
+                list(remote.services().to_vec()),
+                remote.max_collateral_age_secs()
+            );
         }
         if let Some(rebuilt) = &self.rebuilt {
             let order = match rebuilt.order() {
@@ -726,5 +768,26 @@ mr_owner_config = "any"
     fn file_without_profiles_loads_and_accepts_nothing() {
         let policy = Policy::from_toml(&with_version("")).unwrap();
         assert!(policy.measurements.profiles().is_empty());
+    }
+
+    #[test]
+    fn remote_section_reads_writes_back_and_needs_a_service() {
+        let text = with_version(
+            "level = \"TdxRemote\"\n[remote]\npccs = [\"http://a/\"]\npcs = \"https://b\"\n",
+        );
+        let policy = Policy::from_toml(&text).unwrap();
+        let remote = policy.remote().unwrap();
+        assert_eq!(remote.services(), ["http://a", "https://b"]);
+        assert_eq!(
+            remote.max_collateral_age_secs(),
+            super::super::DEFAULT_MAX_COLLATERAL_AGE_SECS
+        );
+        let again = Policy::from_toml(&policy.to_toml()).unwrap();
+        assert_eq!(again, policy);
+        assert!(matches!(
+            Policy::from_toml(&with_version("[remote]\nmax_collateral_age_secs = 5\n")),
+            Err(PolicyFileError::RemoteWithoutService)
+        ));
+        assert!(Policy::from_toml(&with_version("[remote]\npccs = [\"x\"]\nurl = 1\n")).is_err());
     }
 }

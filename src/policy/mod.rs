@@ -10,6 +10,7 @@ mod admit;
 mod file;
 mod measurement;
 mod rebuild;
+mod remote;
 mod tcb;
 
 pub use admit::{AttestationError, VerifiedQuote};
@@ -18,6 +19,7 @@ pub use measurement::{
     Expected, HexError, MeasurementMismatch, MeasurementPolicy, MeasurementProfile, Register,
 };
 pub use rebuild::RebuildPinError;
+pub use remote::{RemotePolicy, RemoteViolation, DEFAULT_MAX_COLLATERAL_AGE_SECS};
 pub use tcb::TcbPolicy;
 
 use std::collections::BTreeSet;
@@ -64,6 +66,7 @@ pub struct Policy {
     freshness: Freshness,
     allow_debug: bool,
     rebuilt: Option<crate::measure::RebuiltMeasurements>,
+    remote: Option<RemotePolicy>,
 }
 
 impl Policy {
@@ -79,6 +82,7 @@ impl Policy {
             freshness: Freshness::PerBond,
             allow_debug: false,
             rebuilt: None,
+            remote: None,
         }
     }
 
@@ -123,6 +127,19 @@ impl Policy {
     /// Settings that weaken the policy.
     pub fn dangerous(&mut self) -> DangerousPolicy<'_> {
         DangerousPolicy { policy: self }
+    }
+
+    /// The `[remote]` section: declared collateral services and the staleness bound of level
+    /// TdxRemote. When present, every quote must verify with collateral fetched from one of
+    /// them within the bound, at every attested level.
+    pub fn remote(&self) -> Option<&RemotePolicy> {
+        self.remote.as_ref()
+    }
+
+    /// Sets (or clears) the `[remote]` section.
+    pub fn set_remote(&mut self, remote: Option<RemotePolicy>) -> &mut Self {
+        self.remote = remote;
+        self
     }
 
     /// Checks verified quote facts against this policy and names the profile that matched.
@@ -238,6 +255,9 @@ pub enum PolicyViolation {
     /// No Measurement profile matched.
     #[error("{0}")]
     Measurements(MeasurementMismatch),
+    /// The collateral does not meet the policy's `[remote]` section (TdxRemote).
+    #[error("collateral: {0}")]
+    Remote(RemoteViolation),
     /// The platform TCB status is not accepted.
     #[error("TCB status {0} is not accepted by policy")]
     TcbStatus(TcbStatus),
@@ -253,6 +273,7 @@ impl PolicyViolation {
             Self::CollateralTooOld { .. } => "CollateralTooOld",
             Self::DebugTd => "DebugTd",
             Self::Measurements(_) => "Measurements",
+            Self::Remote(_) => "Remote",
             Self::TcbStatus(_) => "TcbStatus",
         }
     }

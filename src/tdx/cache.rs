@@ -6,7 +6,8 @@
 //! dcap-qvl's verdict on a quote depends on the trusted root, the collateral, `now`, and these
 //! parts of the quote: the header, the TD report fields that describe the TDX module and the TD's
 //! attributes (`TEE_TCB_SVN`, `MRSEAM`, `MRSIGNERSEAM`, `SEAMATTRIBUTES`, `TDATTRIBUTES`, `XFAM`,
-//! and for TD 1.5 `TEE_TCB_SVN2` and `MRSERVICETD`), and the signature data: the attestation
+//! for TD 1.5 `TEE_TCB_SVN2` and `MRSERVICETD`, and for body type 4 every field after them),
+//! and the signature data: the attestation
 //! key, the QE report and its PCK signature, the QE authentication data and the PCK chain. The
 //! TD's own registers (`MRTD`, `MRCONFIGID`, `MROWNER`, `MROWNERCONFIG`, `RTMR0..3`) and
 //! `REPORTDATA` only enter through the quote's ECDSA signature over header and body.
@@ -251,7 +252,8 @@ pub(super) fn key(
         quote.get(..layout.report_offset)?,
         // TDX module fields, TD attributes and XFAM.
         report.get(..td_report::MR_TD)?,
-        // TD 1.5: TEE_TCB_SVN2 and MRSERVICETD (empty for TD 1.0).
+        // TD 1.5: TEE_TCB_SVN2 and MRSERVICETD; body type 4: its extension fields too
+        // (empty for TD 1.0).
         report.get(td_report::TD10_END..)?,
         // Signature data length.
         quote.get(layout.signed_len..sig_data_offset)?,

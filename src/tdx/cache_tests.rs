@@ -144,6 +144,7 @@ fn real_vectors_cold_and_warm_agree_with_uncached() {
     for (name, good) in [
         ("v4_tdx10_phala_uptodate", true),
         ("v5_td15_gotdxguest_uptodate", true),
+        ("v5_td15ex_phala_uptodate", true),
         ("neg_v5_td15_phala_tcb_not_supported", false),
     ] {
         let v = vector(name);

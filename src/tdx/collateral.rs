@@ -35,6 +35,19 @@ pub struct Collateral {
     tcb_info_issued: u64,
     qe_identity_issued: u64,
     digest: [u8; 32],
+    provenance: Option<CollateralProvenance>,
+}
+
+/// Where and when collateral was fetched: set by a store that fetched it from a collateral
+/// service, and judged by a policy's `[remote]` section (level TdxRemote).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CollateralProvenance {
+    /// Base URL of the service it came from.
+    pub source: String,
+    /// When it was fetched, unix seconds.
+    pub fetched_at: u64,
+    /// blake3 of the TCB info text, QE identity text, PCK CRL and root CA CRL, in that order.
+    pub item_digests: [[u8; 32]; 4],
 }
 
 impl fmt::Debug for Collateral {
@@ -100,7 +113,20 @@ impl Collateral {
             inner,
             tcb_info_issued,
             qe_identity_issued,
+            provenance: None,
         })
+    }
+
+    /// This collateral, recorded as fetched from `provenance.source` at
+    /// `provenance.fetched_at`. The digest ([`Self::digest`]) does not change.
+    pub fn with_provenance(mut self, provenance: CollateralProvenance) -> Self {
+        self.provenance = Some(provenance);
+        self
+    }
+
+    /// Where and when this collateral was fetched, if the store that holds it recorded it.
+    pub fn provenance(&self) -> Option<&CollateralProvenance> {
+        self.provenance.as_ref()
     }
 
     /// The collateral as dcap-qvl takes it.

@@ -15,17 +15,20 @@ pub(crate) mod quote;
 mod tcb_status;
 mod verify;
 
+mod report_ext;
 #[cfg(feature = "synthetic")]
 pub(crate) mod synthetic;
 
 pub use crate::configfs::{ConfigfsTsm, CONFIGFS_TSM_ROOT};
 pub use cache::{CacheStats, VerdictCache, DEFAULT_CACHE_CAPACITY};
 pub use collateral::{
-    Collateral, CollateralError, CollateralStore, StaticCollateral, MAX_COLLATERAL_LEN,
+    Collateral, CollateralError, CollateralProvenance, CollateralStore, StaticCollateral,
+    MAX_COLLATERAL_LEN,
 };
 pub use measurements::{Measurements, ReportData, MEASUREMENT_LEN};
 pub use provider::{QuoteProvider, QuoteProviderError};
-pub use quote::{canonical_quote, pck_chain_pem, QuoteFormatError, QuoteLayout};
+pub use quote::{canonical_quote, pck_chain_pem, QuoteFormatError, QuoteLayout, TdReportKind};
+pub use report_ext::{Td15ExFields, Td15Fields, TdReportExtras};
 pub use tcb_status::{TcbStatus, UnknownTcbStatus};
 pub use verify::{
     AuthenticQuote, AuthenticityError, DangerousQuoteVerifier, DcapCheck, DcapError, QuoteVerifier,

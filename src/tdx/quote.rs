@@ -28,16 +28,18 @@ use super::{Measurements, ReportData};
 pub(crate) const HEADER_LEN: usize = 48;
 const TD_REPORT10_LEN: usize = 584;
 const TD_REPORT15_LEN: usize = 648;
+const TD_REPORT15_EX_LEN: usize = 885;
 const TEE_TYPE_TDX: u32 = 0x81;
 const BODY_TYPE_TD10: u16 = 2;
 const BODY_TYPE_TD15: u16 = 3;
+const BODY_TYPE_TD15_EX: u16 = 4;
 
 /// Why bytes are not a well-formed TDX quote.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum QuoteFormatError {
     /// The body type of a v5 quote is not a TD report this crate understands.
-    #[error("unsupported v5 body type {0} (expected 2 = TD 1.0 or 3 = TD 1.5)")]
+    #[error("unsupported v5 body type {0} (expected 2 = TD 1.0, 3 = TD 1.5 or 4 = TD 1.5 with extensions)")]
     BodyType(u16),
     /// The v5 body size does not match its body type.
     #[error("v5 body of type {body_type} declares {declared} bytes, expected {expected}")]
@@ -99,6 +101,10 @@ pub enum TdReportKind {
     Td10,
     /// TD 1.5 report (648 bytes), in v5 body type 3.
     Td15,
+    /// TD 1.5 report with extensions (885 bytes: the TD 1.5 report, then VM index, TD ID,
+    /// device info and service-TD and initial-TCB fields), in v5 body type 4. See
+    /// [`TdReportExtras`](crate::TdReportExtras).
+    Td15Ex,
 }
 
 /// The structure of a quote, found from its length fields.
@@ -144,6 +150,7 @@ impl QuoteLayout {
             let (kind, expected) = match body_type {
                 BODY_TYPE_TD10 => (TdReportKind::Td10, TD_REPORT10_LEN),
                 BODY_TYPE_TD15 => (TdReportKind::Td15, TD_REPORT15_LEN),
+                BODY_TYPE_TD15_EX => (TdReportKind::Td15Ex, TD_REPORT15_EX_LEN),
                 other => return Err(QuoteFormatError::BodyType(other)),
             };
             if usize::try_from(declared).ok() != Some(expected) {
@@ -226,7 +233,8 @@ fn check_certification_data(
 }
 
 /// Offsets in a TD report (TD 1.0 layout; a TD 1.5 report appends `TEE_TCB_SVN2` (16) and
-/// `MRSERVICETD` (48) at 584). Every field is a little-endian byte string.
+/// `MRSERVICETD` (48) at 584; a TD 1.5 report with extensions appends more at 648, see
+/// `super::report_ext`). Every field is a little-endian byte string.
 // The whole layout is written down; not every offset is read.
 #[allow(dead_code)]
 pub(crate) mod td_report {
@@ -257,6 +265,10 @@ pub(crate) mod td_report {
     pub(crate) const REPORT_DATA: usize = 520;
     /// End of a TD 1.0 report; start of the TD 1.5 extension.
     pub(crate) const TD10_END: usize = 584;
+    /// End of a TD 1.5 report; start of the fields of body type 4.
+    pub(crate) const TD15_END: usize = 648;
+    /// End of a TD 1.5 report with extensions (body type 4).
+    pub(crate) const TD15_EX_END: usize = 885;
 }
 
 /// The fields of a quote's TD report this crate exposes, read by offset (no signature checks).

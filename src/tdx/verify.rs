@@ -17,6 +17,7 @@ use std::sync::Arc;
 use super::cache::{self, Verdict, VerdictCache};
 use super::collateral::Collateral;
 use super::quote::{QuoteFormatError, QuoteLayout, TdReportFields};
+use super::report_ext::TdReportExtras;
 use super::{Measurements, ReportData, TcbStatus};
 
 /// Intel SGX Root CA (DER), the production trust anchor for DCAP. See `certs/README.md`.
@@ -177,8 +178,10 @@ impl QuoteVerifier {
                 return Err(QuoteFormatError::NotTdx(0).into());
             }
         };
+        let extras = TdReportExtras::parse(quote, layout)?;
         Ok(AuthenticQuote {
             version: layout.version,
+            extras,
             measurements: Measurements {
                 mr_td: td.mr_td,
                 rtmr: [td.rt_mr0, td.rt_mr1, td.rt_mr2, td.rt_mr3],
@@ -215,6 +218,7 @@ fn from_verdict(
         });
     }
     let fields = TdReportFields::parse(quote, layout)?;
+    let extras = TdReportExtras::parse(quote, layout)?;
     let pck_chain = quote
         .get(layout.pck_chain_offset..)
         .ok_or(QuoteFormatError::Truncated {
@@ -224,6 +228,7 @@ fn from_verdict(
         })?;
     Ok(AuthenticQuote {
         version: layout.version,
+        extras,
         measurements: fields.measurements,
         report_data: fields.report_data,
         mr_seam: fields.mr_seam,
@@ -277,6 +282,7 @@ impl QuoteVerifier {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthenticQuote {
     version: u16,
+    extras: TdReportExtras,
     measurements: Measurements,
     report_data: ReportData,
     mr_seam: [u8; 48],
@@ -291,6 +297,12 @@ impl AuthenticQuote {
     /// Quote format version (4 or 5).
     pub fn version(&self) -> u16 {
         self.version
+    }
+
+    /// Which TD report the quote carries, and its fields beyond TD 1.0 (TD 1.5, and the
+    /// extensions of v5 body type 4). Reported, not judged by the policy.
+    pub fn report_extras(&self) -> &TdReportExtras {
+        &self.extras
     }
 
     /// The TD's Measurements.

@@ -100,7 +100,8 @@ impl PeerCheck {
     /// levels are decided:
     ///
     /// - no quote: Software;
-    /// - a verified quote: TdxLocal, or with both sides attested under per-bond freshness
+    /// - a verified quote: TdxLocal (TdxRemote when the policy has a `[remote]` section, whose
+    ///   check every quote then passed), or with both sides attested under per-bond freshness
     ///   TdxRaTlsBidirectional, and TdxPlusReproducibleBuild when moreover the policy's
     ///   Measurements are pinned from a verified rebuild ([`Policy::rebuild_pin`]), so the peer's
     ///   quote carried the rebuilt MRTD.
@@ -113,6 +114,9 @@ impl PeerCheck {
             } else {
                 AttestationLevel::TdxRaTlsBidirectional
             }
+        } else if self.policy.remote().is_some() {
+            // The policy's `[remote]` check passed for the quote (it refuses otherwise).
+            AttestationLevel::TdxRemote
         } else {
             AttestationLevel::TdxLocal
         }
