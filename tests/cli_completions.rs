@@ -5,7 +5,8 @@ mod cli_support;
 
 use cli_support::ratls;
 
-const SUBCOMMANDS: [&str; 13] = [
+const SUBCOMMANDS: [&str; 14] = [
+    "collateral",
     "completions",
     "connect",
     "demo",
