@@ -132,13 +132,13 @@ impl Printer {
                 json!({"event": event, "from": from.to_string(), "reason": reason, "hints": hints});
             println!("{line}");
         } else {
-            match event {
-                "refused" => println!("refused {from}: {reason}"),
-                _ => println!("failed {from}: {reason}"),
-            }
+            // One write, so that the hints never part from their line (a process stopped
+            // right after the refusal prints all of it or none).
+            let mut text = format!("{event} {from}: {reason}\n");
             for hint in hints {
-                println!("  {hint}");
+                text.push_str(&format!("  {hint}\n"));
             }
+            print!("{text}");
         }
     }
 }
