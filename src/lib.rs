@@ -14,14 +14,19 @@
 //! | identity | [`Identity`], [`PeerId`], [`IdentityError`] |
 //! | levels and policy | [`AttestationLevel`], [`Policy`], [`Freshness`], [`MeasurementPolicy`], [`MeasurementProfile`], [`Expected`], [`Register`], [`TcbPolicy`], [`PolicyViolation`], [`PolicyFileError`] |
 //! | endpoint | [`Endpoint`], [`EndpointConfig`] and its builder states, [`Accepting`], [`AttestedConnection`], [`PeerInfo`], [`ExpectedPeer`] |
-//! | your own quinn endpoint | [`AttestedTlsConfig`] (per-connection rustls configurations, bond judgement), [`PendingPeer`], [`CertifiedPeer`], [`bond_message`], [`EXPORTER_LABEL`], [`BOND_REFUSED`] |
+//! | your own quinn endpoint | [`AttestedTlsConfig`] (per-connection rustls configurations, bond judgement), [`PendingPeer`], [`CertifiedPeer`], [`bond_message`], [`batched_bond_message`], [`EXPORTER_LABEL`], [`BOND_REFUSED`], [`ALPN`], [`ALPN_BATCHED`] |
 //! | quotes | [`QuoteProvider`], [`ConfigfsTsm`], [`QuoteVerifier`], [`AuthenticQuote`], [`VerifiedQuote`], [`Measurements`], [`ReportData`], [`TcbStatus`] |
 //! | collateral | [`CollateralStore`], [`Collateral`], [`StaticCollateral`], [`VerdictCache`] |
+//! | batched bond proofs | [`BondQuoteLimits`], [`PeerRate`], [`BondQuoteError`], [`BatchTree`], [`BatchPosition`], [`NodeHash`], [`leaf_hash`], [`node_hash`], [`batch_report_data`], [`verify_batch_binding`], [`BatchError`] |
 //! | evidence format | [`report_data`], [`verify_binding`], [`BindingInput`], [`Role`], [`issue_certificate`], [`parse_certificate`], [`Evidence`], [`QuoteLayout`], [`bond_message`] |
 //! | errors | [`Error`], [`ConfigError`], [`PeerRejection`], [`BondFailure`], [`AttestationError`], [`AuthenticityError`], [`DcapCheck`], [`EvidenceError`], [`QuoteProviderError`], [`CollateralError`] |
 //!
-//! Namespaces: [`measure`] computes Measurements from firmware and kernel images (pure);
-//! [`repro`] checks a declared rebuild (it reads files and runs the build); `synthetic` (feature
+//! Namespaces: [`link`] has mosaik's peer-transport shape (links, ALPN router, address book,
+//! committee meshes) over the endpoint; [`measure`] computes Measurements from firmware and
+//! kernel images (pure);
+//! [`repro`] checks a declared rebuild (it reads files and runs the build); [`evidence_log`]
+//! records every bond in a hash-chained, checkpoint-signed log, serves and pulls it, audits it,
+//! and holds public bond outcomes and identity retirement markers; `synthetic` (feature
 //! `synthetic`) makes a test PKI, quotes signed under it, and small firmware images; `pccs`
 //! (feature `pccs`) fetches, caches and serves DCAP collateral.
 //!
@@ -80,7 +85,9 @@ mod tls;
 // Shell: sockets, tasks, files, processes.
 mod configfs;
 mod endpoint;
+pub mod evidence_log;
 mod identity;
+pub mod link;
 #[cfg(feature = "pccs")]
 pub mod pccs;
 pub mod repro;
@@ -89,8 +96,15 @@ pub mod repro;
 pub mod synthetic;
 
 pub use endpoint::{
-    Accepting, AttestedConnection, ConfigError, Endpoint, EndpointConfig, EndpointConfigBuilder,
-    Error, PeerInfo, Ready, WantsEvidence, WantsPolicy, WantsVerifier,
+    Accepting, AlpnRoute, AttestedConnection, BondQuoteError, BondQuoteLimits, ConfigError,
+    Endpoint, EndpointConfig, EndpointConfigBuilder, Error, PeerInfo, PeerRate, Ready, RouteError,
+    WantsEvidence, WantsPolicy, WantsVerifier, EVIDENCE_UNRECORDED, INVALID_ALPN,
+    INVALID_ALPN_REASON, KEEP_ALIVE, MAX_ALPN_LEN,
+};
+pub use evidence::{
+    batch_report_data, encode_batch, leaf_hash, node_hash, path_len, root_from_path,
+    verify_batch_binding, BatchError, BatchPosition, BatchTree, NodeHash, BATCH_BINDING_CONTEXT,
+    BATCH_NODE_CONTEXT, MAX_AUDIT_PATH, MAX_BATCH_LEAVES,
 };
 pub use evidence::{
     certificate_report_data, ed25519_spki_der, issue_certificate, parse_certificate, report_data,
@@ -117,6 +131,7 @@ pub use tdx::{
     DEFAULT_CACHE_CAPACITY, INTEL_SGX_ROOT_CA_DER, MAX_COLLATERAL_LEN, MEASUREMENT_LEN,
 };
 pub use tls::{
-    bond_message, AttestedTlsConfig, BondFailure, CertifiedPeer, ExpectedPeer, PeerRejection,
-    PendingPeer, RejectedPeer, ALPN, BOND_REFUSED, EXPORTER_LABEL,
+    batched_bond_message, bond_message, AttestedTlsConfig, BondFailure, CertifiedPeer,
+    ExpectedPeer, PeerRejection, PendingPeer, RejectedPeer, ALPN, ALPN_BATCHED, BOND_REFUSED,
+    EXPORTER_LABEL,
 };

@@ -25,6 +25,8 @@ struct Cli {
 // One variant per subcommand; each lives in its own file under `src/cli/`.
 #[derive(Debug, clap::Subcommand)]
 enum Command {
+    /// Re-verify every record of an evidence log; exit 1 naming each failing record.
+    Audit(cli::audit::AuditArgs),
     /// Fetch collateral from a PCS/PCCS service, or run a PCCS-compatible service.
     Collateral(cli::collateral::CollateralArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
@@ -45,6 +47,8 @@ enum Command {
     Man,
     /// Produce a TDX quote over given report data through configfs-tsm (on a TDX guest).
     Quote(cli::quote::QuoteArgs),
+    /// Write a retirement marker for an identity (signed by it and by its successor).
+    Retire(cli::retire::RetireArgs),
     /// Accept attested connections, print each peer, echo bi streams.
     Serve(cli::serve::ServeArgs),
     /// Rebuild firmware from a declared recipe and check its measurements.
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
     };
     cli::log::init(verbosity);
     match cli.command {
+        Command::Audit(args) => cli::audit::run(&args),
         Command::Collateral(args) => cli::collateral::run(&args),
         Command::Completions(args) => cli::docs::completions(&args, Cli::command()),
         Command::Connect(args) => cli::connect::run(&args),
@@ -73,6 +78,7 @@ fn main() -> ExitCode {
         Command::Measure(args) => cli::measure::run(&args),
         Command::Policy(args) => cli::policy::run(&args),
         Command::Quote(args) => cli::quote::run(&args),
+        Command::Retire(args) => cli::retire::run(&args),
         Command::Serve(args) => cli::serve::run(&args),
         Command::VerifyBuild(args) => cli::verify_build::run(&args),
         Command::VerifyQuote(args) => cli::verify_quote::run(args),

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::attested::{AttestedScenario, Level, Verification};
+use crate::load::{run_load, LoadOptions, LoadReport};
 use crate::micro::{self, MicroReport};
 use crate::net::{Sample, UdpCounts};
 use crate::scenario::{HandshakeScenario, PlainMtls, ScenarioInfo};
@@ -42,6 +43,8 @@ pub struct Options {
     pub server_padding: usize,
     /// Socket send and receive buffer asked for on every endpoint, bytes.
     pub socket_buffer: usize,
+    /// The bond throughput cells (single-quote against batched).
+    pub load: LoadOptions,
 }
 
 impl Default for Options {
@@ -53,6 +56,7 @@ impl Default for Options {
             micro_iterations: 200,
             server_padding: 5000,
             socket_buffer: 4 << 20,
+            load: LoadOptions::default(),
         }
     }
 }
@@ -124,6 +128,8 @@ pub struct Report {
     pub scenarios: Vec<ScenarioReport>,
     /// The micro-benchmarks (quote verifier, certificate issuance), unless skipped.
     pub micro: Vec<MicroReport>,
+    /// Bond throughput under load: single-quote and batched, same run, unless skipped.
+    pub load: Vec<LoadReport>,
 }
 
 /// The scenarios of a run, baseline first. Must run inside a tokio runtime.
@@ -180,12 +186,14 @@ pub async fn run(options: &Options) -> Result<Report> {
     let measured = measure(&scenarios, options).await?;
     let (iterations, padding) = (options.micro_iterations, options.server_padding);
     let micro = tokio::task::spawn_blocking(move || micro::run_all(iterations, padding)).await??;
+    let load = run_load(&options.load, options.socket_buffer).await?;
     Ok(Report {
         machine: Machine::current(),
         options: options.clone(),
         baseline: measured.first().map(|s| s.name.clone()).unwrap_or_default(),
         scenarios: measured,
         micro,
+        load,
     })
 }
 
@@ -375,6 +383,33 @@ impl Report {
                     out,
                     "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
                     m.name, p.n, p.p50_us, p.p90_us, p.p99_us, p.mean_us, m.description
+                );
+            }
+        }
+        if !self.load.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n### Bonds under load (TdxRaTlsBidirectional, closed loop, serialised quote \
+                 provider), latency µs from connect to the bonded connection\n"
+            );
+            let _ = writeln!(
+                out,
+                "| name | dialers | quote ms | bonds/s | bonds | acceptor quotes | failures | p50 | p99 |"
+            );
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+            for l in &self.load {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {:.1} | {} | {} | {} | {:.0} | {:.0} |",
+                    l.name,
+                    l.concurrency,
+                    l.quote_delay_ms,
+                    l.bonds_per_s,
+                    l.bonds,
+                    l.quotes_made,
+                    l.failures,
+                    l.p50_us,
+                    l.p99_us
                 );
             }
         }

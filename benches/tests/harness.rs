@@ -3,7 +3,7 @@
 use ratls_bench::harness::{
     BASELINE, BASELINE_BIG_CERT, SOFTWARE, TDX_BIDIRECTIONAL, TDX_BIDIRECTIONAL_UNCACHED, TDX_LOCAL,
 };
-use ratls_bench::{run, Options};
+use ratls_bench::{run, LoadOptions, Options};
 
 #[test]
 fn tiny_run_reports_every_scenario_with_ordered_percentiles() {
@@ -12,6 +12,11 @@ fn tiny_run_reports_every_scenario_with_ordered_percentiles() {
         warmup: 1,
         rounds: 2,
         micro_iterations: 2,
+        load: LoadOptions {
+            concurrency: 4,
+            quote_delay_ms: 5,
+            window_secs: 1,
+        },
         ..Options::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -102,5 +107,25 @@ fn tiny_run_reports_every_scenario_with_ordered_percentiles() {
             "{}",
             s.name
         );
+    }
+
+    // The load cells: single-quote and batched, each with bonds and the fields a script reads.
+    let load = json["load"].as_array().expect("a top-level load array");
+    assert_eq!(load.len(), 2);
+    for (entry, kind) in load.iter().zip(["single", "batched"]) {
+        assert!(entry["name"].as_str().unwrap().contains(kind), "{entry}");
+        assert_eq!(entry["concurrency"], 4);
+        assert_eq!(entry["quote_delay_ms"], 5);
+        for key in ["bonds_per_s", "p50_us", "p99_us"] {
+            assert!(entry[key].as_f64().unwrap() > 0.0, "{key}: {entry}");
+        }
+        assert!(entry["quotes_made"].as_u64().is_some(), "{entry}");
+    }
+    for cell in &report.load {
+        assert!(cell.bonds > 0 && cell.p50_us <= cell.p99_us, "{cell:?}");
+        // One bond quote per bond without batching: the acceptor made at least as many.
+        if cell.name.contains("single") {
+            assert!(cell.quotes_made as usize >= cell.bonds, "{cell:?}");
+        }
     }
 }

@@ -5,11 +5,13 @@
 //! refused); 1 otherwise; 2 the demo could not be set up.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use ratls_quic::evidence_log::EvidenceSink;
 use ratls_quic::synthetic::{
     sample_measurements, SyntheticPki, SyntheticQuoteProvider, SyntheticTcb,
 };
@@ -28,6 +30,10 @@ pub(crate) struct DemoArgs {
     /// How many extra bonds to time for the median handshake time.
     #[arg(long, value_name = "N", default_value_t = 20)]
     bonds: usize,
+    /// Record alice's bonds in an evidence log in this directory, with the synthetic root
+    /// (`root.der`) and the policy (`policy.toml`) beside it, so `ratls audit` needs nothing else.
+    #[arg(long, value_name = "DIR")]
+    evidence_log: Option<PathBuf>,
 }
 
 /// Runs the demo on its own tokio runtime.
@@ -66,8 +72,22 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
         hex::encode(sample_measurements().mr_td)
     );
     let addr: SocketAddr = LOOPBACK.parse()?;
-    let alice = Endpoint::bind(addr, node_config(&pki, sample_measurements())?).await?;
-    let bob = Endpoint::bind(addr, node_config(&pki, sample_measurements())?).await?;
+    let alice_id = Identity::generate()?;
+    let log = match &args.evidence_log {
+        None => None,
+        Some(dir) => Some(evidence::open(dir, &pki, &demo_policy()).await?),
+    };
+    let mut alice_config = builder(&pki, sample_measurements(), alice_id.clone())?;
+    if let Some(log) = &log {
+        alice_config = alice_config.evidence_log(EvidenceSink::new(log.clone(), true));
+    }
+    let alice_config = alice_config.build().context("endpoint configuration")?;
+    let alice = Endpoint::bind(addr, alice_config).await?;
+    let bob = Endpoint::bind(
+        addr,
+        node_config(&pki, sample_measurements(), Identity::generate()?)?,
+    )
+    .await?;
     println!(
         "  alice         {} at {}",
         alice.peer_id(),
@@ -154,7 +174,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
     println!("\n== refusal: mallory (wrong MRTD) dials alice");
     let mut wrong = sample_measurements();
     wrong.mr_td = [0x66; 48];
-    let mallory = Endpoint::bind(addr, node_config(&pki, wrong)?).await?;
+    let mallory = Endpoint::bind(addr, node_config(&pki, wrong, Identity::generate()?)?).await?;
     println!("  mallory       {}", mallory.peer_id());
     println!("  mallory MRTD  {}", hex::encode(wrong.mr_td));
     let (accepted, connected, _) = pair(&alice, &mallory).await;
@@ -188,30 +208,103 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
         tokio::join!(alice.wait_idle(), bob.wait_idle(), mallory.wait_idle());
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), idle).await;
+    if let (Some(log), Some(dir)) = (&log, &args.evidence_log) {
+        ok &= evidence::finish(log, alice_id, dir).await?;
+    }
     Ok(ok)
 }
 
-fn node_config(
-    pki: &Arc<SyntheticPki>,
-    measurements: Measurements,
-) -> anyhow::Result<EndpointConfig> {
+/// The policy every demo node applies.
+fn demo_policy() -> Policy {
     let mut policy = Policy::new(MeasurementPolicy::new(vec![MeasurementProfile::exact(
         "demo",
         &sample_measurements(),
     )]));
     policy.set_level(LEVEL);
+    policy
+}
+
+fn node_config(
+    pki: &Arc<SyntheticPki>,
+    measurements: Measurements,
+    identity: Identity,
+) -> anyhow::Result<EndpointConfig> {
+    builder(pki, measurements, identity)?
+        .build()
+        .context("endpoint configuration")
+}
+
+fn builder(
+    pki: &Arc<SyntheticPki>,
+    measurements: Measurements,
+    identity: Identity,
+) -> anyhow::Result<ratls_quic::EndpointConfigBuilder<ratls_quic::Ready>> {
+    let policy = demo_policy();
     let provider =
         SyntheticQuoteProvider::new(Arc::clone(pki), measurements, SyntheticTcb::UpToDate);
     let collateral = Collateral::new(pki.collateral().clone()).context("synthetic collateral")?;
-    EndpointConfig::builder(Identity::generate()?)
+    Ok(EndpointConfig::builder(identity)
         .with_policy(policy)
         .with_quote_provider(Arc::new(provider))
         .with_quote_verifier(
             QuoteVerifier::dangerous().trust_root(pki.root_der().to_vec()),
             Arc::new(StaticCollateral(Arc::new(collateral))),
-        )
-        .build()
-        .context("endpoint configuration")
+        ))
+}
+
+/// The demo's evidence log: everything `ratls audit` needs, in one directory.
+mod evidence {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use anyhow::Context;
+    use ratls_quic::evidence_log::{EvidenceLog, StoreOptions};
+    use ratls_quic::synthetic::SyntheticPki;
+    use ratls_quic::{Identity, Policy};
+
+    /// Opens the log in `dir` and writes the root and policy an audit needs beside it.
+    pub(super) async fn open(
+        dir: &Path,
+        pki: &SyntheticPki,
+        policy: &Policy,
+    ) -> anyhow::Result<EvidenceLog> {
+        let (log, _) = EvidenceLog::open(dir, StoreOptions::default())
+            .with_context(|| format!("evidence log {}", dir.display()))?;
+        std::fs::write(dir.join("root.der"), pki.root_der()).context("writing root.der")?;
+        std::fs::write(dir.join("policy.toml"), policy.to_toml()).context("writing policy.toml")?;
+        Ok(log)
+    }
+
+    /// Signs a checkpoint with alice's key and says how to audit.
+    pub(super) async fn finish(
+        log: &EvidenceLog,
+        alice: Identity,
+        dir: &Path,
+    ) -> anyhow::Result<bool> {
+        let records = log.record_count().await?;
+        let checkpoint = log
+            .checkpoint(Arc::new(alice), super::unix_now())
+            .await
+            .context("signing the checkpoint")?;
+        std::fs::write(dir.join("checkpoint"), checkpoint.to_bytes())
+            .context("writing checkpoint")?;
+        println!("\n== evidence log");
+        println!(
+            "  log           {} ({records} bond records and a checkpoint)",
+            dir.display()
+        );
+        println!(
+            "  audit with    ratls audit --log {0} --root {0}/root.der --policy {0}/policy.toml --checkpoint {0}/checkpoint",
+            dir.display()
+        );
+        Ok(records > 0)
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// `client` dials `server` while `server` accepts: (server's result, client's result, time

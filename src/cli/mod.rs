@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+pub(crate) mod audit;
 pub(crate) mod collateral;
 pub(crate) mod connect;
 pub(crate) mod demo;
@@ -20,6 +21,7 @@ mod node;
 pub(crate) mod policy;
 mod progress;
 pub(crate) mod quote;
+pub(crate) mod retire;
 pub(crate) mod serve;
 pub(crate) mod verify_build;
 pub(crate) mod verify_quote;

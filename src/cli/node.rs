@@ -47,6 +47,13 @@ pub(crate) struct NodeArgs {
     /// Trust this root CA (DER or PEM) for peer quotes instead of Intel's SGX Root CA.
     #[arg(long, value_name = "FILE")]
     root: Option<PathBuf>,
+    /// Record every bond (formed or refused) in the evidence log in DIR; a bond whose record
+    /// cannot be written does not form.
+    #[arg(long, value_name = "DIR")]
+    evidence_log: Option<PathBuf>,
+    /// Refuse the identity this retirement marker retires (repeatable).
+    #[arg(long, value_name = "MARKER")]
+    retired: Vec<PathBuf>,
 }
 
 /// A collateral store that has nothing: every attested peer is refused.
@@ -62,6 +69,8 @@ impl CollateralStore for NoCollateral {
 /// A node configuration, with what to tell the user about it.
 pub(crate) struct Node {
     pub(crate) config: EndpointConfig,
+    /// The evidence log bonds are recorded in, if any.
+    pub(crate) evidence: Option<ratls_quic::evidence_log::EvidenceLog>,
     /// Lines describing the trust choices made.
     pub(crate) notes: Vec<String>,
 }
@@ -75,7 +84,22 @@ impl NodeArgs {
     /// Reads the files and builds the endpoint configuration.
     pub(crate) fn load(&self) -> anyhow::Result<Node> {
         let mut notes = Vec::new();
-        let policy = load_policy(&self.policy)?;
+        let mut policy = load_policy(&self.policy)?;
+        for path in &self.retired {
+            let marker = ratls_quic::evidence_log::RetirementMarker::decode(&super::read_limited(
+                path, 4096,
+            )?)
+            .with_context(|| format!("retirement marker {}", path.display()))?;
+            notes.push(format!(
+                "retired       {} (since {})",
+                marker.retired(),
+                marker.time()
+            ));
+            policy
+                .retired
+                .insert(marker)
+                .with_context(|| format!("retirement marker {}", path.display()))?;
+        }
         notes.push(format!(
             "policy        {} (level {}, freshness {})",
             self.policy.display(),
@@ -164,11 +188,34 @@ impl NodeArgs {
             Some(provider) => builder.with_quote_provider(provider),
             None => builder.without_quotes(),
         };
-        let config = builder
-            .with_quote_verifier(verifier, collateral)
-            .build()
-            .context("endpoint configuration")?;
-        Ok(Node { config, notes })
+        let mut builder = builder.with_quote_verifier(verifier, collateral);
+        let mut evidence = None;
+        if let Some(dir) = &self.evidence_log {
+            let (log, report) =
+                ratls_quic::evidence_log::EvidenceLog::open(dir, Default::default())
+                    .with_context(|| format!("evidence log {}", dir.display()))?;
+            notes.push(format!(
+                "evidence log  {} ({} records{})",
+                dir.display(),
+                report.records,
+                if report.truncated_bytes > 0 {
+                    ", torn tail cut"
+                } else {
+                    ""
+                }
+            ));
+            builder = builder.evidence_log(ratls_quic::evidence_log::EvidenceSink::new(
+                log.clone(),
+                true,
+            ));
+            evidence = Some(log);
+        }
+        let config = builder.build().context("endpoint configuration")?;
+        Ok(Node {
+            config,
+            evidence,
+            notes,
+        })
     }
 }
 

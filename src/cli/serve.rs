@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use ratls_quic::evidence_log::EvidenceServer;
 use ratls_quic::{AttestedConnection, Endpoint, Error as EndpointError};
 use serde_json::json;
 
@@ -34,6 +35,16 @@ pub(crate) struct ServeArgs {
     /// per connection.
     #[arg(long)]
     json: bool,
+    /// Serve the evidence log (`--evidence-log`) to auditors on this UDP address (ALPN
+    /// ratls-evidence/1), for `ratls audit --from`.
+    #[arg(long, value_name = "ADDR", requires_all = ["evidence_log", "audit_allow"])]
+    audit_listen: Option<SocketAddr>,
+    /// With --evidence-log: sign a checkpoint every SECS seconds while the log grows.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    checkpoint_interval: u64,
+    /// An auditor's PeerId allowed to pull the log (repeatable).
+    #[arg(long, value_name = "PEERID")]
+    audit_allow: Vec<ratls_quic::PeerId>,
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -145,9 +156,29 @@ impl Printer {
 
 async fn start(args: &ServeArgs) -> anyhow::Result<Endpoint> {
     let node = args.node.load()?;
+    let identity = Arc::new(node.config.identity().clone());
     let endpoint = Endpoint::bind(args.listen, node.config)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
+    if let Some(log) = &node.evidence {
+        // Runs as long as the process.
+        drop(log.checkpoint_every(
+            Arc::clone(&identity),
+            std::time::Duration::from_secs(args.checkpoint_interval.max(1)),
+        ));
+    }
+    let audit = match (args.audit_listen, node.evidence) {
+        (Some(addr), Some(log)) => {
+            let allowed = args.audit_allow.iter().copied().collect();
+            let server = EvidenceServer::bind(addr, identity, log, allowed)
+                .with_context(|| format!("binding the evidence endpoint {addr}"))?;
+            let local = server.local_addr()?;
+            // Lives as long as the process.
+            Box::leak(Box::new(server));
+            Some(local)
+        }
+        _ => None,
+    };
     if let Some(path) = &args.write_cert {
         std::fs::write(path, endpoint.current_certificate().as_ref())
             .with_context(|| format!("writing {}", path.display()))?;
@@ -160,6 +191,7 @@ async fn start(args: &ServeArgs) -> anyhow::Result<Endpoint> {
             "peer_id": endpoint.peer_id().to_string(),
             "sw_digest": hex::encode(endpoint.peer_id().attestation_digest()),
             "notes": node.notes,
+            "evidence": audit.map(|addr| addr.to_string()),
         });
         println!("{line}");
         return Ok(endpoint);
@@ -171,6 +203,10 @@ async fn start(args: &ServeArgs) -> anyhow::Result<Endpoint> {
     print_own_identity(endpoint.peer_id());
     if let Some(path) = &args.write_cert {
         println!("  certificate   written to {}", path.display());
+    }
+    if let Some(addr) = audit {
+        // Tests and scripts read the port from this line.
+        println!("evidence on {addr}");
     }
     // Tests and scripts read the port from this line.
     println!("listening on {local}");

@@ -4,7 +4,10 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::batch_queue::BondQuoteLimits;
+use super::batcher::QuoteBatcher;
 use crate::evidence::{EvidenceError, MAX_VALIDITY_SECS};
+use crate::evidence_log::EvidenceSink;
 use crate::identity::Identity;
 use crate::level::AttestationLevel;
 use crate::policy::{Freshness, Policy, RebuildPinError};
@@ -73,9 +76,12 @@ pub struct EndpointConfig {
     pub(crate) cert_lifetime: Duration,
     pub(crate) bond_timeout: Duration,
     pub(crate) socket_buffer_bytes: usize,
-    /// Bounds the quote requests running on blocking threads: they cannot be aborted, so a
-    /// flood of bonds must queue rather than pile up threads.
-    pub(crate) quote_permits: Arc<tokio::sync::Semaphore>,
+    /// Where bonds are recorded, if anywhere.
+    pub(crate) evidence: Option<EvidenceSink>,
+    /// Batching and rate limits of bond quotes.
+    pub(crate) bond_quote_limits: BondQuoteLimits,
+    /// Makes this side's bond quotes (when it has a provider).
+    pub(crate) bond_quotes: Option<QuoteBatcher>,
 }
 
 impl EndpointConfig {
@@ -90,6 +96,8 @@ impl EndpointConfig {
             bond_timeout: Duration::from_secs(10),
             socket_buffer_bytes: 8 << 20,
             max_concurrent_quotes: 8,
+            evidence: None,
+            bond_quote_limits: BondQuoteLimits::default(),
             state: PhantomData,
         }
     }
@@ -108,6 +116,11 @@ impl EndpointConfig {
     pub fn is_attested(&self) -> bool {
         self.provider.is_some()
     }
+
+    /// How bond quotes are batched and rate-limited.
+    pub fn bond_quote_limits(&self) -> &BondQuoteLimits {
+        &self.bond_quote_limits
+    }
 }
 
 /// Builds an [`EndpointConfig`]; see [`EndpointConfig::builder`].
@@ -121,6 +134,8 @@ pub struct EndpointConfigBuilder<State> {
     bond_timeout: Duration,
     socket_buffer_bytes: usize,
     max_concurrent_quotes: usize,
+    evidence: Option<EvidenceSink>,
+    bond_quote_limits: BondQuoteLimits,
     state: PhantomData<State>,
 }
 
@@ -135,6 +150,8 @@ impl<S> EndpointConfigBuilder<S> {
             bond_timeout: self.bond_timeout,
             socket_buffer_bytes: self.socket_buffer_bytes,
             max_concurrent_quotes: self.max_concurrent_quotes,
+            evidence: self.evidence,
+            bond_quote_limits: self.bond_quote_limits,
             state: PhantomData,
         }
     }
@@ -197,9 +214,28 @@ impl EndpointConfigBuilder<Ready> {
         self
     }
 
-    /// How many quote requests may run at once (default 8; at least 1). Further bonds wait.
+    /// How many single bond quotes may run at once (default 8; at least 1). Further bonds wait.
+    /// Applies to [`BondQuoteLimits::single_quotes`]; a batching endpoint runs one quote at a
+    /// time (its provider serves one at a time anyway) and queues the rest into the next one.
     pub fn max_concurrent_quotes(mut self, permits: usize) -> Self {
         self.max_concurrent_quotes = permits.max(1);
+        self
+    }
+
+    /// Records every formed bond (the peer's evidence, durably, before the connection is handed
+    /// out) and every refused one in `sink`'s evidence log. With a required sink, a bond whose
+    /// record cannot be written does not form.
+    pub fn evidence_log(mut self, sink: EvidenceSink) -> Self {
+        self.evidence = Some(sink);
+        self
+    }
+
+    /// How bond quotes are made (default [`BondQuoteLimits::default`]: batched while the quote
+    /// provider is busy, at most 64 bonds a quote, a burst of 64 and 32 a second per peer).
+    /// [`BondQuoteLimits::single_quotes`] makes one quote per bond and offers only single
+    /// proofs to peers.
+    pub fn bond_quotes(mut self, limits: BondQuoteLimits) -> Self {
+        self.bond_quote_limits = limits;
         self
     }
 
@@ -235,6 +271,17 @@ impl EndpointConfigBuilder<Ready> {
         if policy.freshness() == Freshness::Certificate {
             tracing::warn!(%level, "certificate freshness: bonds admitted without per-connection quotes");
         }
+        // Bounds the single quotes running on blocking threads: they cannot be aborted, so a
+        // flood of bonds must queue rather than pile up threads.
+        let quote_permits = Arc::new(tokio::sync::Semaphore::new(self.max_concurrent_quotes));
+        let bond_quotes = self.provider.as_ref().map(|provider| {
+            QuoteBatcher::new(
+                Arc::clone(provider),
+                self.bond_quote_limits.clone(),
+                Arc::clone(&quote_permits),
+            )
+        });
+        tracing::debug!(limits = ?self.bond_quote_limits, "bond quotes");
         Ok(EndpointConfig {
             identity: Arc::new(self.identity),
             policy: Arc::new(policy),
@@ -244,7 +291,9 @@ impl EndpointConfigBuilder<Ready> {
             cert_lifetime: self.cert_lifetime,
             bond_timeout: self.bond_timeout,
             socket_buffer_bytes: self.socket_buffer_bytes,
-            quote_permits: Arc::new(tokio::sync::Semaphore::new(self.max_concurrent_quotes)),
+            evidence: self.evidence,
+            bond_quote_limits: self.bond_quote_limits,
+            bond_quotes,
         })
     }
 }

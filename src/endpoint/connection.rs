@@ -1,5 +1,6 @@
 use core::ops::Deref;
 
+use crate::evidence::BatchPosition;
 use crate::identity::PeerId;
 use crate::level::AttestationLevel;
 use crate::policy::VerifiedQuote;
@@ -12,6 +13,7 @@ pub struct PeerInfo {
     level: AttestationLevel,
     cert_quote: Option<VerifiedQuote>,
     bond_quote: Option<VerifiedQuote>,
+    bond_batch: Option<BatchPosition>,
 }
 
 impl PeerInfo {
@@ -26,7 +28,14 @@ impl PeerInfo {
             level,
             cert_quote,
             bond_quote,
+            bond_batch: None,
         }
+    }
+
+    /// Records where this bond's leaf sits in the batch its bond quote served.
+    pub(crate) fn with_batch(mut self, batch: Option<BatchPosition>) -> Self {
+        self.bond_batch = batch;
+        self
     }
 
     /// The peer's identity (its Ed25519 public key).
@@ -67,6 +76,14 @@ impl PeerInfo {
     pub fn bond_quote(&self) -> Option<&VerifiedQuote> {
         self.bond_quote.as_ref()
     }
+
+    /// When the bond quote served a batch of bonds: this bond's leaf index, the leaf count and
+    /// the audit path. With the quote, both identities, the role and the connection's exporter,
+    /// an auditor re-verifies the binding the same way ([`crate::verify_batch_binding`]); a
+    /// quote digest alone no longer names one bond. `None` for a single proof.
+    pub fn bond_batch(&self) -> Option<&BatchPosition> {
+        self.bond_batch.as_ref()
+    }
 }
 
 /// A QUIC connection whose peer passed the handshake verifiers and, where required, the bond
@@ -90,6 +107,16 @@ impl AttestedConnection {
     /// The underlying QUIC connection.
     pub fn connection(&self) -> &quinn::Connection {
         &self.inner
+    }
+
+    /// The peer's identity (the name iroh's `Connection::remote_id` gives it).
+    pub fn remote_id(&self) -> PeerId {
+        self.peer.peer_id()
+    }
+
+    /// The ALPN the handshake settled on.
+    pub fn alpn(&self) -> Option<Vec<u8>> {
+        super::alpn::negotiated(&self.inner)
     }
 
     /// Gives up the attestation facts and returns the QUIC connection.

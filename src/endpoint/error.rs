@@ -6,9 +6,27 @@ use crate::tls::PeerRejection;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// The peer does not serve the ALPN this side asked for (or, on the acceptor, the dialer
+    /// asked for one this side does not serve): the connection was closed right after the
+    /// handshake with [`crate::INVALID_ALPN`], before any bond proof.
+    #[error(
+        "ALPN {:?} not served (negotiated {:?})",
+        String::from_utf8_lossy(requested),
+        negotiated.as_deref().map(String::from_utf8_lossy)
+    )]
+    AlpnRefused {
+        /// The ALPN asked for.
+        requested: Vec<u8>,
+        /// The ALPN the handshake settled on, if any.
+        negotiated: Option<Vec<u8>>,
+    },
     /// This side's bond report_data could not be computed.
     #[error("bond binding: {0}")]
     Binding(#[source] EvidenceError),
+    /// This side made no bond quote: the peer is over its rate, the request waited too long, or
+    /// the provider failed.
+    #[error("bond quote: {0}")]
+    BondQuote(#[from] super::BondQuoteError),
     /// Finishing this side's bond-proof stream failed.
     #[error("bond proof stream could not be finished: {0}")]
     BondStreamFinish(#[source] quinn::ClosedStream),
@@ -31,6 +49,9 @@ pub enum Error {
     /// or close reason.
     #[error("connection failed: {0}")]
     Connection(#[from] quinn::ConnectionError),
+    /// The bond formed but could not be recorded in the required evidence log.
+    #[error("evidence log: {0}")]
+    EvidenceLog(#[source] crate::evidence_log::SinkError),
     /// The TLS exporter of the connection was not available (the handshake did not complete).
     #[error("TLS exporter unavailable")]
     ExporterUnavailable,

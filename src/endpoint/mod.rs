@@ -1,26 +1,38 @@
 //! The attested QUIC endpoint: bind, connect, accept. A connection is handed out only after the
 //! peer passed the verifiers in the handshake and, under per-bond freshness, the bond proof.
 
+mod alpn;
+mod batch_queue;
+mod batcher;
 mod bond;
 mod certs;
 mod config;
 mod connection;
 mod error;
+mod evidence;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tracing::Instrument;
 
+pub use alpn::{
+    AlpnRoute, RouteError, INVALID_ALPN, INVALID_ALPN_REASON, KEEP_ALIVE, MAX_ALPN_LEN,
+};
+pub use batch_queue::{BondQuoteLimits, PeerRate};
+pub use batcher::BondQuoteError;
 pub use config::{
     ConfigError, EndpointConfig, EndpointConfigBuilder, Ready, WantsEvidence, WantsPolicy,
     WantsVerifier,
 };
 pub use connection::{AttestedConnection, PeerInfo};
 pub use error::Error;
+pub use evidence::EVIDENCE_UNRECORDED;
 
 use crate::evidence::Role;
 use crate::identity::PeerId;
+use crate::level::AttestationLevel;
+use crate::policy::Freshness;
 use crate::tls::{AttestedTlsConfig, CertifiedPeer, ExpectedPeer, Parties, PeerRejection};
 
 /// Name sent as SNI. Peers are identified by key, not by name, so it carries nothing.
@@ -59,13 +71,18 @@ impl Endpoint {
             .await
             .map_err(|e| ConfigError::Io(std::io::Error::other(e)))??
         };
-        let tls = Arc::new(AttestedTlsConfig::new(
+        let tls = AttestedTlsConfig::new(
             Arc::clone(&config.policy),
             config.quote_verifier.clone(),
             Arc::clone(&config.collateral),
             &issued,
             config.is_attested(),
-        )?);
+        )?;
+        let tls = Arc::new(if config.bond_quote_limits.batching() {
+            tls.offer_batched_proofs()
+        } else {
+            tls
+        });
         let socket = bind_socket(addr, config.socket_buffer_bytes)?;
         // Incoming connections get a per-connection configuration in `accept`; this default
         // one only makes quinn accept connections at all.
@@ -128,26 +145,88 @@ impl Endpoint {
         expected: ExpectedPeer,
     ) -> Result<AttestedConnection, Error> {
         let span = tracing::info_span!("bond", side = "dialer", remote = %addr);
-        traced(self.dial(addr, expected)).instrument(span).await
+        let result = traced(self.dial(addr, expected, None))
+            .instrument(span)
+            .await;
+        evidence::record_refused(&self.config, self.peer_id(), Role::Client, &result).await;
+        result
+    }
+
+    /// As [`Self::connect`], for the application protocol `route` (see [`AlpnRoute`]): the
+    /// bond uses the route's freshness (single proofs), and a peer that does not serve the
+    /// ALPN is refused with [`Error::AlpnRefused`] right after the handshake (the connection
+    /// is closed with [`INVALID_ALPN`]), before any bond proof. Routed connections send QUIC
+    /// keep-alives every [`KEEP_ALIVE`].
+    pub async fn connect_alpn(
+        &self,
+        addr: SocketAddr,
+        expected: ExpectedPeer,
+        route: &AlpnRoute,
+    ) -> Result<AttestedConnection, Error> {
+        let span = tracing::info_span!("bond", side = "dialer", remote = %addr);
+        let result = traced(self.dial(addr, expected, Some(route)))
+            .instrument(span)
+            .await;
+        evidence::record_refused(&self.config, self.peer_id(), Role::Client, &result).await;
+        result
     }
 
     async fn dial(
         &self,
         addr: SocketAddr,
         expected: ExpectedPeer,
+        route: Option<&AlpnRoute>,
     ) -> Result<AttestedConnection, Error> {
-        let (tls, pending) = self.tls.client(expected);
+        let (mut tls, pending) = self.tls.client(expected);
+        if let Some(route) = route {
+            tls.alpn_protocols = alpn::offered(route);
+        }
         let quic_tls = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
             .map_err(Error::NoInitialCipherSuite)?;
-        let client = quinn::ClientConfig::new(Arc::new(quic_tls));
+        let mut client = quinn::ClientConfig::new(Arc::new(quic_tls));
+        if route.is_some() {
+            client.transport_config(alpn::keep_alive());
+        }
         let connecting = self.quic.connect_with(client, addr, SERVER_NAME)?;
         let conn = match connecting.await {
             Ok(conn) => conn,
             Err(error) => return Err(pending.rejection().map_or(error.into(), Error::Rejected)),
         };
         let peer = pending.take()?;
+        if let Some(route) = route {
+            let negotiated = alpn::negotiated(&conn);
+            if negotiated.as_deref() != Some(route.alpn()) {
+                alpn::refuse(&conn);
+                return Err(Error::AlpnRefused {
+                    requested: route.alpn().to_vec(),
+                    negotiated,
+                });
+            }
+        }
+        let freshness = self.freshness(route);
         let parties = Parties::new(Role::Client, self.peer_id(), peer.peer_id());
-        self.finish_bond(conn, parties, peer).await
+        self.finish_bond(conn, parties, peer, freshness).await
+    }
+
+    fn freshness(&self, route: Option<&AlpnRoute>) -> Freshness {
+        route.map_or_else(
+            || self.config.policy.freshness(),
+            |route| route.freshness(&self.config.policy),
+        )
+    }
+
+    /// The next incoming connection, not yet handshaken (for the link router, which runs each
+    /// handshake in its own task).
+    pub(crate) async fn accept_incoming(&self) -> Option<quinn::Incoming> {
+        self.quic.accept().await
+    }
+
+    /// Wraps an incoming connection taken with [`Self::accept_incoming`].
+    pub(crate) fn accepting(&self, incoming: quinn::Incoming) -> Accepting<'_> {
+        Accepting {
+            endpoint: self,
+            incoming,
+        }
     }
 
     /// Waits for the next incoming connection; `None` once the endpoint is closed. The
@@ -177,14 +256,28 @@ impl Endpoint {
         conn: quinn::Connection,
         parties: Parties,
         peer: CertifiedPeer,
+        freshness: Freshness,
     ) -> Result<AttestedConnection, Error> {
         // Always exchanged, even when neither certificate carries a quote: the acceptor's
         // message, sent only once it accepted, is what tells the dialer it was accepted (TLS 1.3
         // lets the dialer finish its handshake before the acceptor has judged its certificate).
-        let bond_quote =
-            bond::exchange(&conn, &self.config, self.tls.check(), parties, &peer).await?;
+        let check = self.tls.check();
+        let ((bond_quote, bond_batch), peer_message) =
+            bond::exchange(&conn, &self.config, check, parties, &peer, freshness).await?;
         let (peer_id, level, cert_quote) = peer.into_parts();
-        let info = PeerInfo::new(peer_id, level, cert_quote, bond_quote);
+        // An ALPN routed with certificate freshness admits bonds at TdxLocal at most, whatever
+        // the handshake computed from the policy's default (the route was checked against the
+        // floor when it was made).
+        let level = if freshness == Freshness::Certificate && cert_quote.is_some() {
+            level.min(AttestationLevel::TdxLocal)
+        } else {
+            level
+        };
+        let info = PeerInfo::new(peer_id, level, cert_quote, bond_quote).with_batch(bond_batch);
+        if let Some(sink) = &self.config.evidence {
+            evidence::record_formed(sink, &self.config, &conn, parties, &info, &peer_message)
+                .await?;
+        }
         Ok(AttestedConnection::new(conn, info))
     }
 }
@@ -204,13 +297,31 @@ impl Accepting<'_> {
 
     /// Runs the handshake and the bond proof.
     pub async fn establish(self) -> Result<AttestedConnection, Error> {
+        let endpoint = self.endpoint;
         let span = tracing::info_span!("bond", side = "acceptor", remote = %self.remote_address());
-        traced(self.accept_bond()).instrument(span).await
+        let result = traced(self.run(None)).instrument(span).await;
+        evidence::record_refused(&endpoint.config, endpoint.peer_id(), Role::Server, &result).await;
+        result
     }
 
-    async fn accept_bond(self) -> Result<AttestedConnection, Error> {
+    /// Runs the handshake and the bond proof for a connection to one of `routes` (see
+    /// [`AlpnRoute`]). A dialer that offered none of them but the base ALPN is refused right
+    /// after the handshake with [`Error::AlpnRefused`] (the connection is closed with
+    /// [`INVALID_ALPN`]); the bond uses the freshness of the negotiated route.
+    pub async fn establish_routed(self, routes: &[AlpnRoute]) -> Result<AttestedConnection, Error> {
         let endpoint = self.endpoint;
-        let (tls, pending) = endpoint.tls.server();
+        let span = tracing::info_span!("bond", side = "acceptor", remote = %self.remote_address());
+        let result = traced(self.run(Some(routes))).instrument(span).await;
+        evidence::record_refused(&endpoint.config, endpoint.peer_id(), Role::Server, &result).await;
+        result
+    }
+
+    async fn run(self, routes: Option<&[AlpnRoute]>) -> Result<AttestedConnection, Error> {
+        let endpoint = self.endpoint;
+        let (mut tls, pending) = endpoint.tls.server();
+        if let Some(routes) = routes {
+            tls.alpn_protocols = alpn::served(routes);
+        }
         let quic_tls = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
             .map_err(Error::NoInitialCipherSuite)?;
         let server = quinn::ServerConfig::with_crypto(Arc::new(quic_tls));
@@ -224,8 +335,27 @@ impl Accepting<'_> {
             }
         };
         let peer = pending.take()?;
+        let route = match routes {
+            None => None,
+            Some(routes) => {
+                let negotiated = alpn::negotiated(&conn);
+                let found = routes
+                    .iter()
+                    .find(|route| Some(route.alpn()) == negotiated.as_deref());
+                let Some(route) = found else {
+                    tracing::info!(peer = %peer.peer_id(), "peer asked for an ALPN this endpoint does not serve");
+                    alpn::refuse(&conn);
+                    return Err(Error::AlpnRefused {
+                        requested: negotiated.clone().unwrap_or_default(),
+                        negotiated,
+                    });
+                };
+                Some(route)
+            }
+        };
+        let freshness = endpoint.freshness(route);
         let parties = Parties::new(Role::Server, endpoint.peer_id(), peer.peer_id());
-        endpoint.finish_bond(conn, parties, peer).await
+        endpoint.finish_bond(conn, parties, peer, freshness).await
     }
 }
 

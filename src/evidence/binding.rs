@@ -35,16 +35,18 @@ pub const BINDING_CONTEXT: &str = "ratls-quic report_data v1";
 pub(super) const MAX_SPKI_LEN: usize = 1024;
 
 /// Field tags of the encoding (see `docs/binding.md`).
-mod tag {
-    pub(super) const PURPOSE: u8 = 0x01;
-    pub(super) const SPKI: u8 = 0x02;
-    pub(super) const NOT_BEFORE: u8 = 0x03;
-    pub(super) const NOT_AFTER: u8 = 0x04;
-    pub(super) const PEER_ID: u8 = 0x05;
-    pub(super) const ROLE: u8 = 0x10;
-    pub(super) const CLIENT_ID: u8 = 0x11;
-    pub(super) const SERVER_ID: u8 = 0x12;
-    pub(super) const EXPORTER: u8 = 0x13;
+pub(super) mod tag {
+    pub(in crate::evidence) const PURPOSE: u8 = 0x01;
+    pub(in crate::evidence) const SPKI: u8 = 0x02;
+    pub(in crate::evidence) const NOT_BEFORE: u8 = 0x03;
+    pub(in crate::evidence) const NOT_AFTER: u8 = 0x04;
+    pub(in crate::evidence) const PEER_ID: u8 = 0x05;
+    pub(in crate::evidence) const ROLE: u8 = 0x10;
+    pub(in crate::evidence) const CLIENT_ID: u8 = 0x11;
+    pub(in crate::evidence) const SERVER_ID: u8 = 0x12;
+    pub(in crate::evidence) const EXPORTER: u8 = 0x13;
+    pub(in crate::evidence) const LEAF_COUNT: u8 = 0x20;
+    pub(in crate::evidence) const ROOT: u8 = 0x21;
 }
 
 /// Which side of a connection produced a bond proof.
@@ -191,7 +193,7 @@ fn is_zero(bytes: &[u8]) -> bool {
 }
 
 /// tag (1 byte) || length (u32, big-endian) || value. Callers keep values far below 4 GiB.
-fn field(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
+pub(super) fn field(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
     out.push(tag);
     let len = u32::try_from(value.len()).unwrap_or(u32::MAX);
     out.extend_from_slice(&len.to_be_bytes());

@@ -7,11 +7,17 @@
 //! A verifier does: [`parse_certificate`] → [`ParsedCertificate::binding_input`] →
 //! [`verify_binding`] against the verified quote's report_data.
 
+mod batch;
 mod binding;
 mod cbor;
 mod cert;
 mod extension;
 
+pub use batch::{
+    batch_report_data, encode_batch, leaf_hash, node_hash, path_len, root_from_path,
+    verify_batch_binding, BatchError, BatchPosition, BatchTree, NodeHash, BATCH_BINDING_CONTEXT,
+    BATCH_NODE_CONTEXT, MAX_AUDIT_PATH, MAX_BATCH_LEAVES,
+};
 pub use binding::{report_data, verify_binding, BindingInput, Role, BINDING_CONTEXT};
 pub use cert::{
     certificate_report_data, ed25519_spki_der, issue_certificate, parse_certificate,
@@ -29,6 +35,9 @@ pub use extension::{
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EvidenceError {
+    /// A batched bond proof names an impossible position or carries a path of the wrong length.
+    #[error("batched bond proof: {0}")]
+    Batch(#[from] BatchError),
     /// The certificate's self-signature does not verify under its own key.
     #[error("certificate self-signature is invalid")]
     BadSignature,

@@ -14,6 +14,23 @@
 //! rename, fsync of the directory. A reader never trusts a file: it checks the collateral
 //! ([`super::check::check_collateral`]) before using it, and ignores what fails.
 
+// Parses bytes from the network or from files: no panics, no unchecked arithmetic.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -115,7 +132,7 @@ pub fn read(path: &Path) -> Result<CollateralFile, StoreError> {
     };
     let file = std::fs::File::open(path).map_err(io_error)?;
     let mut bytes = Vec::new();
-    file.take(MAX_COLLATERAL_LEN as u64 + 1)
+    file.take((MAX_COLLATERAL_LEN as u64).saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(io_error)?;
     decode(&bytes, path)

@@ -7,6 +7,23 @@
 //! Processor CA" or "Intel SGX PCK Platform CA". Nothing here is verified: the key only chooses
 //! which collateral to look up, and DCAP verification checks the chain and the FMSPC again.
 
+// Parses bytes from the network or from files: no panics, no unchecked arithmetic.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 use core::fmt;
 use core::str::FromStr;
 

@@ -62,6 +62,8 @@ pub struct Policy {
     /// Identity digests (blake3 of the Ed25519 public key) accepted from peers that present no
     /// quote; used only when `level` is [`AttestationLevel::Software`]. Empty accepts none.
     pub software_allow: BTreeSet<[u8; 32]>,
+    /// Identities refused from their retirement time on, whatever they present.
+    pub retired: crate::evidence_log::RetiredIdentities,
     level: AttestationLevel,
     freshness: Freshness,
     allow_debug: bool,
@@ -78,6 +80,7 @@ impl Policy {
             measurements,
             tcb: TcbPolicy::default(),
             software_allow: BTreeSet::new(),
+            retired: crate::evidence_log::RetiredIdentities::default(),
             level: AttestationLevel::TdxRaTlsBidirectional,
             freshness: Freshness::PerBond,
             allow_debug: false,

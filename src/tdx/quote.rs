@@ -19,6 +19,23 @@
 //! So two buffers holding the same quote with different zero padding have the same
 //! `quote_digest`, and padding cannot be used to make a replayed quote look new.
 
+// Parses bytes from the network or from files: no panics, no unchecked arithmetic.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 /// Largest quote accepted, padding included. Real TDX quotes are about 5 KB.
 pub(crate) const MAX_QUOTE_LEN: usize = 16 * 1024;
 
@@ -163,20 +180,21 @@ impl QuoteLayout {
             (kind, HEADER_LEN + 6, expected)
         };
         take(bytes, report_offset, report_len, "TD report")?;
-        let signed_len = report_offset + report_len;
+        let signed_len = report_offset.saturating_add(report_len);
         let sig_len = read_u32(bytes, signed_len, "signature data length")?;
         let sig_len =
             usize::try_from(sig_len).map_err(|_| QuoteFormatError::TooLarge(usize::MAX))?;
-        let sig_offset = signed_len + 4;
+        let sig_offset = signed_len.saturating_add(4);
         take(bytes, sig_offset, sig_len, "signature data")?;
-        let canonical_len = sig_offset + sig_len;
+        let canonical_len = sig_offset.saturating_add(sig_len);
         let pck_chain_offset = check_certification_data(bytes, sig_offset, canonical_len)?;
 
         // `take` above proved canonical_len <= bytes.len().
-        if let Some(pos) = bytes[canonical_len..].iter().position(|&b| b != 0) {
+        let trailing = bytes.get(canonical_len..).unwrap_or_default();
+        if let Some(pos) = trailing.iter().position(|&b| b != 0) {
             return Err(QuoteFormatError::TrailingBytes {
-                count: bytes.len() - canonical_len,
-                offset: canonical_len + pos,
+                count: trailing.len(),
+                offset: canonical_len.saturating_add(pos),
             });
         }
         Ok(Self {
@@ -203,25 +221,31 @@ fn check_certification_data(
 ) -> Result<usize, QuoteFormatError> {
     const QE_REPORT_CERT_DATA: u16 = 6;
     const PCK_CHAIN: u16 = 5;
-    let outer = sig_offset + 64 + 64;
+    let outer = sig_offset.saturating_add(64 + 64);
     let outer_type = read_u16(bytes, outer, "certification data type")?;
     if outer_type != QE_REPORT_CERT_DATA {
         return Err(QuoteFormatError::CertificationDataType(outer_type));
     }
-    let outer_len = read_u32(bytes, outer + 2, "certification data size")?;
-    let outer_end = (outer + 6).saturating_add(outer_len as usize);
+    let outer_len = read_u32(bytes, outer.saturating_add(2), "certification data size")?;
+    let outer_end = outer.saturating_add(6).saturating_add(outer_len as usize);
     let auth_len = usize::from(read_u16(
         bytes,
-        outer + 6 + 384 + 64,
+        outer.saturating_add(6 + 384 + 64),
         "QE auth data length",
     )?);
-    let inner = outer + 6 + 384 + 64 + 2 + auth_len;
+    let inner = outer
+        .saturating_add(6 + 384 + 64 + 2)
+        .saturating_add(auth_len);
     let inner_type = read_u16(bytes, inner, "PCK certification data type")?;
     if inner_type != PCK_CHAIN {
         return Err(QuoteFormatError::CertificationDataType(inner_type));
     }
-    let inner_len = read_u32(bytes, inner + 2, "PCK certification data size")?;
-    let inner_end = (inner + 6).saturating_add(inner_len as usize);
+    let inner_len = read_u32(
+        bytes,
+        inner.saturating_add(2),
+        "PCK certification data size",
+    )?;
+    let inner_end = inner.saturating_add(6).saturating_add(inner_len as usize);
     if outer_end != end || inner_end != end {
         return Err(QuoteFormatError::CertificationDataSize {
             signature_data_end: end,
@@ -229,7 +253,7 @@ fn check_certification_data(
             pck_chain_end: inner_end,
         });
     }
-    Ok(inner + 6)
+    Ok(inner.saturating_add(6))
 }
 
 /// Offsets in a TD report (TD 1.0 layout; a TD 1.5 report appends `TEE_TCB_SVN2` (16) and
@@ -290,7 +314,8 @@ impl TdReportFields {
     pub(crate) fn parse(quote: &[u8], layout: &QuoteLayout) -> Result<Self, QuoteFormatError> {
         use td_report::*;
         let base = layout.report_offset;
-        let field = |offset: usize, len: usize| take(quote, base + offset, len, "TD report");
+        let field =
+            |offset: usize, len: usize| take(quote, base.saturating_add(offset), len, "TD report");
         Ok(Self {
             measurements: Measurements {
                 mr_td: array(field(MR_TD, 48)?),
@@ -328,13 +353,19 @@ fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
 pub fn pck_chain_pem(bytes: &[u8]) -> Result<&[u8], QuoteFormatError> {
     let layout = QuoteLayout::parse(bytes)?;
     // parse() proved pck_chain_offset <= canonical_len <= bytes.len().
-    Ok(&bytes[layout.pck_chain_offset..layout.canonical_len])
+    bytes
+        .get(layout.pck_chain_offset..layout.canonical_len)
+        .ok_or(QuoteFormatError::Truncated {
+            field: "PCK chain",
+            needed: layout.canonical_len,
+            available: bytes.len(),
+        })
 }
 
 /// Cuts `bytes` to the canonical quote (see the module docs on trailing bytes).
 pub fn canonical_quote(bytes: &[u8]) -> Result<&[u8], QuoteFormatError> {
     let layout = QuoteLayout::parse(bytes)?;
-    Ok(&bytes[..layout.canonical_len])
+    take(bytes, 0, layout.canonical_len, "quote")
 }
 
 fn take<'a>(
@@ -354,13 +385,11 @@ fn take<'a>(
 }
 
 fn read_u16(bytes: &[u8], offset: usize, field: &'static str) -> Result<u16, QuoteFormatError> {
-    let raw = take(bytes, offset, 2, field)?;
-    Ok(u16::from_le_bytes([raw[0], raw[1]]))
+    Ok(u16::from_le_bytes(array(take(bytes, offset, 2, field)?)))
 }
 
 fn read_u32(bytes: &[u8], offset: usize, field: &'static str) -> Result<u32, QuoteFormatError> {
-    let raw = take(bytes, offset, 4, field)?;
-    Ok(u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]))
+    Ok(u32::from_le_bytes(array(take(bytes, offset, 4, field)?)))
 }
 
 #[cfg(test)]

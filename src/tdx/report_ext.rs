@@ -26,6 +26,23 @@
 //! | 877 | 8 | `CUR_SERVICE_TD_ATTRIBUTES` |
 //! | 885 | | end |
 
+// Parses bytes from the network or from files: no panics, no unchecked arithmetic.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 use super::quote::{td_report, QuoteFormatError, QuoteLayout, TdReportKind};
 
 /// The TD 1.5 fields (v5 body types 3 and 4).

@@ -18,8 +18,13 @@ use crate::identity::PeerId;
 use crate::policy::{Policy, VerifiedQuote};
 use crate::tdx::{CollateralStore, QuoteVerifier};
 
-/// The ALPN protocol both sides require.
+/// The ALPN protocol both sides require: bond proofs are single proofs (message version 1).
 pub const ALPN: &[u8] = b"ratls-quic/1";
+
+/// The ALPN protocol of a side that also takes batched bond proofs (message version 2). It is
+/// offered before [`ALPN`]; a connection on which both sides offered it may carry batched
+/// proofs, any other carries single proofs only (see [`AttestedTlsConfig::offer_batched_proofs`]).
+pub const ALPN_BATCHED: &[u8] = b"ratls-quic/2";
 
 /// The certificate this side presents, swapped in place when it is renewed. Resolving never
 /// blocks on quote generation: it returns whatever is current.
@@ -112,6 +117,7 @@ pub struct AttestedTlsConfig {
     certs: Arc<CertificateSlot>,
     client: rustls::ClientConfig,
     server: ConfigBuilder<ServerConfig, WantsVerifier>,
+    alpn: Vec<Vec<u8>>,
 }
 
 impl AttestedTlsConfig {
@@ -153,7 +159,23 @@ impl AttestedTlsConfig {
             certs,
             client,
             server,
+            alpn: vec![ALPN.to_vec()],
         })
+    }
+
+    /// Offers batched bond proofs: both sides list [`ALPN_BATCHED`] before [`ALPN`], so a peer
+    /// that offers it too negotiates batched proofs and one that knows only single proofs
+    /// negotiates [`ALPN`] and is sent single proofs. A side that offers it must accept both
+    /// message versions (the judgement of [`Self::judge_bond`] does).
+    pub fn offer_batched_proofs(mut self) -> Self {
+        self.alpn = vec![ALPN_BATCHED.to_vec(), ALPN.to_vec()];
+        self.client.alpn_protocols = self.alpn.clone();
+        self
+    }
+
+    /// Whether a connection whose negotiated ALPN protocol is `protocol` takes batched proofs.
+    pub fn batched_proofs_negotiated(protocol: Option<&[u8]>) -> bool {
+        protocol == Some(ALPN_BATCHED)
     }
 
     /// A client configuration for one connection to `expected`.
@@ -184,7 +206,7 @@ impl AttestedTlsConfig {
         config.session_storage = Arc::new(NoServerSessionStorage {});
         config.send_tls13_tickets = 0;
         config.max_early_data_size = 0;
-        config.alpn_protocols = vec![ALPN.to_vec()];
+        config.alpn_protocols = self.alpn.clone();
         (config, PendingPeer(slot))
     }
 
@@ -216,7 +238,9 @@ impl AttestedTlsConfig {
         now: u64,
     ) -> Result<Option<VerifiedQuote>, BondFailure> {
         let parties = Parties::new(role, local, peer.peer_id());
-        self.check.judge_bond(parties, peer, exporter, message, now)
+        let freshness = self.check.policy().freshness();
+        self.check
+            .judge_bond(freshness, parties, peer, exporter, message, now)
     }
 
     pub(crate) fn check(&self) -> &Arc<PeerCheck> {

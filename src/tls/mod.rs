@@ -8,9 +8,9 @@ mod peer;
 mod rejection;
 mod verifiers;
 
-pub use bond::{bond_message, BOND_REFUSED, EXPORTER_LABEL};
+pub use bond::{batched_bond_message, bond_message, BOND_REFUSED, EXPORTER_LABEL};
 pub(crate) use bond::{Parties, MAX_MESSAGE_LEN as MAX_BOND_MESSAGE_LEN};
-pub use config::{AttestedTlsConfig, PendingPeer, ALPN};
+pub use config::{AttestedTlsConfig, PendingPeer, ALPN, ALPN_BATCHED};
 pub(crate) use peer::PeerCheck;
 pub use peer::{CertifiedPeer, ExpectedPeer};
 pub use rejection::{BondFailure, PeerRejection, RejectedPeer};

@@ -145,6 +145,10 @@ impl PeerCheck {
         self.checks.fetch_add(1, Ordering::Relaxed);
         let cert = parse_certificate(der)?;
         cert.check_validity(now)?;
+        self.policy
+            .retired
+            .check(&cert.peer_id, now)
+            .map_err(PeerRejection::Retired)?;
         if let ExpectedPeer::Exactly(expected) = expected {
             if cert.peer_id != expected {
                 return Err(PeerRejection::UnexpectedPeer {

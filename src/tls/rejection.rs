@@ -41,6 +41,10 @@ pub enum PeerRejection {
     /// `certificate_unknown`.
     #[error("certificate quote: {0}")]
     Quote(#[from] AttestationError),
+    /// A retirement marker retired the peer's identity at or before `now`. Alert
+    /// `certificate_revoked`.
+    #[error("peer identity retired: {0}")]
+    Retired(crate::evidence_log::RetiredIdentity),
     /// The peer is not the one the caller asked for. Alert `certificate_unknown`.
     #[error("expected peer {expected}, found {found}")]
     UnexpectedPeer {
@@ -124,6 +128,7 @@ impl PeerRejection {
             Self::Quote(_) => "quote not authentic",
             Self::UnexpectedPeer { .. } => "unexpected peer identity",
             Self::UnknownSoftwareIdentity(_) => "identity not allowed",
+            Self::Retired(_) => "identity retired",
         }
     }
 
@@ -145,6 +150,7 @@ impl PeerRejection {
             ) => CertificateError::BadEncoding,
             Self::Evidence(E::Expired { .. }) => CertificateError::Expired,
             Self::Evidence(E::NotYetValid { .. }) => CertificateError::NotValidYet,
+            Self::Retired(_) => CertificateError::Revoked,
             _ => CertificateError::Other(OtherError(Arc::new(RejectedPeer(self.wire_reason())))),
         };
         rustls::Error::InvalidCertificate(certificate_error)
@@ -273,6 +279,15 @@ mod tests {
                 PeerRejection::UnknownSoftwareIdentity(pid),
                 other(),
                 AlertDescription::CertificateUnknown,
+            ),
+            (
+                PeerRejection::Retired(crate::evidence_log::RetiredIdentity {
+                    retired: pid,
+                    since: 1,
+                    successor: None,
+                }),
+                C::Revoked,
+                AlertDescription::CertificateRevoked,
             ),
             (
                 PeerRejection::Bond(BondFailure::Missing),

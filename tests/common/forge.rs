@@ -6,7 +6,7 @@ use ratls_quic::Identity;
 use ratls_quic::{parse_certificate, report_data, BindingInput, IssuedCertificate, Role};
 use ratls_quic::{BondFailure, ExpectedPeer, PeerRejection};
 use ratls_quic::{Endpoint, Error};
-use ratls_quic::{Measurements, QuoteProvider};
+use ratls_quic::{Measurements, QuoteProvider, ReportData};
 
 use super::raw::*;
 use super::{accept_one, addr, assert_bond_refused, pki};
@@ -60,6 +60,13 @@ impl ForgingClient {
         let report_data = report_data(input).unwrap();
         SyntheticQuoteProvider::new(pki(), measurements, tcb)
             .quote(&report_data)
+            .unwrap()
+    }
+
+    /// A quote over `report_data` as given (a batch's, say), from this client's platform.
+    pub fn quote_report_data(&self, report_data: &ReportData) -> Vec<u8> {
+        SyntheticQuoteProvider::new(pki(), self.measurements, SyntheticTcb::UpToDate)
+            .quote(report_data)
             .unwrap()
     }
 

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod evlog;
 pub mod forge;
 pub mod raw;
 pub mod rejections;

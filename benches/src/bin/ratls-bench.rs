@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use ratls_bench::{run, Options};
+use ratls_bench::{run, LoadOptions, Options};
 
 /// Handshake latency benchmark on loopback UDP.
 #[derive(Debug, Parser)]
@@ -28,6 +28,15 @@ struct Args {
     /// Socket send/receive buffer to ask for, bytes.
     #[arg(long, default_value_t = Options::default().socket_buffer)]
     socket_buffer: usize,
+    /// Concurrent dialers of the load cells.
+    #[arg(long, default_value_t = LoadOptions::default().concurrency)]
+    load_concurrency: usize,
+    /// Time per quote of the load cells' serialised provider, milliseconds.
+    #[arg(long, default_value_t = LoadOptions::default().quote_delay_ms)]
+    quote_delay_ms: u64,
+    /// Measured window of each load cell, seconds (0 skips the load cells).
+    #[arg(long, default_value_t = LoadOptions::default().window_secs)]
+    load_seconds: u64,
     /// Tokio worker threads.
     #[arg(long, default_value_t = 2)]
     worker_threads: usize,
@@ -45,6 +54,11 @@ fn main() -> anyhow::Result<()> {
         micro_iterations: args.micro_iterations,
         server_padding: args.server_padding,
         socket_buffer: args.socket_buffer,
+        load: LoadOptions {
+            concurrency: args.load_concurrency,
+            quote_delay_ms: args.quote_delay_ms,
+            window_secs: args.load_seconds,
+        },
     };
     anyhow::ensure!(options.iterations > 0, "--iterations must be at least 1");
     let runtime = tokio::runtime::Builder::new_multi_thread()

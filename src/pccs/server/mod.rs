@@ -7,6 +7,23 @@
 //! read within 10 s; at most 256 connections are served at once. Routes and formats:
 //! `docs/collateral.md`.
 
+// Parses bytes from the network or from files: no panics, no unchecked arithmetic.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 use core::fmt;
 use std::collections::HashMap;
 use std::future::Future;
