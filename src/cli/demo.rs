@@ -145,7 +145,9 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
     if args.bonds > 0 {
         println!("\n== {} more bonds, timed", args.bonds);
         let mut times = Vec::with_capacity(args.bonds);
-        for _ in 0..args.bonds {
+        let progress = super::progress::Progress::new("bonds", args.bonds);
+        for done in 0..args.bonds {
+            progress.step(done);
             let (a, b, took) = pair(&alice, &bob).await;
             times.push(took);
             match (a, b) {
@@ -156,6 +158,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
                 _ => ok = false,
             }
         }
+        drop(progress);
         times.sort();
         let pick = |q: usize| times.get((times.len() - 1) * q / 100).copied();
         if let (Some(min), Some(p50), Some(max)) = (pick(0), pick(50), pick(100)) {

@@ -56,9 +56,9 @@ fn load(args: &InspectCertArgs) -> anyhow::Result<ParsedCertificate> {
 }
 
 /// The quote fields read by offset, without any signature check.
-struct Unverified {
+pub(super) struct Unverified {
     version: u16,
-    measurements: Measurements,
+    pub(super) measurements: Measurements,
     report_data: ReportData,
     /// Length of the quote without padding.
     canonical_len: usize,
@@ -212,7 +212,7 @@ impl Report {
 
 /// Reads the TD report of `quote` by offset (same prefix for TD 1.0 and TD 1.5 reports), the
 /// canonical length and its blake3 digest.
-fn read_quote(quote: &[u8]) -> Result<Unverified, String> {
+pub(super) fn read_quote(quote: &[u8]) -> Result<Unverified, String> {
     let layout = QuoteLayout::parse(quote).map_err(|e| e.to_string())?;
     let canonical = canonical_quote(quote).map_err(|e| e.to_string())?;
     let at = |offset: usize, len: usize| {

@@ -40,7 +40,8 @@ pub(crate) struct MeasureArgs {
     /// Kernel command line as given to QEMU -append.
     #[arg(long, requires = "kernel")]
     cmdline: Option<String>,
-    /// Guest memory size (QEMU -m), e.g. 2G; required with --kernel (it moves the initrd).
+    /// Guest memory size as QEMU's -m reads it: MiB without a suffix (512 is 512 MiB), or with
+    /// B, K, M, G or T (2G); required with --kernel (it moves the initrd).
     #[arg(long, requires = "kernel")]
     memory: Option<String>,
     /// Host order of page adds and extends.

@@ -10,19 +10,26 @@ pub(crate) mod audit;
 pub(crate) mod collateral;
 pub(crate) mod connect;
 pub(crate) mod demo;
+pub(crate) mod docs;
+mod explain;
 pub(crate) mod identity;
+mod inputs;
 pub(crate) mod inspect_cert;
+pub(crate) mod log;
 pub(crate) mod measure;
 mod node;
+pub(crate) mod policy;
+mod progress;
 pub(crate) mod quote;
 pub(crate) mod retire;
 pub(crate) mod serve;
 pub(crate) mod verify_build;
 pub(crate) mod verify_quote;
+mod window;
 
 /// Reports an input or usage error and returns exit code 2.
 pub(crate) fn input_error(error: &anyhow::Error) -> ExitCode {
-    eprintln!("error: {error:#}");
+    eprintln!("error: {}", explain::anyhow_chain(error));
     ExitCode::from(2)
 }
 
@@ -77,6 +84,25 @@ pub(crate) fn measurements_json(
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value.into()))
         .collect()
+}
+
+/// A closed stdout (`ratls ... | head`) ends the process quietly, as with other command-line
+/// tools, instead of a panic message: `println!` panics on a write error, and this hook turns
+/// that one panic into exit code 141 (128 + SIGPIPE). Every other panic is reported as before.
+pub(crate) fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 /// The name of a TD report kind in JSON output.

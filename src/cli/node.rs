@@ -36,15 +36,16 @@ pub(crate) struct NodeArgs {
     #[arg(long)]
     synthetic: bool,
     /// With `--synthetic`: write the test PKI's `root.der` and `collateral.json` into DIR, for
-    /// the peer's `--root` and `--collateral`.
+    /// the peer's `--root` and `--collateral`. Valid for this run only: a restarted process makes
+    /// a new PKI.
     #[arg(long, value_name = "DIR", requires = "synthetic")]
     write_pki: Option<PathBuf>,
     /// Collateral (QuoteCollateralV3 JSON) to verify peer quotes with. Without it (and without
     /// `--synthetic`) every peer quote is refused: verification fails closed.
     #[arg(long, value_name = "FILE")]
     collateral: Option<PathBuf>,
-    /// Trust this root CA (DER) for peer quotes instead of Intel's SGX Root CA.
-    #[arg(long, value_name = "DER")]
+    /// Trust this root CA (DER or PEM) for peer quotes instead of Intel's SGX Root CA.
+    #[arg(long, value_name = "FILE")]
     root: Option<PathBuf>,
     /// Record every bond (formed or refused) in the evidence log in DIR; a bond whose record
     /// cannot be written does not form.
@@ -75,6 +76,11 @@ pub(crate) struct Node {
 }
 
 impl NodeArgs {
+    /// The policy file named on the command line.
+    pub(crate) fn policy_path(&self) -> &Path {
+        &self.policy
+    }
+
     /// Reads the files and builds the endpoint configuration.
     pub(crate) fn load(&self) -> anyhow::Result<Node> {
         let mut notes = Vec::new();
@@ -114,7 +120,8 @@ impl NodeArgs {
             if let Some(dir) = &self.write_pki {
                 write_pki(&pki, dir)?;
                 notes.push(format!(
-                    "synthetic PKI written to {} (root.der, collateral.json)",
+                    "synthetic PKI written to {} (root.der, collateral.json; valid for this run \
+                     only)",
                     dir.display()
                 ));
             }
@@ -134,11 +141,18 @@ impl NodeArgs {
 
         let verifier = match (&self.root, &own_pki) {
             (Some(path), _) => {
+                let verifier =
+                    QuoteVerifier::dangerous().trust_root(super::inputs::load_root(path)?);
+                let whose = if verifier.trusts_intel_root() {
+                    "Intel's SGX Root CA"
+                } else {
+                    "NOT Intel's SGX Root CA"
+                };
                 notes.push(format!(
-                    "trust         root CA {} for peer quotes (NOT Intel's SGX Root CA)",
+                    "trust         root CA {} for peer quotes ({whose})",
                     path.display()
                 ));
-                QuoteVerifier::dangerous().trust_root(super::read_limited(path, 64 * 1024)?)
+                verifier
             }
             (None, Some(pki)) => {
                 notes.push(
@@ -273,4 +287,42 @@ pub(crate) fn print_peer(indent: &str, peer: &PeerInfo) {
         Some(digest) => println!("{indent}quote digest  {} ({kind})", hex::encode(digest)),
         None => println!("{indent}quote digest  -"),
     }
+    println!("{indent}profile       {}", profile(peer));
+}
+
+/// The policy profile that admitted the peer: a `[[profile]]` name, or the Software allow-list.
+pub(crate) fn profile(peer: &PeerInfo) -> String {
+    match peer.certificate_quote() {
+        Some(quote) => quote.profile().to_owned(),
+        None => "[software] allow".to_owned(),
+    }
+}
+
+/// What was verified about a peer, as JSON fields.
+pub(crate) fn peer_json(peer: &PeerInfo) -> serde_json::Value {
+    let quote_kind = if peer.bond_quote().is_some() {
+        "bond proof"
+    } else {
+        "certificate"
+    };
+    serde_json::json!({
+        "peer_id": peer.peer_id().to_string(),
+        "sw_digest": hex::encode(peer.peer_id().attestation_digest()),
+        "level": peer.level().as_str(),
+        "mr_td": peer.measurements().map(|m| hex::encode(m.mr_td)),
+        "measurements": peer.measurements().map(super::measurements_json),
+        "tcb_status": peer.tcb_status().map(|s| s.as_str()),
+        "quote_digest": peer.quote_digest().map(hex::encode),
+        "quote_kind": peer.quote_digest().map(|_| quote_kind),
+        "profile": profile(peer),
+    })
+}
+
+/// This side's two identifiers, for the header of `serve` and `connect`.
+pub(crate) fn print_own_identity(peer_id: ratls_quic::PeerId) {
+    println!("  peer id       {peer_id} (a peer's `connect --expect` takes it)");
+    println!(
+        "  sw digest     {} (a peer's policy lists it: [software] allow = [...])",
+        hex::encode(peer_id.attestation_digest())
+    );
 }

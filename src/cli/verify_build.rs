@@ -53,8 +53,16 @@ pub(crate) fn run(args: &VerifyBuildArgs) -> ExitCode {
         },
         None => None,
     };
-    let mut report = |step, detail: &str| println!("ok {step}: {detail}");
-    match verify_build(&policy, &fetch, &mut report) {
+    let progress = super::progress::Progress::new("verify-build", 0);
+    progress.note("fetching and rebuilding");
+    let mut report = |step, detail: &str| {
+        progress.clear();
+        println!("ok {step}: {detail}");
+        progress.note(&format!("{step} done, going on"));
+    };
+    let result = verify_build(&policy, &fetch, &mut report);
+    drop(progress);
+    match result {
         Ok(verdict) => {
             println!("verified: rebuild reproduces the declared measurements");
             let (Some(out), Some(mut transport)) = (&args.emit_policy, transport) else {

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use ratls_quic::Policy;
-use ratls_quic::{AttestationError, AuthenticQuote, Collateral, QuoteVerifier, VerifiedQuote};
+use ratls_quic::{
+    AttestationError, AuthenticQuote, Collateral, DcapCheck, QuoteVerifier, VerifiedQuote,
+};
 use serde_json::json;
 
 /// Verify a TDX quote (DCAP) and apply a policy.
@@ -20,10 +22,10 @@ pub(crate) struct Args {
     /// Or fetch the quote's collateral from a service (its window is checked at --now).
     #[command(flatten)]
     service: super::collateral::ServiceArgs,
-    /// Verification time, unix seconds.
+    /// Verification time, unix seconds (not milliseconds).
     #[arg(long)]
     now: u64,
-    /// Trust this root CA (DER) instead of Intel's SGX Root CA.
+    /// Trust this root CA (DER or PEM) instead of Intel's SGX Root CA (logged as a warning).
     #[arg(long)]
     root: Option<PathBuf>,
     /// Policy file (TOML). Without it: authenticity only, UpToDate only, no debug TD.
@@ -66,15 +68,18 @@ pub(crate) fn run(args: Args) -> ExitCode {
                 super::collateral::fetched_json(fetched),
             );
         }
+        report["root"] = inputs.root.clone().into();
+        report["root_is_intel"] = inputs.verifier.trusts_intel_root().into();
         println!("{report}");
     } else {
+        println!("root          {}", inputs.root);
         if let Some(fetched) = &fetched {
             println!(
                 "collateral from {} (fetched at {}, usable until {})",
                 fetched.source, fetched.fetched_at, fetched.facts.validity.not_after
             );
         }
-        print_human(&result);
+        print_human(&result, &collateral, args.now);
     }
     if result.is_ok() {
         ExitCode::SUCCESS
@@ -102,11 +107,13 @@ struct Inputs {
     collateral: Option<Collateral>,
     policy: Policy,
     verifier: QuoteVerifier,
+    /// Which root was trusted, for the output.
+    root: String,
 }
 
 impl Inputs {
     fn load(args: &Args) -> anyhow::Result<Self> {
-        let quote = super::read_limited(&args.quote, 1 << 20)?;
+        let quote = super::inputs::load_quote(&args.quote)?;
         let collateral = match &args.collateral {
             Some(path) => Some(
                 Collateral::from_json(&super::read_limited(path, 1 << 20)?)
@@ -122,10 +129,24 @@ impl Inputs {
                 Policy::from_toml(&text).with_context(|| format!("policy {}", path.display()))?
             }
         };
-        let verifier = match &args.root {
-            None => QuoteVerifier::intel(),
+        let (verifier, root) = match &args.root {
+            None => (
+                QuoteVerifier::intel(),
+                "Intel SGX Root CA (built in)".to_owned(),
+            ),
             Some(path) => {
-                QuoteVerifier::dangerous().trust_root(super::read_limited(path, 64 * 1024)?)
+                let der = super::inputs::load_root(path)?;
+                let digest = blake3::hash(&der).to_hex();
+                let verifier = QuoteVerifier::dangerous().trust_root(der);
+                let root = if verifier.trusts_intel_root() {
+                    format!("{} (Intel SGX Root CA)", path.display())
+                } else {
+                    format!(
+                        "{} (blake3 {digest}; NOT Intel's SGX Root CA)",
+                        path.display()
+                    )
+                };
+                (verifier, root)
             }
         };
         Ok(Self {
@@ -133,6 +154,7 @@ impl Inputs {
             collateral,
             policy,
             verifier,
+            root,
         })
     }
 }
@@ -240,7 +262,11 @@ fn reason_code(error: &AttestationError) -> String {
     }
 }
 
-fn print_human(result: &Result<VerifiedQuote, AttestationError>) {
+fn print_human(
+    result: &Result<VerifiedQuote, AttestationError>,
+    collateral: &Collateral,
+    now: u64,
+) {
     match result {
         Ok(quote) => {
             println!(
@@ -251,9 +277,23 @@ fn print_human(result: &Result<VerifiedQuote, AttestationError>) {
             print_quote(quote);
         }
         Err(error) => {
-            println!("rejected: {error}");
-            if let AttestationError::Policy { quote, .. } = error {
-                print_quote(quote);
+            println!("rejected: {}", super::explain::attestation_summary(error));
+            match error {
+                AttestationError::Policy { quote, .. } => print_quote(quote),
+                AttestationError::Dcap {
+                    check: DcapCheck::CollateralExpired | DcapCheck::CollateralNotYetValid,
+                    ..
+                } => {
+                    for line in super::explain::window_lines(collateral, now) {
+                        println!("  {line}");
+                    }
+                }
+                AttestationError::Dcap { check, .. } => {
+                    if let Some(hint) = super::explain::dcap_hint(*check) {
+                        println!("  hint: {hint}");
+                    }
+                }
+                _ => {}
             }
         }
     }

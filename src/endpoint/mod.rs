@@ -14,6 +14,8 @@ mod evidence;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 pub use alpn::{
     AlpnRoute, RouteError, INVALID_ALPN, INVALID_ALPN_REASON, KEEP_ALIVE, MAX_ALPN_LEN,
 };
@@ -142,7 +144,10 @@ impl Endpoint {
         addr: SocketAddr,
         expected: ExpectedPeer,
     ) -> Result<AttestedConnection, Error> {
-        let result = self.dial(addr, expected, None).await;
+        let span = tracing::info_span!("bond", side = "dialer", remote = %addr);
+        let result = traced(self.dial(addr, expected, None))
+            .instrument(span)
+            .await;
         evidence::record_refused(&self.config, self.peer_id(), Role::Client, &result).await;
         result
     }
@@ -158,7 +163,10 @@ impl Endpoint {
         expected: ExpectedPeer,
         route: &AlpnRoute,
     ) -> Result<AttestedConnection, Error> {
-        let result = self.dial(addr, expected, Some(route)).await;
+        let span = tracing::info_span!("bond", side = "dialer", remote = %addr);
+        let result = traced(self.dial(addr, expected, Some(route)))
+            .instrument(span)
+            .await;
         evidence::record_refused(&self.config, self.peer_id(), Role::Client, &result).await;
         result
     }
@@ -250,15 +258,12 @@ impl Endpoint {
         peer: CertifiedPeer,
         freshness: Freshness,
     ) -> Result<AttestedConnection, Error> {
-        // With no quote in either certificate there is nothing to prove per bond, and both sides
-        // know it from the certificates alone: skip the exchange and its round trip.
+        // Always exchanged, even when neither certificate carries a quote: the acceptor's
+        // message, sent only once it accepted, is what tells the dialer it was accepted (TLS 1.3
+        // lets the dialer finish its handshake before the acceptor has judged its certificate).
+        let check = self.tls.check();
         let ((bond_quote, bond_batch), peer_message) =
-            if self.config.is_attested() || peer.quote().is_some() {
-                let check = self.tls.check();
-                bond::exchange(&conn, &self.config, check, parties, &peer, freshness).await?
-            } else {
-                ((None, None), Vec::new())
-            };
+            bond::exchange(&conn, &self.config, check, parties, &peer, freshness).await?;
         let (peer_id, level, cert_quote) = peer.into_parts();
         // An ALPN routed with certificate freshness admits bonds at TdxLocal at most, whatever
         // the handshake computed from the policy's default (the route was checked against the
@@ -273,7 +278,6 @@ impl Endpoint {
             evidence::record_formed(sink, &self.config, &conn, parties, &info, &peer_message)
                 .await?;
         }
-        tracing::info!(peer = %info.peer_id(), level = %info.level(), "attested bond established");
         Ok(AttestedConnection::new(conn, info))
     }
 }
@@ -294,7 +298,8 @@ impl Accepting<'_> {
     /// Runs the handshake and the bond proof.
     pub async fn establish(self) -> Result<AttestedConnection, Error> {
         let endpoint = self.endpoint;
-        let result = self.run(None).await;
+        let span = tracing::info_span!("bond", side = "acceptor", remote = %self.remote_address());
+        let result = traced(self.run(None)).instrument(span).await;
         evidence::record_refused(&endpoint.config, endpoint.peer_id(), Role::Server, &result).await;
         result
     }
@@ -305,7 +310,8 @@ impl Accepting<'_> {
     /// [`INVALID_ALPN`]); the bond uses the freshness of the negotiated route.
     pub async fn establish_routed(self, routes: &[AlpnRoute]) -> Result<AttestedConnection, Error> {
         let endpoint = self.endpoint;
-        let result = self.run(Some(routes)).await;
+        let span = tracing::info_span!("bond", side = "acceptor", remote = %self.remote_address());
+        let result = traced(self.run(Some(routes))).instrument(span).await;
         evidence::record_refused(&endpoint.config, endpoint.peer_id(), Role::Server, &result).await;
         result
     }
@@ -351,6 +357,31 @@ impl Accepting<'_> {
         let parties = Parties::new(Role::Server, endpoint.peer_id(), peer.peer_id());
         endpoint.finish_bond(conn, parties, peer, freshness).await
     }
+}
+
+/// Runs one bond (inside its `bond` span) and logs its outcome: the peer and level reached, or
+/// the error and the refusal's reason kind, with the time it took.
+async fn traced(
+    bond: impl std::future::Future<Output = Result<AttestedConnection, Error>>,
+) -> Result<AttestedConnection, Error> {
+    let started = std::time::Instant::now();
+    let result = bond.await;
+    let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    match &result {
+        Ok(conn) => tracing::info!(
+            peer = %conn.peer().peer_id(),
+            level = %conn.peer().level(),
+            elapsed_us,
+            "attested bond established"
+        ),
+        Err(error) => tracing::info!(
+            %error,
+            reason = error.rejection().map(PeerRejection::wire_reason),
+            elapsed_us,
+            "no bond"
+        ),
+    }
+    result
 }
 
 fn quic_server_config(tls: rustls::ServerConfig) -> Result<quinn::ServerConfig, ConfigError> {

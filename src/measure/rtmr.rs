@@ -100,16 +100,17 @@ fn sha384(data: &[u8]) -> [u8; MEASUREMENT_LEN] {
     out
 }
 
-/// Parses a memory size as QEMU's `-m` takes it: bytes, or a number with a `K`, `M`, `G` or `T`
-/// suffix (binary units). `None` if it does not parse or overflows.
+/// Parses a memory size as QEMU's `-m` takes it: a number of MiB, or a number with a `B`, `K`,
+/// `M`, `G` or `T` suffix (binary units; `B` is bytes). `None` if it does not parse or overflows.
 pub fn parse_memory_size(text: &str) -> Option<u64> {
     let text = text.trim();
     let (digits, shift) = match text.char_indices().last()? {
+        (i, 'b' | 'B') => (text.get(..i)?, 0),
         (i, 'k' | 'K') => (text.get(..i)?, 10),
         (i, 'm' | 'M') => (text.get(..i)?, 20),
         (i, 'g' | 'G') => (text.get(..i)?, 30),
         (i, 't' | 'T') => (text.get(..i)?, 40),
-        _ => (text, 0),
+        _ => (text, 20),
     };
     let value: u64 = digits.parse().ok()?;
     value.checked_mul(1u64 << shift)

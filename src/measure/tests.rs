@@ -212,7 +212,9 @@ mod direct_boot {
     fn memory_sizes_parse_like_qemu() {
         assert_eq!(parse_memory_size("2G"), Some(2 << 30));
         assert_eq!(parse_memory_size("512m"), Some(512 << 20));
-        assert_eq!(parse_memory_size("4096"), Some(4096));
+        // A bare number is MiB, as QEMU's -m reads it; B is bytes.
+        assert_eq!(parse_memory_size("512"), Some(512 << 20));
+        assert_eq!(parse_memory_size("4096B"), Some(4096));
         assert_eq!(parse_memory_size("lots"), None);
         assert_eq!(parse_memory_size(""), None);
         assert_eq!(parse_memory_size("99999999999T"), None);

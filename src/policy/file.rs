@@ -77,6 +77,7 @@
 use std::collections::BTreeSet;
 
 use serde::Deserialize;
+use toml::Spanned;
 
 use super::{Expected, HexError, MeasurementPolicy, MeasurementProfile, Policy, TcbPolicy};
 use crate::tdx::TcbStatus;
@@ -92,8 +93,10 @@ pub enum PolicyFileError {
     #[error("profile name {0:?} is used twice")]
     DuplicateProfile(String),
     /// A hex value is malformed.
-    #[error("profile {profile:?}, {field}: {source}")]
+    #[error("line {line}: profile {profile:?}, {field}: {source}")]
     Hex {
+        /// The line of the value (1-based).
+        line: usize,
         /// The profile.
         profile: String,
         /// The key.
@@ -104,13 +107,17 @@ pub enum PolicyFileError {
     },
     /// A required register is missing from a profile.
     #[error(
-        "profile {profile:?}: {field} is missing; write {field} = \"any\" to accept any value"
+        "profile {profile:?}: {} missing; write {field} = \"any\" (and so for each) to accept \
+         any value, or let `ratls policy init` write every key",
+        missing_list(field, also)
     )]
     MissingRegister {
         /// The profile.
         profile: String,
-        /// The missing key.
+        /// The first missing key.
         field: &'static str,
+        /// The other missing keys of the same profile, so that all are named at once.
+        also: Vec<&'static str>,
     },
     /// Not valid TOML, or keys and types outside the schema (the message names the line).
     #[error("{0}")]
@@ -125,8 +132,14 @@ pub enum PolicyFileError {
     #[error("{0}")]
     UnknownName(String),
     /// A software identity digest is malformed.
-    #[error("software.allow: {0}")]
-    SoftwareDigest(HexError),
+    #[error("line {line}: software.allow: {source}")]
+    SoftwareDigest {
+        /// The line of the value (1-based).
+        line: usize,
+        /// What is wrong with it.
+        #[source]
+        source: HexError,
+    },
     /// The `[rebuild]` record is malformed, or a profile does not expect its values.
     #[error("rebuild: {0}")]
     Rebuild(String),
@@ -138,6 +151,15 @@ pub enum PolicyFileError {
         "unsupported policy file version {0} (this build reads version {POLICY_FILE_VERSION})"
     )]
     Version(u32),
+}
+
+/// "rtmr2 is" or "rtmr2, rtmr3 are".
+fn missing_list(first: &str, also: &[&str]) -> String {
+    if also.is_empty() {
+        format!("{first} is")
+    } else {
+        format!("{first}, {} are", also.join(", "))
+    }
 }
 
 #[derive(Deserialize)]
@@ -184,7 +206,7 @@ struct RemoteSection {
 #[serde(deny_unknown_fields)]
 struct SoftwareSection {
     #[serde(default)]
-    allow: Vec<String>,
+    allow: Vec<Spanned<String>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -201,16 +223,23 @@ struct TcbSection {
 #[serde(deny_unknown_fields)]
 struct ProfileSection {
     name: String,
-    mr_td: Option<String>,
-    rtmr0: Option<String>,
-    rtmr1: Option<String>,
-    rtmr2: Option<String>,
-    rtmr3: Option<String>,
-    mr_config_id: Option<String>,
-    mr_owner: Option<String>,
-    mr_owner_config: Option<String>,
-    xfam: Option<String>,
-    td_attributes: Option<String>,
+    mr_td: Option<Spanned<String>>,
+    rtmr0: Option<Spanned<String>>,
+    rtmr1: Option<Spanned<String>>,
+    rtmr2: Option<Spanned<String>>,
+    rtmr3: Option<Spanned<String>>,
+    mr_config_id: Option<Spanned<String>>,
+    mr_owner: Option<Spanned<String>>,
+    mr_owner_config: Option<Spanned<String>>,
+    xfam: Option<Spanned<String>>,
+    td_attributes: Option<Spanned<String>>,
+}
+
+/// The 1-based line of a value in `text`.
+fn line_of<T>(text: &str, value: &Spanned<T>) -> usize {
+    text.get(..value.span().start)
+        .map_or(0, |before| before.matches('\n').count())
+        .saturating_add(1)
 }
 
 impl Policy {
@@ -227,13 +256,18 @@ impl Policy {
             if !names.insert(section.name.clone()) {
                 return Err(PolicyFileError::DuplicateProfile(section.name));
             }
-            profiles.push(section.into_profile()?);
+            profiles.push(section.into_profile(text)?);
         }
         let mut policy = Self::new(MeasurementPolicy::new(profiles));
         policy.tcb = file.tcb.into_policy()?;
         for digest in &file.software.allow {
-            let digest = super::measurement::parse_hex::<32>(digest)
-                .map_err(PolicyFileError::SoftwareDigest)?;
+            let digest =
+                super::measurement::parse_hex::<32>(digest.get_ref()).map_err(|source| {
+                    PolicyFileError::SoftwareDigest {
+                        line: line_of(text, digest),
+                        source,
+                    }
+                })?;
             policy.software_allow.insert(digest);
         }
         if let Some(level) = file.level {
@@ -421,26 +455,53 @@ impl TcbSection {
 }
 
 impl ProfileSection {
-    fn into_profile(self) -> Result<MeasurementProfile, PolicyFileError> {
+    fn into_profile(self, file: &str) -> Result<MeasurementProfile, PolicyFileError> {
         let name = self.name;
-        let required = |field: &'static str, value: Option<String>| {
-            let text = value.ok_or_else(|| PolicyFileError::MissingRegister {
-                profile: name.clone(),
-                field,
-            })?;
-            Expected::parse(&text).map_err(|source| PolicyFileError::Hex {
-                profile: name.clone(),
+        fn parse<const N: usize>(
+            file: &str,
+            name: &str,
+            field: &'static str,
+            value: &Spanned<String>,
+        ) -> Result<Expected<N>, PolicyFileError> {
+            Expected::parse(value.get_ref()).map_err(|source| PolicyFileError::Hex {
+                line: line_of(file, value),
+                profile: name.to_owned(),
                 field,
                 source,
             })
-        };
-        let optional = |field: &'static str, value: Option<String>| match value {
-            None => Ok(Expected::Any),
-            Some(text) => Expected::parse(&text).map_err(|source| PolicyFileError::Hex {
+        }
+        let present = [
+            ("mr_td", self.mr_td.is_some()),
+            ("rtmr0", self.rtmr0.is_some()),
+            ("rtmr1", self.rtmr1.is_some()),
+            ("rtmr2", self.rtmr2.is_some()),
+            ("rtmr3", self.rtmr3.is_some()),
+            ("mr_config_id", self.mr_config_id.is_some()),
+            ("mr_owner", self.mr_owner.is_some()),
+            ("mr_owner_config", self.mr_owner_config.is_some()),
+        ];
+        let mut missing = present
+            .iter()
+            .filter(|(_, present)| !present)
+            .map(|(field, _)| *field);
+        if let Some(field) = missing.next() {
+            return Err(PolicyFileError::MissingRegister {
+                profile: name,
+                field,
+                also: missing.collect(),
+            });
+        }
+        let required = |field: &'static str, value: Option<Spanned<String>>| {
+            let value = value.ok_or_else(|| PolicyFileError::MissingRegister {
                 profile: name.clone(),
                 field,
-                source,
-            }),
+                also: Vec::new(),
+            })?;
+            parse(file, &name, field, &value)
+        };
+        let optional = |field: &'static str, value: Option<Spanned<String>>| match value {
+            None => Ok(Expected::Any),
+            Some(value) => parse(file, &name, field, &value),
         };
         Ok(MeasurementProfile {
             mr_td: required("mr_td", self.mr_td)?,
@@ -517,8 +578,33 @@ mr_owner_config = "any"
             Policy::from_toml(&text),
             Err(PolicyFileError::MissingRegister {
                 profile: "prod".into(),
-                field: "rtmr2"
+                field: "rtmr2",
+                also: vec![]
             })
+        );
+        // Every missing register is named at once, not one error at a time.
+        let text = with_version("[[profile]]\nname = \"p\"\nmr_td = \"any\"\n");
+        let err = Policy::from_toml(&text).unwrap_err();
+        assert_eq!(
+            err,
+            PolicyFileError::MissingRegister {
+                profile: "p".into(),
+                field: "rtmr0",
+                also: vec![
+                    "rtmr1",
+                    "rtmr2",
+                    "rtmr3",
+                    "mr_config_id",
+                    "mr_owner",
+                    "mr_owner_config"
+                ]
+            }
+        );
+        assert!(
+            err.to_string().contains(
+                "rtmr0, rtmr1, rtmr2, rtmr3, mr_config_id, mr_owner, mr_owner_config are missing"
+            ),
+            "{err}"
         );
     }
 
@@ -548,6 +634,32 @@ mr_owner_config = "any"
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn hex_errors_name_their_line_and_0x_is_accepted() {
+        let text = with_version(&PROFILE.replace("rtmr1 = \"any\"", "rtmr1 = \"00ff\""));
+        let err = Policy::from_toml(&text).unwrap_err();
+        assert!(
+            matches!(err, PolicyFileError::Hex { line: 7, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().starts_with("line 7: "), "{err}");
+        let mr_td = "91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7";
+        let text = with_version(&PROFILE.replace(mr_td, &format!("0x{mr_td}")));
+        let policy = Policy::from_toml(&text).unwrap();
+        assert_eq!(
+            format!("{:?}", policy.measurements.profiles()[0].mr_td),
+            mr_td
+        );
+        let digest = format!("0X{}", "ab".repeat(32));
+        let text = with_version(&format!(
+            "level = \"Software\"\n[software]\nallow = [\"{digest}\"]\n"
+        ));
+        assert!(Policy::from_toml(&text)
+            .unwrap()
+            .software_allow
+            .contains(&[0xab; 32]));
     }
 
     #[test]
@@ -605,7 +717,7 @@ mr_owner_config = "any"
         let text = with_version("[software]\nallow = [\"abc\"]\n");
         assert!(matches!(
             Policy::from_toml(&text),
-            Err(PolicyFileError::SoftwareDigest(_))
+            Err(PolicyFileError::SoftwareDigest { line: 3, .. })
         ));
     }
 

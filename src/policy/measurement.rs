@@ -40,7 +40,7 @@ impl<const N: usize> Expected<N> {
         }
     }
 
-    /// Parses `"any"` or exactly `2 * N` hex digits.
+    /// Parses `"any"` or exactly `2 * N` hex digits (optionally prefixed `0x`).
     pub fn parse(text: &str) -> Result<Self, HexError> {
         if text == "any" {
             return Ok(Self::Any);
@@ -75,7 +75,13 @@ pub enum HexError {
     },
 }
 
+/// Exactly `2 * N` hex digits, with an optional `0x` or `0X` prefix (as everywhere the tool reads
+/// hex).
 pub(crate) fn parse_hex<const N: usize>(text: &str) -> Result<[u8; N], HexError> {
+    let text = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))
+        .unwrap_or(text);
     if text.len() != N.saturating_mul(2) {
         return Err(HexError::Length {
             expected: N.saturating_mul(2),

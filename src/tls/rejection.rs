@@ -55,7 +55,10 @@ pub enum PeerRejection {
     },
     /// A Software-level peer whose identity digest is not on the allow-list. Alert
     /// `certificate_unknown`.
-    #[error("software peer {0} is not on the policy's allow-list")]
+    #[error(
+        "software peer {0} (sw digest {digest}) is not on the policy's allow-list",
+        digest = hex::encode(.0.attestation_digest())
+    )]
     UnknownSoftwareIdentity(PeerId),
 }
 
