@@ -50,8 +50,10 @@ async fn every_bond_is_recorded_with_both_quotes_and_audits_clean() {
     // An impostor with other Measurements is refused at the handshake; that is recorded too.
     let mut wrong = sample_measurements();
     wrong.rtmr[2][0] ^= 1;
+    let impostor_id = Identity::generate().unwrap();
+    let impostor_peer = impostor_id.peer_id();
     let impostor = bind(config(
-        Identity::generate().unwrap(),
+        impostor_id,
         Side::Attested(Box::new(wrong)),
         policy(level),
     ))
@@ -71,7 +73,11 @@ async fn every_bond_is_recorded_with_both_quotes_and_audits_clean() {
         assert_eq!(formed.level, level);
         assert!(formed.cert_quote.is_some() && formed.bond_quote.is_some());
     }
-    assert!(matches!(records[2].body, RecordBody::BondRefused(_)));
+    let RecordBody::BondRefused(refusal) = &records[2].body else {
+        panic!("{:?}", records[2]);
+    };
+    // The refusal names the identity the impostor's certificate presented.
+    assert_eq!(refusal.peer, Some(impostor_peer), "{refusal:?}");
 
     let verifier = QuoteVerifier::dangerous().trust_root(pki().root_der().to_vec());
     let node_policy = policy(level);

@@ -58,12 +58,6 @@ pub enum Error {
     /// This side produced no quote for its bond proof.
     #[error("quote provider: {0}")]
     Provider(#[from] QuoteProviderError),
-    /// The endpoint is shutting down: no more quote requests are taken.
-    #[error("quote requests closed")]
-    QuotePermitsClosed,
-    /// The blocking task that asked the quote provider panicked or was cancelled.
-    #[error("quote task failed: {0}")]
-    QuoteTask(#[source] tokio::task::JoinError),
     /// This side refused the peer; the typed reason.
     #[error("peer refused: {0}")]
     Rejected(#[from] PeerRejection),

@@ -51,19 +51,21 @@ pub(super) async fn record_formed(
     })
 }
 
-/// Records a bond the verifiers or the bond judgement refused (best effort: the bond is
-/// refused whatever happens here).
+/// Records a bond the verifiers or the bond judgement refused, with the identity the peer's
+/// certificate named when it could be read (best effort: the bond is refused whatever happens
+/// here).
 pub(super) async fn record_refused(
     config: &EndpointConfig,
     local: PeerId,
     role: Role,
+    presented: Option<PeerId>,
     result: &Result<AttestedConnection, Error>,
 ) {
     let (Some(sink), Err(Error::Rejected(rejection))) = (&config.evidence, result) else {
         return;
     };
     if let Err(error) = sink
-        .refused(unix_now(), refusal(local, role, None, rejection))
+        .refused(unix_now(), refusal(local, role, presented, rejection))
         .await
     {
         tracing::warn!(%error, "refused bond not recorded in the evidence log");

@@ -33,7 +33,9 @@ use crate::evidence::Role;
 use crate::identity::PeerId;
 use crate::level::AttestationLevel;
 use crate::policy::Freshness;
-use crate::tls::{AttestedTlsConfig, CertifiedPeer, ExpectedPeer, Parties, PeerRejection};
+use crate::tls::{
+    AttestedTlsConfig, CertifiedPeer, ExpectedPeer, Parties, PeerRejection, PendingPeer,
+};
 
 /// Name sent as SNI. Peers are identified by key, not by name, so it carries nothing.
 const SERVER_NAME: &str = "ratls.invalid";
@@ -145,10 +147,19 @@ impl Endpoint {
         expected: ExpectedPeer,
     ) -> Result<AttestedConnection, Error> {
         let span = tracing::info_span!("bond", side = "dialer", remote = %addr);
-        let result = traced(self.dial(addr, expected, None))
+        let (tls, pending) = self.tls.client(expected);
+        let result = traced(self.dial(addr, tls, &pending, None))
             .instrument(span)
             .await;
-        evidence::record_refused(&self.config, self.peer_id(), Role::Client, &result).await;
+        let presented = pending.presented();
+        evidence::record_refused(
+            &self.config,
+            self.peer_id(),
+            Role::Client,
+            presented,
+            &result,
+        )
+        .await;
         result
     }
 
@@ -164,20 +175,29 @@ impl Endpoint {
         route: &AlpnRoute,
     ) -> Result<AttestedConnection, Error> {
         let span = tracing::info_span!("bond", side = "dialer", remote = %addr);
-        let result = traced(self.dial(addr, expected, Some(route)))
+        let (tls, pending) = self.tls.client(expected);
+        let result = traced(self.dial(addr, tls, &pending, Some(route)))
             .instrument(span)
             .await;
-        evidence::record_refused(&self.config, self.peer_id(), Role::Client, &result).await;
+        let presented = pending.presented();
+        evidence::record_refused(
+            &self.config,
+            self.peer_id(),
+            Role::Client,
+            presented,
+            &result,
+        )
+        .await;
         result
     }
 
     async fn dial(
         &self,
         addr: SocketAddr,
-        expected: ExpectedPeer,
+        mut tls: rustls::ClientConfig,
+        pending: &PendingPeer,
         route: Option<&AlpnRoute>,
     ) -> Result<AttestedConnection, Error> {
-        let (mut tls, pending) = self.tls.client(expected);
         if let Some(route) = route {
             tls.alpn_protocols = alpn::offered(route);
         }
@@ -299,8 +319,17 @@ impl Accepting<'_> {
     pub async fn establish(self) -> Result<AttestedConnection, Error> {
         let endpoint = self.endpoint;
         let span = tracing::info_span!("bond", side = "acceptor", remote = %self.remote_address());
-        let result = traced(self.run(None)).instrument(span).await;
-        evidence::record_refused(&endpoint.config, endpoint.peer_id(), Role::Server, &result).await;
+        let (tls, pending) = endpoint.tls.server();
+        let result = traced(self.run(tls, &pending, None)).instrument(span).await;
+        let presented = pending.presented();
+        evidence::record_refused(
+            &endpoint.config,
+            endpoint.peer_id(),
+            Role::Server,
+            presented,
+            &result,
+        )
+        .await;
         result
     }
 
@@ -311,14 +340,29 @@ impl Accepting<'_> {
     pub async fn establish_routed(self, routes: &[AlpnRoute]) -> Result<AttestedConnection, Error> {
         let endpoint = self.endpoint;
         let span = tracing::info_span!("bond", side = "acceptor", remote = %self.remote_address());
-        let result = traced(self.run(Some(routes))).instrument(span).await;
-        evidence::record_refused(&endpoint.config, endpoint.peer_id(), Role::Server, &result).await;
+        let (tls, pending) = endpoint.tls.server();
+        let result = traced(self.run(tls, &pending, Some(routes)))
+            .instrument(span)
+            .await;
+        let presented = pending.presented();
+        evidence::record_refused(
+            &endpoint.config,
+            endpoint.peer_id(),
+            Role::Server,
+            presented,
+            &result,
+        )
+        .await;
         result
     }
 
-    async fn run(self, routes: Option<&[AlpnRoute]>) -> Result<AttestedConnection, Error> {
+    async fn run(
+        self,
+        mut tls: rustls::ServerConfig,
+        pending: &PendingPeer,
+        routes: Option<&[AlpnRoute]>,
+    ) -> Result<AttestedConnection, Error> {
         let endpoint = self.endpoint;
-        let (mut tls, pending) = endpoint.tls.server();
         if let Some(routes) = routes {
             tls.alpn_protocols = alpn::served(routes);
         }

@@ -94,6 +94,12 @@ impl PendingPeer {
         self.0.take().unwrap_or(Err(PeerRejection::NoCertificate))
     }
 
+    /// The identity the peer's certificate named, whether or not it was accepted (`None` when
+    /// no certificate arrived or it could not be read).
+    pub fn presented(&self) -> Option<PeerId> {
+        self.0.presented()
+    }
+
     /// The typed rejection, when the verifier ran and refused the peer.
     pub fn rejection(&self) -> Option<PeerRejection> {
         match self.0.take() {

@@ -10,20 +10,41 @@ use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
 use super::peer::{CertifiedPeer, ExpectedPeer, PeerCheck};
 use super::PeerRejection;
+use crate::evidence::parse_certificate;
+use crate::identity::PeerId;
 
 /// Where a verifier leaves its verdict for the connection that ran it: one slot per
-/// connection, read once the handshake ends.
+/// connection, read once the handshake ends. It also keeps the identity the peer's certificate
+/// named, accepted or not, so that a refusal can be recorded with it.
 #[derive(Debug, Default)]
-pub(crate) struct VerdictSlot(Mutex<Option<Result<CertifiedPeer, PeerRejection>>>);
+pub(crate) struct VerdictSlot {
+    verdict: Mutex<Option<Result<CertifiedPeer, PeerRejection>>>,
+    presented: Mutex<Option<PeerId>>,
+}
 
 impl VerdictSlot {
     /// Takes the verdict, if the verifier ran.
     pub(crate) fn take(&self) -> Option<Result<CertifiedPeer, PeerRejection>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+        self.verdict
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 
-    fn put(&self, verdict: Result<CertifiedPeer, PeerRejection>) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(verdict);
+    /// The identity the peer's certificate named, if the verifier could read one.
+    pub(crate) fn presented(&self) -> Option<PeerId> {
+        *self
+            .presented
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn put(&self, verdict: Result<CertifiedPeer, PeerRejection>, presented: Option<PeerId>) {
+        *self
+            .presented
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = presented;
+        *self.verdict.lock().unwrap_or_else(PoisonError::into_inner) = Some(verdict);
     }
 }
 
@@ -43,14 +64,17 @@ fn judge(
             crate::evidence::EvidenceError::Malformed("self-signed certificates have no chain"),
         ))
     };
-    let result = match &verdict {
-        Ok(_) => Ok(()),
+    let (result, presented) = match &verdict {
+        Ok(peer) => (Ok(()), Some(peer.peer_id())),
         Err(rejection) => {
             tracing::warn!(%rejection, "peer certificate refused");
-            Err(rejection.to_rustls_error())
+            // Read again only on this path, for the record of the refusal; a certificate too
+            // broken to parse names nobody.
+            let presented = parse_certificate(end_entity).ok().map(|cert| cert.peer_id);
+            (Err(rejection.to_rustls_error()), presented)
         }
     };
-    slot.put(verdict);
+    slot.put(verdict, presented);
     result
 }
 
