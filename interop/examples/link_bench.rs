@@ -20,8 +20,9 @@ use ratls_quic::synthetic::{
     SyntheticPki, SyntheticPkiParams, SyntheticQuoteProvider, SyntheticTcb, sample_measurements,
 };
 use ratls_quic::{
-    AlpnRoute, AttestationLevel, AttestedConnection, Collateral, Endpoint, EndpointConfig,
-    Identity, MeasurementPolicy, MeasurementProfile, Policy, QuoteVerifier, StaticCollateral,
+    AlpnRoute, AttestationLevel, AttestedConnection, BondQuoteLimits, Collateral, Endpoint,
+    EndpointConfig, Identity, MeasurementPolicy, MeasurementProfile, PeerRate, Policy,
+    QuoteVerifier, StaticCollateral,
 };
 
 struct Bench;
@@ -77,8 +78,13 @@ fn config(
             )))
         }
     };
+    // One peer is dialled back to back, far faster than the default per-peer bond quote rate
+    // (sized for hardware quote rates) allows: lift it, as `ratls-bench` does.
+    let mut limits = BondQuoteLimits::default();
+    limits.peer_rate(PeerRate::new(u32::MAX, 1e9));
     builder
         .with_quote_verifier(verifier, Arc::new(collateral))
+        .bond_quotes(limits)
         .build()
         .unwrap()
 }
