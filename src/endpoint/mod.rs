@@ -146,21 +146,7 @@ impl Endpoint {
         addr: SocketAddr,
         expected: ExpectedPeer,
     ) -> Result<AttestedConnection, Error> {
-        let span = tracing::info_span!("bond", side = "dialer", remote = %addr);
-        let (tls, pending) = self.tls.client(expected);
-        let result = traced(self.dial(addr, tls, &pending, None))
-            .instrument(span)
-            .await;
-        let presented = pending.presented();
-        evidence::record_refused(
-            &self.config,
-            self.peer_id(),
-            Role::Client,
-            presented,
-            &result,
-        )
-        .await;
-        result
+        self.connect_traced(addr, expected, None).await
     }
 
     /// As [`Self::connect`], for the application protocol `route` (see [`AlpnRoute`]): the
@@ -174,9 +160,19 @@ impl Endpoint {
         expected: ExpectedPeer,
         route: &AlpnRoute,
     ) -> Result<AttestedConnection, Error> {
+        self.connect_traced(addr, expected, Some(route)).await
+    }
+
+    /// One dial inside its `bond` span; a refusal is recorded in the evidence log.
+    async fn connect_traced(
+        &self,
+        addr: SocketAddr,
+        expected: ExpectedPeer,
+        route: Option<&AlpnRoute>,
+    ) -> Result<AttestedConnection, Error> {
         let span = tracing::info_span!("bond", side = "dialer", remote = %addr);
         let (tls, pending) = self.tls.client(expected);
-        let result = traced(self.dial(addr, tls, &pending, Some(route)))
+        let result = traced(self.dial(addr, tls, &pending, route))
             .instrument(span)
             .await;
         let presented = pending.presented();
@@ -317,20 +313,7 @@ impl Accepting<'_> {
 
     /// Runs the handshake and the bond proof.
     pub async fn establish(self) -> Result<AttestedConnection, Error> {
-        let endpoint = self.endpoint;
-        let span = tracing::info_span!("bond", side = "acceptor", remote = %self.remote_address());
-        let (tls, pending) = endpoint.tls.server();
-        let result = traced(self.run(tls, &pending, None)).instrument(span).await;
-        let presented = pending.presented();
-        evidence::record_refused(
-            &endpoint.config,
-            endpoint.peer_id(),
-            Role::Server,
-            presented,
-            &result,
-        )
-        .await;
-        result
+        self.establish_traced(None).await
     }
 
     /// Runs the handshake and the bond proof for a connection to one of `routes` (see
@@ -338,10 +321,18 @@ impl Accepting<'_> {
     /// after the handshake with [`Error::AlpnRefused`] (the connection is closed with
     /// [`INVALID_ALPN`]); the bond uses the freshness of the negotiated route.
     pub async fn establish_routed(self, routes: &[AlpnRoute]) -> Result<AttestedConnection, Error> {
+        self.establish_traced(Some(routes)).await
+    }
+
+    /// One acceptance inside its `bond` span; a refusal is recorded in the evidence log.
+    async fn establish_traced(
+        self,
+        routes: Option<&[AlpnRoute]>,
+    ) -> Result<AttestedConnection, Error> {
         let endpoint = self.endpoint;
         let span = tracing::info_span!("bond", side = "acceptor", remote = %self.remote_address());
         let (tls, pending) = endpoint.tls.server();
-        let result = traced(self.run(tls, &pending, Some(routes)))
+        let result = traced(self.run(tls, &pending, routes))
             .instrument(span)
             .await;
         let presented = pending.presented();
