@@ -298,24 +298,12 @@ pub(super) fn validity_window(
     root_der: &[u8],
 ) -> Option<Window> {
     let dcap = collateral.dcap();
-    let mut window = Window {
-        from: 0,
-        until: u64::MAX,
-    };
-    let mut add = |from: u64, until: Option<u64>| {
+    let (from, until) = collateral.document_window()?;
+    let mut window = Window { from, until };
+    let mut add = |from: u64, until: u64| {
         window.from = window.from.max(from);
-        if let Some(until) = until {
-            window.until = window.until.min(until);
-        }
+        window.until = window.until.min(until);
     };
-    for json in [&dcap.tcb_info, &dcap.qe_identity] {
-        let (issued, next) = json_dates(json)?;
-        add(issued, Some(next));
-    }
-    for crl in [&dcap.root_ca_crl, &dcap.pck_crl] {
-        let (this, next) = crl_dates(crl)?;
-        add(this, next);
-    }
     let mut chains: Vec<&[u8]> = vec![
         dcap.pck_crl_issuer_chain.as_bytes(),
         dcap.tcb_info_issuer_chain.as_bytes(),
@@ -328,40 +316,12 @@ pub(super) fn validity_window(
     for chain in chains {
         for cert in CertificateDer::pem_slice_iter(chain) {
             let (from, until) = cert_dates(cert.ok()?.as_ref())?;
-            add(from, Some(until));
+            add(from, until);
         }
     }
     let (from, until) = cert_dates(root_der)?;
-    add(from, Some(until));
+    add(from, until);
     (window.from < window.until).then_some(window)
-}
-
-fn json_dates(json: &str) -> Option<(u64, u64)> {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Dates {
-        issue_date: String,
-        next_update: String,
-    }
-    let dates: Dates = serde_json::from_str(json).ok()?;
-    Some((rfc3339(&dates.issue_date)?, rfc3339(&dates.next_update)?))
-}
-
-fn rfc3339(text: &str) -> Option<u64> {
-    let time =
-        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
-    u64::try_from(time.unix_timestamp()).ok()
-}
-
-fn crl_dates(der: &[u8]) -> Option<(u64, Option<u64>)> {
-    use x509_parser::prelude::FromDer;
-    let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(der).ok()?;
-    let this = u64::try_from(crl.last_update().timestamp()).ok()?;
-    let next = match crl.next_update() {
-        Some(next) => Some(u64::try_from(next.timestamp()).ok()?),
-        None => None,
-    };
-    Some((this, next))
 }
 
 fn cert_dates(der: &[u8]) -> Option<(u64, u64)> {

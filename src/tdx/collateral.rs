@@ -148,6 +148,58 @@ impl Collateral {
     pub fn digest(&self) -> &[u8; 32] {
         &self.digest
     }
+
+    /// When the collateral documents are all valid, unix seconds `(from, until)`: from the
+    /// latest issue date (TCB info, QE identity, CRL thisUpdate) to the earliest next update.
+    /// A CRL without a next update bounds nothing. `None` when a date cannot be read.
+    /// Certificates are not included: their windows belong to the chains, not to this set.
+    pub fn document_window(&self) -> Option<(u64, u64)> {
+        let dcap = &self.inner;
+        let (mut from, mut until) = (0, u64::MAX);
+        for json in [&dcap.tcb_info, &dcap.qe_identity] {
+            let (issued, next) = json_dates(json)?;
+            from = from.max(issued);
+            until = until.min(next);
+        }
+        for crl in [&dcap.root_ca_crl, &dcap.pck_crl] {
+            let (this, next) = crl_dates(crl)?;
+            from = from.max(this);
+            if let Some(next) = next {
+                until = until.min(next);
+            }
+        }
+        Some((from, until))
+    }
+}
+
+/// `issueDate` and `nextUpdate` of a signed collateral JSON document, unix seconds.
+fn json_dates(json: &str) -> Option<(u64, u64)> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Dates {
+        issue_date: String,
+        next_update: String,
+    }
+    let dates: Dates = serde_json::from_str(json).ok()?;
+    Some((rfc3339(&dates.issue_date)?, rfc3339(&dates.next_update)?))
+}
+
+fn rfc3339(text: &str) -> Option<u64> {
+    let time =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    u64::try_from(time.unix_timestamp()).ok()
+}
+
+/// thisUpdate and nextUpdate (if any) of a DER CRL, unix seconds.
+fn crl_dates(der: &[u8]) -> Option<(u64, Option<u64>)> {
+    use x509_parser::prelude::FromDer;
+    let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(der).ok()?;
+    let this = u64::try_from(crl.last_update().timestamp()).ok()?;
+    let next = match crl.next_update() {
+        Some(next) => Some(u64::try_from(next.timestamp()).ok()?),
+        None => None,
+    };
+    Some((this, next))
 }
 
 fn json_error(item: &'static str, error: serde_json::Error) -> CollateralError {
