@@ -288,6 +288,46 @@ pub(crate) fn print_peer(indent: &str, peer: &PeerInfo) {
         None => println!("{indent}quote digest  -"),
     }
     println!("{indent}profile       {}", profile(peer));
+    let quotes = [
+        ("certificate", peer.certificate_quote()),
+        ("bond proof", peer.bond_quote()),
+    ];
+    let mut printed: Vec<&ratls_quic::CollateralProvenance> = Vec::new();
+    for (kind, quote) in quotes {
+        let Some(quote) = quote else { continue };
+        match quote.collateral_provenance() {
+            Some(p) if printed.contains(&p) => {}
+            Some(p) => {
+                let age = unix_now().saturating_sub(p.fetched_at);
+                println!(
+                    "{indent}collateral    {} fetched {age} s ago (at {}) ({kind} quote)",
+                    p.source, p.fetched_at
+                );
+                let [tcb, qe, pck, root] = p.item_digests.map(|d| hex::encode(&d[..6]));
+                println!(
+                    "{indent}  digests     tcb_info {tcb}… qe_identity {qe}… pck_crl {pck}… \
+                     root_ca_crl {root}…"
+                );
+                printed.push(p);
+            }
+            None => println!("{indent}collateral    static (file or store, no service) ({kind} quote)"),
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn provenance_json(p: &ratls_quic::CollateralProvenance) -> serde_json::Value {
+    let [tcb, qe, pck, root] = p.item_digests.map(hex::encode);
+    serde_json::json!({
+        "url": p.source,
+        "fetched_at": p.fetched_at,
+        "digests": {"tcb_info": tcb, "qe_identity": qe, "pck_crl": pck, "root_ca_crl": root},
+    })
 }
 
 /// The policy profile that admitted the peer: a `[[profile]]` name, or the Software allow-list.
@@ -315,6 +355,10 @@ pub(crate) fn peer_json(peer: &PeerInfo) -> serde_json::Value {
         "quote_digest": peer.quote_digest().map(hex::encode),
         "quote_kind": peer.quote_digest().map(|_| quote_kind),
         "profile": profile(peer),
+        "collateral_source": peer
+            .certificate_quote()
+            .and_then(|q| q.collateral_provenance())
+            .map(provenance_json),
     })
 }
 

@@ -42,12 +42,21 @@
 //! # rtmr2 = "<96 hex digits>"
 //! ```
 //!
-//! Level TdxRemote needs a `[remote]` section; when present it applies at every attested level:
+//! Levels are cumulative: TdxRemote and every level above it (TdxRaTlsBidirectional, the
+//! default, and TdxPlusReproducibleBuild) need a `[remote]` section; when present it applies at
+//! every attested level:
 //!
 //! ```toml
 //! [remote]
 //! pccs = ["https://pccs.internal:8081"]   # and/or pcs = "https://api.trustedservices.intel.com"
 //! max_collateral_age_secs = 600           # default; how long ago the collateral was fetched
+//! ```
+//!
+//! or the explicit, logged opt-out that verifies with static collateral (a file) instead:
+//!
+//! ```toml
+//! [dangerous]
+//! static_collateral = true
 //! ```
 //!
 //! A `[build]` table (the recipe declaration read by `ratls verify-build`) may share the file; this
@@ -125,6 +134,9 @@ pub enum PolicyFileError {
     /// `freshness = "certificate"` at a level that requires per-bond freshness.
     #[error("freshness \"certificate\" is allowed only at TdxLocal and TdxRemote, not at {0}")]
     FreshnessNotAllowed(crate::level::AttestationLevel),
+    /// A level from TdxRemote up without a `[remote]` section and without the opt-out.
+    #[error("{0}")]
+    RemoteSectionMissing(super::RemoteSectionMissing),
     /// A `[remote]` section that declares no collateral service.
     #[error("[remote] declares no collateral service (pccs = [...] or pcs = \"...\")")]
     RemoteWithoutService,
@@ -178,6 +190,8 @@ struct PolicyFile {
     profile: Vec<ProfileSection>,
     rebuild: Option<RebuildSection>,
     remote: Option<RemoteSection>,
+    #[serde(default)]
+    dangerous: DangerousSection,
     /// Read by `ratls verify-build` ([`crate::measure::BuildPolicy`]), ignored here.
     #[allow(dead_code)]
     build: Option<toml::Table>,
@@ -200,6 +214,13 @@ struct RemoteSection {
     pccs: Vec<String>,
     pcs: Option<String>,
     max_collateral_age_secs: Option<u64>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DangerousSection {
+    #[serde(default)]
+    static_collateral: bool,
 }
 
 #[derive(Default, Deserialize)]
@@ -305,6 +326,12 @@ impl Policy {
                     .unwrap_or(super::DEFAULT_MAX_COLLATERAL_AGE_SECS),
             )));
         }
+        if file.dangerous.static_collateral {
+            policy.dangerous().static_collateral();
+        }
+        policy
+            .check_remote_declared()
+            .map_err(PolicyFileError::RemoteSectionMissing)?;
         if let Some(rebuild) = file.rebuild {
             policy.rebuilt = Some(rebuild.into_record()?);
             policy
@@ -358,6 +385,9 @@ impl Policy {
                 list(remote.services().to_vec()),
                 remote.max_collateral_age_secs()
             );
+        }
+        if self.static_collateral {
+            let _ = writeln!(out, "\n[dangerous]\nstatic_collateral = true");
         }
         if let Some(rebuilt) = &self.rebuilt {
             let order = match rebuilt.order() {
