@@ -65,7 +65,7 @@ async fn serve(args: &ServeArgs) -> ExitCode {
     let endpoint = match start(args).await {
         // Lives as long as the process: connection tasks borrow it.
         Ok(endpoint) => &*Box::leak(Box::new(endpoint)),
-        Err(error) => return super::input_error(&error),
+        Err(error) => return super::node::load_error(&error),
     };
     let printer = Arc::new(Printer {
         json: args.json,
@@ -155,7 +155,7 @@ impl Printer {
 }
 
 async fn start(args: &ServeArgs) -> anyhow::Result<Endpoint> {
-    let node = args.node.load()?;
+    let node = args.node.load().await?;
     let identity = Arc::new(node.config.identity().clone());
     let endpoint = Endpoint::bind(args.listen, node.config)
         .await

@@ -107,6 +107,7 @@ struct State {
     in_flight: HashSet<PlatformKey>,
     failed_at: HashMap<PlatformKey, u64>,
     last_error: HashMap<PlatformKey, String>,
+    last_missed: Option<PlatformKey>,
     stats: CacheStats,
 }
 
@@ -180,6 +181,9 @@ impl CollateralCache {
             }
         };
         let found = self.lookup(&key);
+        if found.is_none() {
+            self.lock().last_missed = Some(key);
+        }
         let now = self.inner.clock.now();
         match &found {
             Some(entry)
@@ -195,6 +199,12 @@ impl CollateralCache {
     /// The entry held for `key`, usable or not (for reports and tests).
     pub fn held(&self, key: &PlatformKey) -> Option<Arc<CachedCollateral>> {
         self.lock().entries.get(key).cloned()
+    }
+
+    /// The platform of the last quote a lookup found no usable collateral for (its fetch was
+    /// scheduled): what a caller that was refused with `MissingCollateral` waits for.
+    pub fn last_missed(&self) -> Option<PlatformKey> {
+        self.lock().last_missed
     }
 
     /// The last fetch error for `key`, if its last fetch failed.

@@ -568,8 +568,59 @@ mr_owner = "any"
 mr_owner_config = "any"
 "#;
 
+    /// `body` at the default level (TdxRaTlsBidirectional) with the static-collateral opt-out
+    /// appended, so that the tests of other sections need no `[remote]`.
     fn with_version(body: &str) -> String {
-        format!("version = 1\n{body}")
+        format!("version = 1\n{body}\n[dangerous]\nstatic_collateral = true\n")
+    }
+
+    #[test]
+    fn levels_from_tdx_remote_up_need_remote_or_the_opt_out() {
+        use crate::AttestationLevel as L;
+        for level in [L::TdxRemote, L::TdxRaTlsBidirectional, L::TdxPlusReproducibleBuild] {
+            let text = format!("version = 1\nlevel = \"{}\"\n{PROFILE}", level.as_str());
+            let err = Policy::from_toml(&text).unwrap_err();
+            assert_eq!(
+                err,
+                PolicyFileError::RemoteSectionMissing(super::super::RemoteSectionMissing {
+                    level
+                }),
+                "{level}"
+            );
+            let message = err.to_string();
+            assert!(message.contains("needs a [remote] section"), "{message}");
+            assert!(message.contains("static_collateral = true"), "{message}");
+        }
+        // The default level is TdxRaTlsBidirectional: refused as well.
+        assert!(matches!(
+            Policy::from_toml("version = 1\n"),
+            Err(PolicyFileError::RemoteSectionMissing(_))
+        ));
+        // Below TdxRemote nothing is needed.
+        for level in [L::Software, L::TdxLocal] {
+            let text = format!("version = 1\nlevel = \"{}\"\n", level.as_str());
+            let policy = Policy::from_toml(&text).unwrap();
+            assert!(policy.remote().is_none() && !policy.accepts_static_collateral());
+        }
+        // With [remote]: accepted, no opt-out.
+        let text = "version = 1\n[remote]\npccs = [\"http://p\"]\n";
+        let policy = Policy::from_toml(text).unwrap();
+        assert!(policy.remote().is_some() && !policy.accepts_static_collateral());
+        // The opt-out: accepted, and written back.
+        let text = "version = 1\n[dangerous]\nstatic_collateral = true\n";
+        let policy = Policy::from_toml(text).unwrap();
+        assert!(policy.accepts_static_collateral() && policy.remote().is_none());
+        assert!(policy.to_toml().contains("\n[dangerous]\nstatic_collateral = true\n"));
+        assert_eq!(Policy::from_toml(&policy.to_toml()).unwrap(), policy);
+        // `static_collateral = false` is no opt-out; unknown keys are errors.
+        assert!(matches!(
+            Policy::from_toml("version = 1\n[dangerous]\nstatic_collateral = false\n"),
+            Err(PolicyFileError::RemoteSectionMissing(_))
+        ));
+        assert!(matches!(
+            Policy::from_toml("version = 1\n[dangerous]\nstatic = true\n"),
+            Err(PolicyFileError::Syntax(_))
+        ));
     }
 
     #[test]

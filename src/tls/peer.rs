@@ -114,7 +114,10 @@ impl PeerCheck {
             } else {
                 AttestationLevel::TdxRaTlsBidirectional
             }
-        } else if self.policy.remote().is_some() || self.policy.accepts_static_collateral() {
+        } else if self.policy.remote().is_some()
+            || (self.policy.accepts_static_collateral()
+                && self.policy.level() >= AttestationLevel::TdxRemote)
+        {
             // The policy's `[remote]` check passed for the quote (it refuses otherwise), or the
             // policy opted out of it explicitly (static collateral, logged at build).
             AttestationLevel::TdxRemote
