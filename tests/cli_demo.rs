@@ -72,7 +72,10 @@ fn demo_bonds_and_refuses_wrong_mrtd() {
         .map(|rest| format!("http://{}", rest.split_whitespace().next().unwrap()))
         .unwrap_or_else(|| panic!("no collateral service line in\n{out}"));
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
-    assert!(out.contains(&format!("[remote] pccs = [\"{url}\"]")), "{out}");
+    assert!(
+        out.contains(&format!("[remote] pccs = [\"{url}\"]")),
+        "{out}"
+    );
     for node in ["alice", "bob", "mallory"] {
         assert!(
             out.contains(&format!("fetched       {node}: collateral of ")),
@@ -81,7 +84,10 @@ fn demo_bonds_and_refuses_wrong_mrtd() {
     }
     let views: Vec<&str> = out
         .lines()
-        .filter(|line| line.trim().starts_with(&format!("collateral    {url} fetched ")))
+        .filter(|line| {
+            line.trim()
+                .starts_with(&format!("collateral    {url} fetched "))
+        })
         .collect();
     assert_eq!(views.len(), 2, "one per peer view: {out}");
     assert_eq!(out.matches("    digests     tcb_info ").count(), 2, "{out}");

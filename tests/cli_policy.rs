@@ -40,7 +40,8 @@ fn init_from_a_quote_pins_every_register_and_the_quote_is_then_admitted() {
     );
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(
-        out.stdout.contains("\n[dangerous]\nstatic_collateral = true"),
+        out.stdout
+            .contains("\n[dangerous]\nstatic_collateral = true"),
         "{}",
         out.stdout
     );
@@ -89,7 +90,11 @@ fn init_from_a_quote_pins_every_register_and_the_quote_is_then_admitted() {
         "{}",
         check.all()
     );
-    assert!(check.stdout.contains("collateral    STATIC"), "{}", check.all());
+    assert!(
+        check.stdout.contains("collateral    STATIC"),
+        "{}",
+        check.all()
+    );
 }
 
 /// Levels from TdxRemote up include the TdxRemote check: `policy init` at the default level
@@ -105,7 +110,9 @@ fn init_at_a_remote_level_declares_a_service_or_opts_out() {
     assert_eq!(refused.code, 2, "{}", refused.all());
     assert!(refused.stdout.is_empty(), "{}", refused.all());
     assert!(
-        refused.stderr.contains("TdxRaTlsBidirectional needs a collateral service")
+        refused
+            .stderr
+            .contains("TdxRaTlsBidirectional needs a collateral service")
             && refused.stderr.contains("--pccs URL")
             && refused.stderr.contains("--static-collateral"),
         "{}",
@@ -114,7 +121,14 @@ fn init_at_a_remote_level_declares_a_service_or_opts_out() {
     // TdxLocal does not include the check.
     let local = ratls(
         dir.path(),
-        &["policy", "init", "--from-quote", &vector("quote.bin"), "--level", "TdxLocal"],
+        &[
+            "policy",
+            "init",
+            "--from-quote",
+            &vector("quote.bin"),
+            "--level",
+            "TdxLocal",
+        ],
     );
     assert_eq!(local.code, 0, "{}", local.all());
     assert!(!local.stdout.contains("[remote]"), "{}", local.stdout);
@@ -134,7 +148,8 @@ fn init_at_a_remote_level_declares_a_service_or_opts_out() {
     );
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(
-        out.stdout.contains("[remote]") && out.stdout.contains("pccs = [\"http://127.0.0.1:8081\"]"),
+        out.stdout.contains("[remote]")
+            && out.stdout.contains("pccs = [\"http://127.0.0.1:8081\"]"),
         "{}",
         out.stdout
     );

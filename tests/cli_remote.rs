@@ -20,7 +20,14 @@ struct CollateralService {
 impl CollateralService {
     fn start(dir: &Path, from_dir: &str) -> Self {
         let mut child = Command::new(RATLS)
-            .args(["collateral", "serve", "--listen", "127.0.0.1:0", "--from-dir", from_dir])
+            .args([
+                "collateral",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--from-dir",
+                from_dir,
+            ])
             .args(["--root", &format!("{from_dir}/root.der")])
             .current_dir(dir)
             .env_remove("RUST_LOG")
@@ -114,17 +121,37 @@ fn connect_reaches_tdx_remote_with_collateral_from_the_service_and_restarts_warm
     let out = connect(
         dir.path(),
         &server.addr,
-        &["--policy", "client.toml", "--pccs", &service.url, "--collateral-dir", "cdir"],
+        &[
+            "--policy",
+            "client.toml",
+            "--pccs",
+            &service.url,
+            "--collateral-dir",
+            "cdir",
+        ],
     );
     assert_eq!(out.code, 0, "{}", out.all());
-    assert!(out.stdout.contains("level         TdxRemote"), "{}", out.all());
     assert!(
-        out.stdout.contains(&format!("collateral    {} fetched ", service.url)),
+        out.stdout.contains("level         TdxRemote"),
         "{}",
         out.all()
     );
-    assert!(out.stdout.contains("digests     tcb_info "), "{}", out.all());
-    assert!(out.stdout.contains("reply         \"hello\""), "{}", out.all());
+    assert!(
+        out.stdout
+            .contains(&format!("collateral    {} fetched ", service.url)),
+        "{}",
+        out.all()
+    );
+    assert!(
+        out.stdout.contains("digests     tcb_info "),
+        "{}",
+        out.all()
+    );
+    assert!(
+        out.stdout.contains("reply         \"hello\""),
+        "{}",
+        out.all()
+    );
     let persisted: Vec<_> = std::fs::read_dir(dir.path().join("cdir"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -150,11 +177,27 @@ fn connect_reaches_tdx_remote_with_collateral_from_the_service_and_restarts_warm
     let out = connect(
         dir.path(),
         &server.addr,
-        &["--policy", "client.toml", "--pccs", &url, "--collateral-dir", "cdir"],
+        &[
+            "--policy",
+            "client.toml",
+            "--pccs",
+            &url,
+            "--collateral-dir",
+            "cdir",
+        ],
     );
     assert_eq!(out.code, 0, "{}", out.all());
-    assert!(out.stdout.contains("level         TdxRemote"), "{}", out.all());
-    assert!(out.stdout.contains(&format!("collateral    {url} fetched ")), "{}", out.all());
+    assert!(
+        out.stdout.contains("level         TdxRemote"),
+        "{}",
+        out.all()
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("collateral    {url} fetched ")),
+        "{}",
+        out.all()
+    );
 
     // Without it, the stopped service is reported by URL and cause, exit 1.
     let out = connect(
@@ -164,7 +207,8 @@ fn connect_reaches_tdx_remote_with_collateral_from_the_service_and_restarts_warm
     );
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(
-        out.stderr.contains(&format!("error: collateral service: {url}/"))
+        out.stderr
+            .contains(&format!("error: collateral service: {url}/"))
             && out.stderr.contains("connection failed"),
         "{}",
         out.all()
@@ -177,7 +221,11 @@ fn a_service_without_the_collateral_is_reported_with_its_status_and_exit_1() {
     let server = synthetic_server(dir.path());
     // A service of an empty directory: every route answers 404.
     std::fs::create_dir(dir.path().join("empty")).unwrap();
-    std::fs::copy(dir.path().join("pki/root.der"), dir.path().join("empty/root.der")).unwrap();
+    std::fs::copy(
+        dir.path().join("pki/root.der"),
+        dir.path().join("empty/root.der"),
+    )
+    .unwrap();
     let service = CollateralService::start(dir.path(), "empty");
     remote_policy(dir.path(), "client.toml", &service.url);
     let out = connect(
@@ -187,7 +235,8 @@ fn a_service_without_the_collateral_is_reported_with_its_status_and_exit_1() {
     );
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(
-        out.stderr.contains(&format!("error: collateral service: {}/", service.url))
+        out.stderr
+            .contains(&format!("error: collateral service: {}/", service.url))
             && out.stderr.contains("404"),
         "{}",
         out.all()
@@ -200,12 +249,22 @@ fn a_bidirectional_policy_file_without_remote_is_refused_and_the_opt_out_is_logg
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("bare.toml"),
-        format!("version = 1\nlevel = \"TdxRaTlsBidirectional\"\n{}", profile()),
+        format!(
+            "version = 1\nlevel = \"TdxRaTlsBidirectional\"\n{}",
+            profile()
+        ),
     )
     .unwrap();
     let out = ratls(
         dir.path(),
-        &["serve", "--listen", "127.0.0.1:0", "--policy", "bare.toml", "--synthetic"],
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--policy",
+            "bare.toml",
+            "--synthetic",
+        ],
     );
     assert_eq!(out.code, 2, "{}", out.all());
     assert!(
@@ -224,7 +283,14 @@ fn a_bidirectional_policy_file_without_remote_is_refused_and_the_opt_out_is_logg
     )
     .unwrap();
     let mut child = Command::new(RATLS)
-        .args(["serve", "--listen", "127.0.0.1:0", "--policy", "opt-out.toml", "--synthetic"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--policy",
+            "opt-out.toml",
+            "--synthetic",
+        ])
         .current_dir(dir.path())
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
@@ -235,14 +301,24 @@ fn a_bidirectional_policy_file_without_remote_is_refused_and_the_opt_out_is_logg
     let mut line = String::new();
     while !line.starts_with("listening on ") {
         line.clear();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "serve did not start");
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "serve did not start"
+        );
     }
     let _ = child.kill();
     let _ = child.wait();
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert_eq!(
-        stderr.matches("static collateral: peers reach TdxRaTlsBidirectional").count(),
+        stderr
+            .matches("static collateral: peers reach TdxRaTlsBidirectional")
+            .count(),
         1,
         "{stderr}"
     );

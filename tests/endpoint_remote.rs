@@ -45,11 +45,7 @@ fn start_service(
     tokio::spawn(serve(listener, source))
 }
 
-fn software_client(
-    cache: &CollateralCache,
-    policy: Policy,
-    id: Identity,
-) -> EndpointConfig {
+fn software_client(cache: &CollateralCache, policy: Policy, id: Identity) -> EndpointConfig {
     EndpointConfig::builder(id)
         .with_policy(policy)
         .without_quotes()
@@ -252,7 +248,10 @@ fn levels_from_tdx_remote_up_without_a_remote_section_are_refused_at_build() {
         }
         // With [remote] (any declared service) it builds; with the opt-out too.
         let mut declared = bare.clone();
-        declared.set_remote(Some(RemotePolicy::new(vec!["http://127.0.0.1:1".into()], 600)));
+        declared.set_remote(Some(RemotePolicy::new(
+            vec!["http://127.0.0.1:1".into()],
+            600,
+        )));
         let mut opted_out = bare;
         opted_out.dangerous().static_collateral();
         for policy in [declared, opted_out] {
@@ -265,7 +264,10 @@ fn levels_from_tdx_remote_up_without_a_remote_section_are_refused_at_build() {
             match (level, built) {
                 (_, Ok(_)) => {}
                 // TdxPlusReproducibleBuild also needs a rebuild pin: a different, later refusal.
-                (AttestationLevel::TdxPlusReproducibleBuild, Err(ConfigError::NotRebuildPinned(_))) => {}
+                (
+                    AttestationLevel::TdxPlusReproducibleBuild,
+                    Err(ConfigError::NotRebuildPinned(_)),
+                ) => {}
                 (_, Err(error)) => panic!("{level}: {error}"),
             }
         }
@@ -338,7 +340,11 @@ async fn the_static_collateral_opt_out_admits_at_bidirectional() {
     let (accepted, connected) = (accepted.unwrap(), connected.unwrap());
     for peer in [accepted.peer(), connected.peer()] {
         assert_eq!(peer.level(), AttestationLevel::TdxRaTlsBidirectional);
-        assert!(peer.certificate_quote().unwrap().collateral_provenance().is_none());
+        assert!(peer
+            .certificate_quote()
+            .unwrap()
+            .collateral_provenance()
+            .is_none());
     }
 }
 
@@ -396,10 +402,16 @@ async fn bidirectional_bonds_with_collateral_from_the_loopback_service() {
     let client = bind(node(&caches[1])).await;
     let (accepted, connected) = pair(&server, &client, ExpectedPeer::AnyAllowedByPolicy).await;
     let (accepted, connected) = (accepted.unwrap(), connected.unwrap());
-    for (peer, cache) in [(accepted.peer(), &caches[0]), (connected.peer(), &caches[1])] {
+    for (peer, cache) in [
+        (accepted.peer(), &caches[0]),
+        (connected.peer(), &caches[1]),
+    ] {
         assert_eq!(peer.level(), AttestationLevel::TdxRaTlsBidirectional);
         let held = cache.held(&key).unwrap();
-        for quote in [peer.certificate_quote().unwrap(), peer.bond_quote().unwrap()] {
+        for quote in [
+            peer.certificate_quote().unwrap(),
+            peer.bond_quote().unwrap(),
+        ] {
             let provenance = quote.collateral_provenance().expect("recorded");
             assert_eq!(provenance.source, url);
             assert_eq!(provenance.fetched_at, held.fetched_at);

@@ -217,8 +217,13 @@ fn readme_tdx_remote_block_runs_as_written_and_shows_what_it_says() {
         );
     }
     // The persistence directory holds the fetched collateral.
-    let tmp_dirs: Vec<_> = std::fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().path()).collect();
+    let tmp_dirs: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(tmp_dirs.len(), 1, "{tmp_dirs:?}");
-    let persisted = std::fs::read_dir(tmp_dirs[0].join("collateral")).unwrap().count();
+    let persisted = std::fs::read_dir(tmp_dirs[0].join("collateral"))
+        .unwrap()
+        .count();
     assert_eq!(persisted, 1, "{all}");
 }

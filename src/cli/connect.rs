@@ -64,7 +64,7 @@ async fn connect(args: &ConnectArgs) -> ExitCode {
         Err(error) => return super::node::load_error(&error),
     };
     let mut started = Instant::now();
-    let dial = endpoint.connect(addr, expected.clone());
+    let dial = endpoint.connect(addr, expected);
     let mut result = tokio::time::timeout(Duration::from_secs(args.timeout), dial).await;
     if let (Some(cache), Ok(Err(error))) = (&cache, &result) {
         // The peer's platform was not in the cache yet: the lookup failed closed and scheduled

@@ -92,7 +92,13 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
         Some(dir) => Some(evidence::open(dir, &pki, &policy).await?),
     };
     let alice_cache = service.cache("alice").await?;
-    let mut alice_config = builder(&pki, &policy, &alice_cache, sample_measurements(), alice_id.clone())?;
+    let mut alice_config = builder(
+        &pki,
+        &policy,
+        &alice_cache,
+        sample_measurements(),
+        alice_id.clone(),
+    )?;
     if let Some(log) = &log {
         alice_config = alice_config.evidence_log(EvidenceSink::new(log.clone(), true));
     }
@@ -101,7 +107,13 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
     let bob_cache = service.cache("bob").await?;
     let bob = Endpoint::bind(
         addr,
-        node_config(&pki, &policy, &bob_cache, sample_measurements(), Identity::generate()?)?,
+        node_config(
+            &pki,
+            &policy,
+            &bob_cache,
+            sample_measurements(),
+            Identity::generate()?,
+        )?,
     )
     .await?;
     println!(

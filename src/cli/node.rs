@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use ratls_quic::pccs::{
+    CacheConfig, ClientConfig, CollateralCache, PcsClient, PlatformKey, Service,
+};
 use ratls_quic::synthetic::{
     sample_measurements, SyntheticPki, SyntheticPkiParams, SyntheticQuoteProvider, SyntheticTcb,
 };
@@ -13,7 +16,6 @@ use ratls_quic::Policy;
 use ratls_quic::{
     Collateral, CollateralStore, ConfigfsTsm, QuoteProvider, QuoteVerifier, StaticCollateral,
 };
-use ratls_quic::pccs::{CacheConfig, ClientConfig, CollateralCache, PcsClient, PlatformKey, Service};
 use ratls_quic::{EndpointConfig, PeerInfo};
 
 /// Options of one node (a `serve` or `connect` side).
@@ -126,7 +128,10 @@ pub(crate) async fn wait_for_fetch(
             .await
             .is_err()
         {
-            return Err(format!("no collateral for {key} within {} s", limit.as_secs()));
+            return Err(format!(
+                "no collateral for {key} within {} s",
+                limit.as_secs()
+            ));
         }
     }
 }
@@ -452,7 +457,9 @@ pub(crate) fn print_peer(indent: &str, peer: &PeerInfo) {
                 );
                 printed.push(p);
             }
-            None => println!("{indent}collateral    static (file or store, no service) ({kind} quote)"),
+            None => {
+                println!("{indent}collateral    static (file or store, no service) ({kind} quote)")
+            }
         }
     }
 }

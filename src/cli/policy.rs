@@ -441,8 +441,7 @@ pub(crate) fn describe(policy: &Policy) -> (Vec<String>, bool) {
             remote.services().join(" or "),
             remote.max_collateral_age_secs()
         ));
-    } else if policy.accepts_static_collateral() && policy.level() >= AttestationLevel::TdxRemote
-    {
+    } else if policy.accepts_static_collateral() && policy.level() >= AttestationLevel::TdxRemote {
         lines.push(
             "collateral    STATIC: TdxRemote and above without a collateral service \
              ([dangerous] static_collateral = true)"

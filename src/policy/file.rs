@@ -577,14 +577,16 @@ mr_owner_config = "any"
     #[test]
     fn levels_from_tdx_remote_up_need_remote_or_the_opt_out() {
         use crate::AttestationLevel as L;
-        for level in [L::TdxRemote, L::TdxRaTlsBidirectional, L::TdxPlusReproducibleBuild] {
+        for level in [
+            L::TdxRemote,
+            L::TdxRaTlsBidirectional,
+            L::TdxPlusReproducibleBuild,
+        ] {
             let text = format!("version = 1\nlevel = \"{}\"\n{PROFILE}", level.as_str());
             let err = Policy::from_toml(&text).unwrap_err();
             assert_eq!(
                 err,
-                PolicyFileError::RemoteSectionMissing(super::super::RemoteSectionMissing {
-                    level
-                }),
+                PolicyFileError::RemoteSectionMissing(super::super::RemoteSectionMissing { level }),
                 "{level}"
             );
             let message = err.to_string();
@@ -610,7 +612,9 @@ mr_owner_config = "any"
         let text = "version = 1\n[dangerous]\nstatic_collateral = true\n";
         let policy = Policy::from_toml(text).unwrap();
         assert!(policy.accepts_static_collateral() && policy.remote().is_none());
-        assert!(policy.to_toml().contains("\n[dangerous]\nstatic_collateral = true\n"));
+        assert!(policy
+            .to_toml()
+            .contains("\n[dangerous]\nstatic_collateral = true\n"));
         assert_eq!(Policy::from_toml(&policy.to_toml()).unwrap(), policy);
         // `static_collateral = false` is no opt-out; unknown keys are errors.
         assert!(matches!(
