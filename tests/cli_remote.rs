@@ -323,3 +323,54 @@ fn a_bidirectional_policy_file_without_remote_is_refused_and_the_opt_out_is_logg
         "{stderr}"
     );
 }
+
+/// `serve --pccs` with a service that cannot be reached: the peer is refused (fail closed), the
+/// server names the service's URL and the cause, and a `--once` server exits 1.
+#[test]
+fn serve_with_an_unreachable_service_refuses_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, server_digest) = identity(dir.path(), "server.key");
+    std::fs::write(
+        dir.path().join("server.toml"),
+        format!("version = 1\nlevel = \"TdxLocal\"\n{}", profile()),
+    )
+    .unwrap();
+    software_policy(dir.path(), "client.toml", &[&server_digest]);
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--policy",
+            "server.toml",
+            "--identity",
+            "server.key",
+            "--pccs",
+            "http://127.0.0.1:1",
+            "--once",
+        ],
+    );
+    let client = ratls(
+        dir.path(),
+        &[
+            "connect",
+            &server.addr,
+            "--policy",
+            "client.toml",
+            "--synthetic",
+            "--message",
+            "x",
+        ],
+    );
+    assert_eq!(client.code, 1, "{}", client.all());
+    let out = server.finish(std::time::Duration::from_secs(60));
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.stdout.contains("no collateral"), "{}", out.all());
+    assert!(
+        out.stderr
+            .contains("error: collateral service: http://127.0.0.1:1/")
+            && out.stderr.contains("connection failed"),
+        "{}",
+        out.all()
+    );
+}
