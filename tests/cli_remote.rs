@@ -374,3 +374,31 @@ fn serve_with_an_unreachable_service_refuses_and_names_it() {
         out.all()
     );
 }
+
+/// A `[remote]` policy with a collateral file: the peer is refused (no provenance), and the
+/// advice says to verify through one of the policy's services.
+#[test]
+fn a_remote_policy_with_a_collateral_file_is_refused_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = synthetic_server(dir.path());
+    remote_policy(dir.path(), "client.toml", "http://127.0.0.1:8081");
+    let out = connect(
+        dir.path(),
+        &server.addr,
+        &[
+            "--policy",
+            "client.toml",
+            "--collateral",
+            "pki/collateral.json",
+        ],
+    );
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stdout.contains("no bond: this side refused the peer")
+            && out.stdout.contains("not fetched from a collateral service")
+            && out.stdout.contains("has a [remote] section")
+            && out.stdout.contains("--pccs URL"),
+        "{}",
+        out.all()
+    );
+}
