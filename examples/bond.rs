@@ -25,6 +25,10 @@ fn config(pki: &Arc<SyntheticPki>) -> anyhow::Result<EndpointConfig> {
         &sample_measurements(),
     )]));
     policy.set_level(AttestationLevel::TdxRaTlsBidirectional);
+    // Static synthetic collateral: the explicit, logged opt-out of the TdxRemote check that
+    // levels from TdxRemote up include (a deployment declares its collateral service in
+    // `[remote]` instead, docs/collateral.md).
+    policy.dangerous().static_collateral();
     // This side's quotes (on a TDX guest: `ratls_quic::ConfigfsTsm::new()`).
     let provider = SyntheticQuoteProvider::new(
         Arc::clone(pki),

@@ -41,6 +41,10 @@ fn config(
         &sample_measurements(),
     )]));
     policy.set_level(AttestationLevel::TdxRaTlsBidirectional);
+    // Static synthetic collateral: the explicit, logged opt-out of the TdxRemote check that
+    // levels from TdxRemote up include (a deployment declares its collateral service in
+    // `[remote]` instead, docs/collateral.md).
+    policy.dangerous().static_collateral();
     let provider =
         SyntheticQuoteProvider::new(Arc::clone(pki), measurements, SyntheticTcb::UpToDate);
     let verifier = QuoteVerifier::dangerous().trust_root(pki.root_der().to_vec());

@@ -119,8 +119,8 @@ pub use level::AttestationLevel;
 pub use policy::{
     AttestationError, DangerousPolicy, Expected, Freshness, HexError, MeasurementMismatch,
     MeasurementPolicy, MeasurementProfile, Policy, PolicyFileError, PolicyViolation,
-    RebuildPinError, Register, RemotePolicy, RemoteViolation, TcbPolicy, VerifiedQuote,
-    DEFAULT_MAX_COLLATERAL_AGE_SECS,
+    RebuildPinError, Register, RemotePolicy, RemoteSectionMissing, RemoteViolation, TcbPolicy,
+    VerifiedQuote, DEFAULT_MAX_COLLATERAL_AGE_SECS,
 };
 pub use tdx::{
     canonical_quote, pck_chain_pem, AuthenticQuote, AuthenticityError, CacheStats, Collateral,

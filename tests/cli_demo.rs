@@ -63,6 +63,35 @@ fn demo_bonds_and_refuses_wrong_mrtd() {
     assert!(out.contains("differs in mr_td"), "{out}");
     assert!(out.contains("typed reason  PeerRejection::Quote"), "{out}");
     assert!(out.contains("result: as expected"), "{out}");
+
+    // Collateral came over real HTTP from the demo's own loopback service, and each side's
+    // view of the other names that service, the fetch time and the items' digests.
+    let url = out
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("collateral    http://"))
+        .map(|rest| format!("http://{}", rest.split_whitespace().next().unwrap()))
+        .unwrap_or_else(|| panic!("no collateral service line in\n{out}"));
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert!(
+        out.contains(&format!("[remote] pccs = [\"{url}\"]")),
+        "{out}"
+    );
+    for node in ["alice", "bob", "mallory"] {
+        assert!(
+            out.contains(&format!("fetched       {node}: collateral of ")),
+            "{node}: {out}"
+        );
+    }
+    let views: Vec<&str> = out
+        .lines()
+        .filter(|line| {
+            line.trim()
+                .starts_with(&format!("collateral    {url} fetched "))
+        })
+        .collect();
+    assert_eq!(views.len(), 2, "one per peer view: {out}");
+    assert_eq!(out.matches("    digests     tcb_info ").count(), 2, "{out}");
+    assert!(!out.contains("collateral    static"), "{out}");
 }
 
 fn software_policy(path: &Path, allow: &Identity) {

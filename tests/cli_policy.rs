@@ -30,9 +30,21 @@ fn init_from_a_quote_pins_every_register_and_the_quote_is_then_admitted() {
     let dir = tempfile::tempdir().unwrap();
     let out = ratls(
         dir.path(),
-        &["policy", "init", "--from-quote", &vector("quote.bin")],
+        &[
+            "policy",
+            "init",
+            "--from-quote",
+            &vector("quote.bin"),
+            "--static-collateral",
+        ],
     );
     assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stdout
+            .contains("\n[dangerous]\nstatic_collateral = true"),
+        "{}",
+        out.stdout
+    );
     for key in KEYS.iter().chain(&[
         "version",
         "level",
@@ -75,6 +87,96 @@ fn init_from_a_quote_pins_every_register_and_the_quote_is_then_admitted() {
     assert_eq!(check.code, 0, "{}", check.all());
     assert!(
         check.stdout.contains("pins mr_td, rtmr0"),
+        "{}",
+        check.all()
+    );
+    assert!(
+        check.stdout.contains("collateral    STATIC"),
+        "{}",
+        check.all()
+    );
+}
+
+/// Levels from TdxRemote up include the TdxRemote check: `policy init` at the default level
+/// (TdxRaTlsBidirectional) needs a declared service or the explicit opt-out, and what it writes
+/// with a service loads with that `[remote]` section.
+#[test]
+fn init_at_a_remote_level_declares_a_service_or_opts_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = ratls(
+        dir.path(),
+        &["policy", "init", "--from-quote", &vector("quote.bin")],
+    );
+    assert_eq!(refused.code, 2, "{}", refused.all());
+    assert!(refused.stdout.is_empty(), "{}", refused.all());
+    assert!(
+        refused
+            .stderr
+            .contains("TdxRaTlsBidirectional needs a collateral service")
+            && refused.stderr.contains("--pccs URL")
+            && refused.stderr.contains("--static-collateral"),
+        "{}",
+        refused.all()
+    );
+    // TdxLocal does not include the check.
+    let local = ratls(
+        dir.path(),
+        &[
+            "policy",
+            "init",
+            "--from-quote",
+            &vector("quote.bin"),
+            "--level",
+            "TdxLocal",
+        ],
+    );
+    assert_eq!(local.code, 0, "{}", local.all());
+    assert!(!local.stdout.contains("[remote]"), "{}", local.stdout);
+
+    let out = ratls(
+        dir.path(),
+        &[
+            "policy",
+            "init",
+            "--from-quote",
+            &vector("quote.bin"),
+            "--pccs",
+            "http://127.0.0.1:8081",
+            "--max-collateral-age-secs",
+            "300",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stdout.contains("[remote]")
+            && out.stdout.contains("pccs = [\"http://127.0.0.1:8081\"]"),
+        "{}",
+        out.stdout
+    );
+    let policy = ratls_quic::Policy::from_toml(&out.stdout).unwrap();
+    let remote = policy.remote().expect("[remote] written");
+    assert_eq!(remote.services(), ["http://127.0.0.1:8081"]);
+    assert_eq!(remote.max_collateral_age_secs(), 300);
+    std::fs::write(dir.path().join("remote.toml"), &out.stdout).unwrap();
+    let check = ratls(dir.path(), &["policy", "check", "remote.toml"]);
+    assert_eq!(check.code, 0, "{}", check.all());
+    assert!(
+        check
+            .stdout
+            .contains("collateral    fetched from http://127.0.0.1:8081 at most 300 s"),
+        "{}",
+        check.all()
+    );
+
+    // A hand-written file at the default level without [remote] is refused by check, naming
+    // the missing section and the opt-out.
+    let bare = out.stdout.split("\n[remote]").next().unwrap().to_owned();
+    std::fs::write(dir.path().join("bare.toml"), &bare).unwrap();
+    let check = ratls(dir.path(), &["policy", "check", "bare.toml"]);
+    assert_eq!(check.code, 2, "{}", check.all());
+    assert!(
+        check.stderr.contains("needs a [remote] section")
+            && check.stderr.contains("static_collateral = true"),
         "{}",
         check.all()
     );

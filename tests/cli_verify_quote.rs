@@ -124,7 +124,7 @@ fn policy_file_pins_measurements() {
     let write_policy = |mr_td: &str| {
         let path = dir.path().join(format!("{mr_td:.8}.toml"));
         let text = format!(
-            "version = 1\n[[profile]]\nname = \"vector\"\nmr_td = \"{mr_td}\"\nrtmr0 = \"any\"\nrtmr1 = \"any\"\nrtmr2 = \"any\"\nrtmr3 = \"any\"\nmr_config_id = \"any\"\nmr_owner = \"any\"\nmr_owner_config = \"any\"\n"
+            "version = 1\nlevel = \"TdxLocal\"\n[[profile]]\nname = \"vector\"\nmr_td = \"{mr_td}\"\nrtmr0 = \"any\"\nrtmr1 = \"any\"\nrtmr2 = \"any\"\nrtmr3 = \"any\"\nmr_config_id = \"any\"\nmr_owner = \"any\"\nmr_owner_config = \"any\"\n"
         );
         std::fs::write(&path, text).unwrap();
         path.to_str().unwrap().to_owned()

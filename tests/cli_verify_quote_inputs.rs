@@ -74,7 +74,7 @@ fn refused_exits_1() {
     std::fs::write(
         &policy,
         format!(
-            "version = 1\n[[profile]]\nname = \"x\"\nmr_td = \"{}\"\nrtmr0 = \"any\"\nrtmr1 = \"any\"\nrtmr2 = \"any\"\nrtmr3 = \"any\"\nmr_config_id = \"any\"\nmr_owner = \"any\"\nmr_owner_config = \"any\"\n",
+            "version = 1\nlevel = \"TdxLocal\"\n[[profile]]\nname = \"x\"\nmr_td = \"{}\"\nrtmr0 = \"any\"\nrtmr1 = \"any\"\nrtmr2 = \"any\"\nrtmr3 = \"any\"\nmr_config_id = \"any\"\nmr_owner = \"any\"\nmr_owner_config = \"any\"\n",
             "ab".repeat(48)
         ),
     )

@@ -17,8 +17,9 @@ use ratls_quic::pccs::{
 };
 use ratls_quic::synthetic::{sample_measurements, QuoteSpec, SyntheticTcb};
 use ratls_quic::{
-    AttestationError, AttestationLevel, EndpointConfig, ExpectedPeer, Identity, PeerRejection,
-    PolicyViolation, RemotePolicy, RemoteViolation, ReportData,
+    AttestationError, AttestationLevel, ConfigError, EndpointConfig, ExpectedPeer, Identity,
+    MeasurementPolicy, MeasurementProfile, PeerRejection, Policy, PolicyViolation, RemotePolicy,
+    RemoteViolation, ReportData,
 };
 
 async fn wait_until(cache: &CollateralCache, done: impl Fn(&CollateralCache) -> bool) {
@@ -44,11 +45,7 @@ fn start_service(
     tokio::spawn(serve(listener, source))
 }
 
-fn software_client(
-    cache: &CollateralCache,
-    policy: ratls_quic::Policy,
-    id: Identity,
-) -> EndpointConfig {
+fn software_client(cache: &CollateralCache, policy: Policy, id: Identity) -> EndpointConfig {
     EndpointConfig::builder(id)
         .with_policy(policy)
         .without_quotes()
@@ -217,14 +214,218 @@ async fn tdx_remote_refuses_collateral_from_a_file() {
     );
 }
 
+/// Levels are cumulative: TdxRemote, TdxRaTlsBidirectional and TdxPlusReproducibleBuild all
+/// include the TdxRemote check, so a policy at any of them without `[remote]` and without the
+/// explicit opt-out is refused when the configuration is built, with a typed error naming the
+/// missing section; the opt-out builds.
 #[test]
-fn tdx_remote_without_a_remote_section_is_refused_at_build() {
-    let result = EndpointConfig::builder(Identity::generate().unwrap())
-        .with_policy(policy(AttestationLevel::TdxRemote))
+fn levels_from_tdx_remote_up_without_a_remote_section_are_refused_at_build() {
+    for level in [
+        AttestationLevel::TdxRemote,
+        AttestationLevel::TdxRaTlsBidirectional,
+        AttestationLevel::TdxPlusReproducibleBuild,
+    ] {
+        let mut bare = Policy::new(MeasurementPolicy::new(vec![MeasurementProfile::exact(
+            "sample",
+            &sample_measurements(),
+        )]));
+        bare.set_level(level);
+        assert!(!bare.accepts_static_collateral());
+        let (quote_verifier, collateral) = verifier();
+        let result = EndpointConfig::builder(Identity::generate().unwrap())
+            .with_policy(bare.clone())
+            .with_quote_provider(provider(sample_measurements()))
+            .with_quote_verifier(quote_verifier, collateral)
+            .build();
+        match result {
+            Err(ConfigError::RemoteSectionMissing(missing)) => {
+                assert_eq!(missing.level, level);
+                let message = missing.to_string();
+                assert!(message.contains("[remote]"), "{message}");
+                assert!(message.contains("static_collateral"), "{message}");
+            }
+            other => panic!("{level}: expected RemoteSectionMissing, got {other:?}"),
+        }
+        // With [remote] (any declared service) it builds; with the opt-out too.
+        let mut declared = bare.clone();
+        declared.set_remote(Some(RemotePolicy::new(
+            vec!["http://127.0.0.1:1".into()],
+            600,
+        )));
+        let mut opted_out = bare;
+        opted_out.dangerous().static_collateral();
+        for policy in [declared, opted_out] {
+            let (quote_verifier, collateral) = verifier();
+            let built = EndpointConfig::builder(Identity::generate().unwrap())
+                .with_policy(policy)
+                .with_quote_provider(provider(sample_measurements()))
+                .with_quote_verifier(quote_verifier, collateral)
+                .build();
+            match (level, built) {
+                (_, Ok(_)) => {}
+                // TdxPlusReproducibleBuild also needs a rebuild pin: a different, later refusal.
+                (
+                    AttestationLevel::TdxPlusReproducibleBuild,
+                    Err(ConfigError::NotRebuildPinned(_)),
+                ) => {}
+                (_, Err(error)) => panic!("{level}: {error}"),
+            }
+        }
+    }
+    // Below TdxRemote nothing is needed.
+    let mut local = Policy::new(MeasurementPolicy::new(Vec::new()));
+    local.set_level(AttestationLevel::TdxLocal);
+    let (quote_verifier, collateral) = verifier();
+    assert!(EndpointConfig::builder(Identity::generate().unwrap())
+        .with_policy(local)
         .without_quotes()
-        .with_quote_verifier(verifier().0, verifier().1)
-        .build();
-    assert!(result.is_err());
+        .with_quote_verifier(quote_verifier, collateral)
+        .build()
+        .is_ok());
+}
+
+/// With `[remote]`, a bidirectional bond whose peer quote verified with static collateral (no
+/// provenance) is refused: TdxRaTlsBidirectional includes the TdxRemote check.
+#[tokio::test]
+async fn bidirectional_with_remote_refuses_static_collateral() {
+    let server = bind(config(
+        Identity::generate().unwrap(),
+        Side::Attested(Box::new(sample_measurements())),
+        policy(AttestationLevel::TdxRaTlsBidirectional),
+    ))
+    .await;
+    let client = bind(config(
+        Identity::generate().unwrap(),
+        Side::Attested(Box::new(sample_measurements())),
+        remote_policy(
+            AttestationLevel::TdxRaTlsBidirectional,
+            "http://127.0.0.1:1",
+            600,
+        ),
+    ))
+    .await;
+    let (_, connected) = pair(&server, &client, ExpectedPeer::AnyAllowedByPolicy).await;
+    let error = connected.expect_err("no provenance");
+    assert!(
+        matches!(
+            error.rejection(),
+            Some(PeerRejection::Quote(AttestationError::Policy {
+                violation: PolicyViolation::Remote(RemoteViolation::NoProvenance),
+                ..
+            }))
+        ),
+        "{error}"
+    );
+}
+
+/// The opt-out admits at TdxRaTlsBidirectional with static collateral, and the peer's quotes
+/// record no provenance (what the evidence shows).
+#[tokio::test]
+async fn the_static_collateral_opt_out_admits_at_bidirectional() {
+    let bidirectional = policy(AttestationLevel::TdxRaTlsBidirectional);
+    assert!(bidirectional.accepts_static_collateral() && bidirectional.remote().is_none());
+    let server = bind(config(
+        Identity::generate().unwrap(),
+        Side::Attested(Box::new(sample_measurements())),
+        bidirectional.clone(),
+    ))
+    .await;
+    let client = bind(config(
+        Identity::generate().unwrap(),
+        Side::Attested(Box::new(sample_measurements())),
+        bidirectional,
+    ))
+    .await;
+    let (accepted, connected) = pair(&server, &client, ExpectedPeer::AnyAllowedByPolicy).await;
+    let (accepted, connected) = (accepted.unwrap(), connected.unwrap());
+    for peer in [accepted.peer(), connected.peer()] {
+        assert_eq!(peer.level(), AttestationLevel::TdxRaTlsBidirectional);
+        assert!(peer
+            .certificate_quote()
+            .unwrap()
+            .collateral_provenance()
+            .is_none());
+    }
+}
+
+/// Two attested endpoints bond at TdxRaTlsBidirectional with collateral each fetched over real
+/// HTTP on loopback from the project's own service: both quotes of each side record the
+/// service, fetch time and item digests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bidirectional_bonds_with_collateral_from_the_loopback_service() {
+    let pki = pki();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("synthetic.json"),
+        serde_json::to_vec(pki.collateral()).unwrap(),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let _service = start_service(listener, dir.path());
+    let quote = pki
+        .quote(&QuoteSpec {
+            report_data: ReportData([0; 64]),
+            measurements: sample_measurements(),
+            tcb: SyntheticTcb::UpToDate,
+        })
+        .unwrap();
+    let key = PlatformKey::from_quote(&quote).unwrap();
+    let node = |cache: &CollateralCache| {
+        EndpointConfig::builder(Identity::generate().unwrap())
+            .with_policy(remote_policy(
+                AttestationLevel::TdxRaTlsBidirectional,
+                &url,
+                600,
+            ))
+            .with_quote_provider(provider(sample_measurements()))
+            .with_quote_verifier(pki.quote_verifier(), Arc::new(cache.clone()))
+            .build()
+            .unwrap()
+    };
+    let mut caches = Vec::new();
+    for _ in 0..2 {
+        let mut client_config = ClientConfig::new(vec![Service::pccs(&url)]);
+        client_config.root_der = pki.root_der().to_vec();
+        let cache = CollateralCache::start(
+            PcsClient::new(client_config).unwrap(),
+            CacheConfig {
+                prewarm: vec![key],
+                ..CacheConfig::default()
+            },
+        )
+        .await;
+        wait_until(&cache, |c| c.held(&key).is_some()).await;
+        caches.push(cache);
+    }
+    let server = bind(node(&caches[0])).await;
+    let client = bind(node(&caches[1])).await;
+    let (accepted, connected) = pair(&server, &client, ExpectedPeer::AnyAllowedByPolicy).await;
+    let (accepted, connected) = (accepted.unwrap(), connected.unwrap());
+    for (peer, cache) in [
+        (accepted.peer(), &caches[0]),
+        (connected.peer(), &caches[1]),
+    ] {
+        assert_eq!(peer.level(), AttestationLevel::TdxRaTlsBidirectional);
+        let held = cache.held(&key).unwrap();
+        for quote in [
+            peer.certificate_quote().unwrap(),
+            peer.bond_quote().unwrap(),
+        ] {
+            let provenance = quote.collateral_provenance().expect("recorded");
+            assert_eq!(provenance.source, url);
+            assert_eq!(provenance.fetched_at, held.fetched_at);
+            assert_eq!(
+                provenance.item_digests,
+                [
+                    held.digests.tcb_info,
+                    held.digests.qe_identity,
+                    held.digests.pck_crl,
+                    held.digests.root_ca_crl
+                ]
+            );
+        }
+    }
 }
 
 trait NowSecs {

@@ -325,3 +325,29 @@ async fn quote_without_a_platform_key_is_a_miss_without_a_fetch() {
     assert!(cache.collateral_for(b"not a quote").is_none());
     assert_eq!(cache.stats().fetches, 0);
 }
+
+/// Lookups remember each PCK chain's platform key: quotes of different platforms, looked up in
+/// turn through one cache, each schedule the fetch of their own platform (a remembered key is
+/// never handed to another chain).
+#[tokio::test]
+async fn each_pck_chain_gets_its_own_platform_key() {
+    let s = setup().await;
+    let cache = CollateralCache::start(client(&s.server.url(), &s.clock), quiet()).await;
+    // Another platform (FMSPC 90C06F000000, not B0C06F000000).
+    let other = read("v5_td15_gotdxguest_uptodate", "quote.bin");
+    let other_key = PlatformKey::from_quote(&other).unwrap();
+    assert_ne!(other_key, s.key);
+    assert_ne!(
+        pccs_support::pck_chain(&other),
+        pccs_support::pck_chain(&s.quote)
+    );
+    for (quote, key) in [
+        (&s.quote, s.key),
+        (&other, other_key),
+        (&s.quote, s.key),
+        (&other, other_key),
+    ] {
+        let _ = cache.collateral_for(quote);
+        assert_eq!(cache.last_missed(), Some(key));
+    }
+}

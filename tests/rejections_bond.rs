@@ -106,6 +106,10 @@ async fn bond_proof_with_other_measurements_than_the_certificate_refused() {
         MeasurementProfile::exact("other", &other),
     ]));
     two_profiles.set_level(BIDIRECTIONAL);
+    // Static synthetic collateral: the explicit, logged opt-out of the TdxRemote check that
+    // levels from TdxRemote up include (a deployment declares its collateral service in
+    // `[remote]` instead, docs/collateral.md).
+    two_profiles.dangerous().static_collateral();
     let server = bind(config(
         Identity::generate().unwrap(),
         attested(),

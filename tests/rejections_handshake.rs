@@ -153,6 +153,10 @@ async fn debug_td_refused_although_its_measurements_are_pinned() {
         "debug", &debug,
     )]));
     pinned_debug.set_level(BIDIRECTIONAL);
+    // Static synthetic collateral: the explicit, logged opt-out of the TdxRemote check that
+    // levels from TdxRemote up include (a deployment declares its collateral service in
+    // `[remote]` instead, docs/collateral.md).
+    pinned_debug.dangerous().static_collateral();
     assert!(!pinned_debug.allows_debug());
 
     let server = bind(config(

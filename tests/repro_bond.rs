@@ -181,7 +181,8 @@ fn policy_at_level_without_rebuild_is_refused_at_build() {
     let text = format!(
         "version = 1\nlevel = \"TdxPlusReproducibleBuild\"\n\n[[profile]]\nname = \"prod\"\n\
          mr_td = \"{}\"\nrtmr0 = \"any\"\nrtmr1 = \"any\"\nrtmr2 = \"any\"\nrtmr3 = \"any\"\n\
-         mr_config_id = \"any\"\nmr_owner = \"any\"\nmr_owner_config = \"any\"\n",
+         mr_config_id = \"any\"\nmr_owner = \"any\"\nmr_owner_config = \"any\"\n\
+         \n[dangerous]\nstatic_collateral = true\n",
         hex::encode(sample_measurements().mr_td)
     );
     let policy = Policy::from_toml(&text).unwrap();
@@ -325,6 +326,7 @@ async fn emitted_policy_file_carries_the_rebuild_and_bonds() {
         .arg(&policy_path)
         .arg("--emit-policy")
         .arg(&out_path)
+        .arg("--static-collateral")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

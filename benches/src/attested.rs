@@ -226,6 +226,12 @@ fn policy(level: AttestationLevel) -> Policy {
         &sample_measurements(),
     )]));
     policy.set_level(level);
+    // Static synthetic collateral: the explicit, logged opt-out of the TdxRemote check that
+    // levels from TdxRemote up include (a deployment declares its collateral service in
+    // `[remote]` instead, docs/collateral.md).
+    if level >= AttestationLevel::TdxRemote {
+        policy.dangerous().static_collateral();
+    }
     policy
 }
 

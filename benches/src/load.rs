@@ -292,6 +292,10 @@ fn config(
         &sample_measurements(),
     )]));
     policy.set_level(AttestationLevel::TdxRaTlsBidirectional);
+    // Static synthetic collateral: the explicit, logged opt-out of the TdxRemote check that
+    // levels from TdxRemote up include (a deployment declares its collateral service in
+    // `[remote]` instead, docs/collateral.md).
+    policy.dangerous().static_collateral();
     let verifier = QuoteVerifier::dangerous().trust_root(pki.root_der().to_vec());
     let collateral = Arc::new(StaticCollateral(Arc::new(Collateral::new(
         pki.collateral().clone(),

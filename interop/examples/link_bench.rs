@@ -64,6 +64,10 @@ fn config(
         Mode::CertificateFreshness => AttestationLevel::TdxLocal,
         Mode::PerBond => AttestationLevel::TdxRaTlsBidirectional,
     });
+    // Static synthetic collateral: the explicit, logged opt-out of the TdxRemote check that
+    // levels from TdxRemote up include (a deployment declares its collateral service in
+    // `[remote]` instead, docs/collateral.md).
+    policy.dangerous().static_collateral();
     policy.software_allow.insert(peer.attestation_digest());
     let verifier = QuoteVerifier::dangerous().trust_root(pki.root_der().to_vec());
     let collateral = StaticCollateral(Arc::new(Collateral::new(pki.collateral().clone()).unwrap()));

@@ -43,6 +43,10 @@ async fn node(identity: Identity) -> LocalNode {
         &sample_measurements(),
     )]));
     policy.set_level(AttestationLevel::TdxRaTlsBidirectional);
+    // Static synthetic collateral: the explicit, logged opt-out of the TdxRemote check that
+    // levels from TdxRemote up include (a deployment declares its collateral service in
+    // `[remote]` instead, docs/collateral.md).
+    policy.dangerous().static_collateral();
     let provider = SyntheticQuoteProvider::new(
         Arc::clone(&pki),
         sample_measurements(),

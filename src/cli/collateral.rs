@@ -47,6 +47,15 @@ impl ServiceArgs {
 
     /// The client configuration for the declared services.
     pub(crate) fn client(&self, clock: Arc<dyn Clock>) -> anyhow::Result<PcsClient> {
+        self.client_with_root(clock, ratls_quic::INTEL_SGX_ROOT_CA_DER.to_vec())
+    }
+
+    /// The client for the declared services, checking collateral against `root_der`.
+    pub(crate) fn client_with_root(
+        &self,
+        clock: Arc<dyn Clock>,
+        root_der: Vec<u8>,
+    ) -> anyhow::Result<PcsClient> {
         let mut services: Vec<Service> = self.pccs.iter().map(|url| Service::pccs(url)).collect();
         services.extend(self.pcs.iter().map(|url| Service::pcs(url)));
         let mut config = ClientConfig::new(services);
@@ -57,6 +66,7 @@ impl ServiceArgs {
         config.connect_timeout = config.timeout.min(config.connect_timeout);
         config.root_crl_url.clone_from(&self.root_crl_url);
         config.tcb_evaluation_data_number = self.tcb_evaluation_data_number;
+        config.root_der = root_der;
         PcsClient::with_clock(config, clock).context("collateral client")
     }
 }
@@ -139,6 +149,10 @@ pub(crate) struct ServeArgs {
     /// Judge windows at this unix time instead of now (replaying old collateral; logged).
     #[arg(long, value_name = "UNIX")]
     now: Option<u64>,
+    /// Check collateral against this root CA (DER or PEM) instead of Intel's SGX Root CA: the
+    /// synthetic PKI `ratls serve --synthetic --write-pki` writes (logged).
+    #[arg(long, value_name = "FILE")]
+    root: Option<PathBuf>,
 }
 
 /// Runs `ratls collateral`.
@@ -218,14 +232,23 @@ async fn serve(args: &ServeArgs) -> ExitCode {
         if let Some(now) = args.now {
             eprintln!("warning: judging collateral windows at the fixed time {now}");
         }
+        let root_der = match &args.root {
+            Some(path) => {
+                let root = super::inputs::load_root(path)?;
+                if root != ratls_quic::INTEL_SGX_ROOT_CA_DER {
+                    eprintln!(
+                        "warning: checking collateral against {}, NOT Intel's SGX Root CA",
+                        path.display()
+                    );
+                }
+                root
+            }
+            None => ratls_quic::INTEL_SGX_ROOT_CA_DER.to_vec(),
+        };
         let source: Arc<dyn ItemSource> = match &args.from_dir {
             Some(dir) => {
                 anyhow::ensure!(dir.is_dir(), "{} is not a directory", dir.display());
-                Arc::new(DirSource::new(
-                    dir.clone(),
-                    ratls_quic::INTEL_SGX_ROOT_CA_DER.to_vec(),
-                    clock,
-                ))
+                Arc::new(DirSource::new(dir.clone(), root_der, clock))
             }
             None => {
                 let services = ServiceArgs {
@@ -237,7 +260,7 @@ async fn serve(args: &ServeArgs) -> ExitCode {
                     services.declared(),
                     "give --from-dir DIR or --upstream URL (or --upstream-pcs URL)"
                 );
-                let client = services.client(clock)?;
+                let client = services.client_with_root(clock, root_der)?;
                 Arc::new(UpstreamSource::new(client, args.cache_dir.clone()).await)
             }
         };

@@ -9,7 +9,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ratls_quic::{AttestedConnection, Endpoint, Error as EndpointError, ExpectedPeer, PeerId};
+use ratls_quic::{
+    AttestedConnection, BondFailure, Endpoint, Error as EndpointError, ExpectedPeer, PeerId,
+    PeerRejection,
+};
 use serde_json::json;
 
 use super::node::{peer_json, print_own_identity, print_peer, NodeArgs};
@@ -56,13 +59,27 @@ struct NoBond {
 }
 
 async fn connect(args: &ConnectArgs) -> ExitCode {
-    let (endpoint, expected, addr) = match start(args).await {
+    let (endpoint, expected, addr, cache) = match start(args).await {
         Ok(started) => started,
-        Err(error) => return super::input_error(&error),
+        Err(error) => return super::node::load_error(&error),
     };
-    let started = Instant::now();
+    let mut started = Instant::now();
     let dial = endpoint.connect(addr, expected);
-    let result = tokio::time::timeout(Duration::from_secs(args.timeout), dial).await;
+    let mut result = tokio::time::timeout(Duration::from_secs(args.timeout), dial).await;
+    if let (Some(cache), Ok(Err(error))) = (&cache, &result) {
+        // The peer's platform was not in the cache yet: the lookup failed closed and scheduled
+        // a fetch. Wait for it; dial again once it landed, or report the service's failure.
+        if let Some(key) = missing_collateral_key(error, cache) {
+            let limit = Duration::from_secs(args.timeout.max(40));
+            if let Err(failure) = super::node::wait_for_fetch(cache, &key, limit).await {
+                eprintln!("error: collateral service: {failure}");
+                return ExitCode::from(1);
+            }
+            started = Instant::now();
+            let dial = endpoint.connect(addr, expected);
+            result = tokio::time::timeout(Duration::from_secs(args.timeout), dial).await;
+        }
+    }
     let own_digest = endpoint.peer_id().attestation_digest();
     let conn = match result {
         Ok(Ok(conn)) => conn,
@@ -178,7 +195,28 @@ async fn resolve(text: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("{host} resolves to no address"))
 }
 
-async fn start(args: &ConnectArgs) -> anyhow::Result<(Endpoint, ExpectedPeer, SocketAddr)> {
+/// When this side refused the peer for want of collateral, the platform whose fetch the cache
+/// scheduled.
+fn missing_collateral_key(
+    error: &EndpointError,
+    cache: &ratls_quic::pccs::CollateralCache,
+) -> Option<ratls_quic::pccs::PlatformKey> {
+    match error.rejection()? {
+        PeerRejection::MissingCollateral | PeerRejection::Bond(BondFailure::MissingCollateral) => {
+            cache.last_missed()
+        }
+        _ => None,
+    }
+}
+
+type Started = (
+    Endpoint,
+    ExpectedPeer,
+    SocketAddr,
+    Option<ratls_quic::pccs::CollateralCache>,
+);
+
+async fn start(args: &ConnectArgs) -> anyhow::Result<Started> {
     let expected = match &args.expect {
         Some(text) => {
             let digits = text.trim();
@@ -195,7 +233,7 @@ async fn start(args: &ConnectArgs) -> anyhow::Result<(Endpoint, ExpectedPeer, So
         None => ExpectedPeer::AnyAllowedByPolicy,
     };
     let addr = resolve(&args.addr).await?;
-    let node = args.node.load()?;
+    let node = args.node.load().await?;
     let any: SocketAddr = if addr.is_ipv6() {
         "[::]:0".parse()?
     } else {
@@ -211,7 +249,7 @@ async fn start(args: &ConnectArgs) -> anyhow::Result<(Endpoint, ExpectedPeer, So
         }
         print_own_identity(endpoint.peer_id());
     }
-    Ok((endpoint, expected, addr))
+    Ok((endpoint, expected, addr, node.cache))
 }
 
 /// Sends `--message`, or each stdin line, on its own bi stream and prints the reply. Returns

@@ -12,15 +12,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use ratls_quic::evidence_log::EvidenceSink;
+use ratls_quic::pccs::server::{serve as serve_collateral, DirSource};
+use ratls_quic::pccs::{
+    CacheConfig, ClientConfig, CollateralCache, PcsClient, PlatformKey, Service, SystemClock,
+};
 use ratls_quic::synthetic::{
-    sample_measurements, SyntheticPki, SyntheticQuoteProvider, SyntheticTcb,
+    sample_measurements, QuoteSpec, SyntheticPki, SyntheticQuoteProvider, SyntheticTcb,
 };
 use ratls_quic::AttestationLevel;
 use ratls_quic::Identity;
 use ratls_quic::{AttestedConnection, Endpoint, EndpointConfig, Error};
-use ratls_quic::{Collateral, Measurements, QuoteVerifier, StaticCollateral};
 use ratls_quic::{ExpectedPeer, PeerRejection};
 use ratls_quic::{MeasurementPolicy, MeasurementProfile, Policy};
+use ratls_quic::{Measurements, QuoteVerifier, RemotePolicy, ReportData};
 
 use super::node::{print_peer, synthetic_pki};
 
@@ -67,25 +71,49 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
         short(blake3::hash(pki.root_der()).as_bytes())
     );
     println!("                NOT Intel's SGX Root CA: these quotes prove nothing about hardware");
+    let service = CollateralService::start(&pki).await?;
     println!(
-        "  policy        level {LEVEL}, per-bond freshness, MRTD {}",
-        hex::encode(sample_measurements().mr_td)
+        "  collateral    {} (the project's PCCS-compatible service, started by this process on \
+         loopback, fed the synthetic PKI's collateral); each node fetches over HTTP",
+        service.url
+    );
+    let policy = demo_policy(&service.url);
+    println!(
+        "  policy        level {LEVEL}, per-bond freshness, MRTD {}, [remote] pccs = [{:?}], \
+         max_collateral_age_secs = {}",
+        hex::encode(sample_measurements().mr_td),
+        service.url,
+        ratls_quic::DEFAULT_MAX_COLLATERAL_AGE_SECS
     );
     let addr: SocketAddr = LOOPBACK.parse()?;
     let alice_id = Identity::generate()?;
     let log = match &args.evidence_log {
         None => None,
-        Some(dir) => Some(evidence::open(dir, &pki, &demo_policy()).await?),
+        Some(dir) => Some(evidence::open(dir, &pki, &policy).await?),
     };
-    let mut alice_config = builder(&pki, sample_measurements(), alice_id.clone())?;
+    let alice_cache = service.cache("alice").await?;
+    let mut alice_config = builder(
+        &pki,
+        &policy,
+        &alice_cache,
+        sample_measurements(),
+        alice_id.clone(),
+    )?;
     if let Some(log) = &log {
         alice_config = alice_config.evidence_log(EvidenceSink::new(log.clone(), true));
     }
     let alice_config = alice_config.build().context("endpoint configuration")?;
     let alice = Endpoint::bind(addr, alice_config).await?;
+    let bob_cache = service.cache("bob").await?;
     let bob = Endpoint::bind(
         addr,
-        node_config(&pki, sample_measurements(), Identity::generate()?)?,
+        node_config(
+            &pki,
+            &policy,
+            &bob_cache,
+            sample_measurements(),
+            Identity::generate()?,
+        )?,
     )
     .await?;
     println!(
@@ -174,7 +202,12 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
     println!("\n== refusal: mallory (wrong MRTD) dials alice");
     let mut wrong = sample_measurements();
     wrong.mr_td = [0x66; 48];
-    let mallory = Endpoint::bind(addr, node_config(&pki, wrong, Identity::generate()?)?).await?;
+    let mallory_cache = service.cache("mallory").await?;
+    let mallory = Endpoint::bind(
+        addr,
+        node_config(&pki, &policy, &mallory_cache, wrong, Identity::generate()?)?,
+    )
+    .await?;
     println!("  mallory       {}", mallory.peer_id());
     println!("  mallory MRTD  {}", hex::encode(wrong.mr_td));
     let (accepted, connected, _) = pair(&alice, &mallory).await;
@@ -214,41 +247,139 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
     Ok(ok)
 }
 
-/// The policy every demo node applies.
-fn demo_policy() -> Policy {
+/// The policy every demo node applies: collateral from the demo's own service.
+fn demo_policy(service: &str) -> Policy {
     let mut policy = Policy::new(MeasurementPolicy::new(vec![MeasurementProfile::exact(
         "demo",
         &sample_measurements(),
     )]));
     policy.set_level(LEVEL);
+    policy.set_remote(Some(RemotePolicy::new(
+        vec![service.to_owned()],
+        ratls_quic::DEFAULT_MAX_COLLATERAL_AGE_SECS,
+    )));
     policy
+}
+
+/// The project's PCCS-compatible service on 127.0.0.1:0, serving a directory that holds the
+/// synthetic PKI's collateral; stops with the demo.
+struct CollateralService {
+    url: String,
+    root_der: Vec<u8>,
+    key: PlatformKey,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl CollateralService {
+    async fn start(pki: &SyntheticPki) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir().context("collateral directory")?;
+        std::fs::write(dir.path().join("synthetic.json"), pki.collateral_json()?)
+            .context("writing the synthetic collateral")?;
+        let listener = tokio::net::TcpListener::bind(LOOPBACK)
+            .await
+            .context("collateral service: cannot listen on 127.0.0.1")?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let source = Arc::new(DirSource::new(
+            dir.path().to_owned(),
+            pki.root_der().to_vec(),
+            Arc::new(SystemClock),
+        ));
+        let task = tokio::spawn(serve_collateral(listener, source));
+        // The platform the synthetic quotes name (FMSPC and PCK CA of the synthetic PCK leaf).
+        let quote = pki
+            .quote(&QuoteSpec {
+                report_data: ReportData([0; 64]),
+                measurements: sample_measurements(),
+                tcb: SyntheticTcb::UpToDate,
+            })
+            .context("synthetic quote")?;
+        let key = PlatformKey::from_quote(&quote).context("synthetic quote's platform")?;
+        Ok(Self {
+            url,
+            root_der: pki.root_der().to_vec(),
+            key,
+            task,
+            _dir: dir,
+        })
+    }
+
+    /// A node's own collateral cache over the service, prewarmed with its platform; returns once
+    /// the first fetch landed (prints where it came from), or fails naming the URL and error.
+    async fn cache(&self, node: &str) -> anyhow::Result<CollateralCache> {
+        let mut config = ClientConfig::new(vec![Service::pccs(&self.url)]);
+        config.root_der.clone_from(&self.root_der);
+        config.timeout = Duration::from_secs(5);
+        let client = PcsClient::new(config).context("collateral client")?;
+        let started = Instant::now();
+        let cache = CollateralCache::start(
+            client,
+            CacheConfig {
+                prewarm: vec![self.key],
+                ..CacheConfig::default()
+            },
+        )
+        .await;
+        let mut changes = cache.subscribe();
+        let entry = loop {
+            if let Some(entry) = cache.lookup(&self.key) {
+                break entry;
+            }
+            if let Some(error) = cache.last_error(&self.key) {
+                anyhow::bail!("collateral service {}: {error}", self.url);
+            }
+            if tokio::time::timeout(Duration::from_secs(15), changes.changed())
+                .await
+                .is_err()
+            {
+                anyhow::bail!("collateral service {}: no answer within 15 s", self.url);
+            }
+        };
+        println!(
+            "  fetched       {node}: collateral of {} from {} in {} (tcb_info {}, pck_crl {})",
+            self.key,
+            entry.source,
+            time(started.elapsed()),
+            short_hex(&entry.digests.tcb_info),
+            short_hex(&entry.digests.pck_crl)
+        );
+        Ok(cache)
+    }
+}
+
+impl Drop for CollateralService {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 fn node_config(
     pki: &Arc<SyntheticPki>,
+    policy: &Policy,
+    cache: &CollateralCache,
     measurements: Measurements,
     identity: Identity,
 ) -> anyhow::Result<EndpointConfig> {
-    builder(pki, measurements, identity)?
+    builder(pki, policy, cache, measurements, identity)?
         .build()
         .context("endpoint configuration")
 }
 
 fn builder(
     pki: &Arc<SyntheticPki>,
+    policy: &Policy,
+    cache: &CollateralCache,
     measurements: Measurements,
     identity: Identity,
 ) -> anyhow::Result<ratls_quic::EndpointConfigBuilder<ratls_quic::Ready>> {
-    let policy = demo_policy();
     let provider =
         SyntheticQuoteProvider::new(Arc::clone(pki), measurements, SyntheticTcb::UpToDate);
-    let collateral = Collateral::new(pki.collateral().clone()).context("synthetic collateral")?;
     Ok(EndpointConfig::builder(identity)
-        .with_policy(policy)
+        .with_policy(policy.clone())
         .with_quote_provider(Arc::new(provider))
         .with_quote_verifier(
             QuoteVerifier::dangerous().trust_root(pki.root_der().to_vec()),
-            Arc::new(StaticCollateral(Arc::new(collateral))),
+            Arc::new(cache.clone()),
         ))
 }
 
@@ -375,6 +506,10 @@ fn time(d: Duration) -> String {
     } else {
         format!("{micros} µs")
     }
+}
+
+fn short_hex(digest: &[u8; 32]) -> String {
+    format!("{}…", hex::encode(&digest[..6]))
 }
 
 fn short(digest: &[u8; 32]) -> String {

@@ -163,10 +163,18 @@ pub(crate) fn refusal_advice(rejection: &PeerRejection, policy: &Path) -> Vec<St
             "the peer presented level {presented}; `level` in {policy} requires {required}"
         )],
         PeerRejection::MissingCollateral => vec![
-            "give --collateral FILE (and --root FILE unless the peer's quotes chain to Intel's \
-             SGX Root CA): without collateral every quote is refused"
+            "give --collateral FILE or --pccs URL (and --root FILE unless the peer's quotes \
+             chain to Intel's SGX Root CA): without collateral every quote is refused; with \
+             --pccs the fetch this refusal scheduled lets the next attempt through"
                 .to_owned(),
         ],
+        PeerRejection::Quote(AttestationError::Policy {
+            violation: ratls_quic::PolicyViolation::Remote(_),
+            ..
+        }) => vec![format!(
+            "{policy} has a [remote] section (TdxRemote, and every level above it): verify with \
+             --pccs URL (or --pcs URL) naming one of its services, not a --collateral file"
+        )],
         PeerRejection::UnexpectedPeer { .. } => {
             vec!["--expect names another peer: check the peer id the server printed".to_owned()]
         }

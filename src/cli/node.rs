@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use ratls_quic::pccs::{
+    CacheConfig, ClientConfig, CollateralCache, PcsClient, PlatformKey, Service,
+};
 use ratls_quic::synthetic::{
     sample_measurements, SyntheticPki, SyntheticPkiParams, SyntheticQuoteProvider, SyntheticTcb,
 };
@@ -44,6 +47,18 @@ pub(crate) struct NodeArgs {
     /// `--synthetic`) every peer quote is refused: verification fails closed.
     #[arg(long, value_name = "FILE")]
     collateral: Option<PathBuf>,
+    /// Verify peer quotes with collateral fetched from this PCCS-compatible service (base URL;
+    /// repeatable, tried in order), through a cache that never serves expired collateral and
+    /// fetches in the background. A policy with `[remote]` judges where and when it was fetched.
+    #[arg(long, value_name = "URL", conflicts_with = "collateral")]
+    pccs: Vec<String>,
+    /// Verify peer quotes with collateral fetched from Intel PCS v4 (or a mirror of its routes)
+    /// at this base URL.
+    #[arg(long, value_name = "URL", conflicts_with = "collateral")]
+    pcs: Option<String>,
+    /// With --pccs/--pcs: keep fetched collateral in DIR (atomic writes) and start warm from it.
+    #[arg(long, value_name = "DIR")]
+    collateral_dir: Option<PathBuf>,
     /// Trust this root CA (DER or PEM) for peer quotes instead of Intel's SGX Root CA.
     #[arg(long, value_name = "FILE")]
     root: Option<PathBuf>,
@@ -73,6 +88,52 @@ pub(crate) struct Node {
     pub(crate) evidence: Option<ratls_quic::evidence_log::EvidenceLog>,
     /// Lines describing the trust choices made.
     pub(crate) notes: Vec<String>,
+    /// The collateral cache peer quotes are verified through, with --pccs/--pcs.
+    pub(crate) cache: Option<CollateralCache>,
+}
+
+/// A declared collateral service could not supply collateral: the command exits 1 (no verdict
+/// is a refusal), not 2.
+#[derive(Debug, thiserror::Error)]
+#[error("collateral service: {0}")]
+pub(crate) struct ServiceFailed(pub(crate) String);
+
+/// The exit code for an error of `load`: 1 when a collateral service failed, 2 otherwise.
+pub(crate) fn load_error(error: &anyhow::Error) -> std::process::ExitCode {
+    if error.downcast_ref::<ServiceFailed>().is_some() {
+        eprintln!("error: {}", super::explain::anyhow_chain(error));
+        std::process::ExitCode::from(1)
+    } else {
+        super::input_error(error)
+    }
+}
+
+/// Waits until the cache holds usable collateral for `key` (true), or its fetch failed
+/// (false), at most `limit`.
+pub(crate) async fn wait_for_fetch(
+    cache: &CollateralCache,
+    key: &PlatformKey,
+    limit: std::time::Duration,
+) -> Result<(), String> {
+    let mut changes = cache.subscribe();
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if cache.lookup(key).is_some() {
+            return Ok(());
+        }
+        if let Some(error) = cache.last_error(key) {
+            return Err(error);
+        }
+        if tokio::time::timeout_at(deadline, changes.changed())
+            .await
+            .is_err()
+        {
+            return Err(format!(
+                "no collateral for {key} within {} s",
+                limit.as_secs()
+            ));
+        }
+    }
 }
 
 impl NodeArgs {
@@ -81,8 +142,10 @@ impl NodeArgs {
         &self.policy
     }
 
-    /// Reads the files and builds the endpoint configuration.
-    pub(crate) fn load(&self) -> anyhow::Result<Node> {
+    /// Reads the files and builds the endpoint configuration; with a collateral service, starts
+    /// the collateral cache and waits for this side's own platform's collateral (a failure is
+    /// a [`ServiceFailed`]).
+    pub(crate) async fn load(&self) -> anyhow::Result<Node> {
         let mut notes = Vec::new();
         let mut policy = load_policy(&self.policy)?;
         for path in &self.retired {
@@ -163,7 +226,35 @@ impl NodeArgs {
             }
             (None, None) => QuoteVerifier::intel(),
         };
+        let mut cache = None;
         let collateral: Arc<dyn CollateralStore> = match (&self.collateral, &own_pki) {
+            _ if !self.pccs.is_empty() || self.pcs.is_some() => {
+                let (started, own_key) = self
+                    .start_cache(&policy, &verifier, provider.as_deref(), &mut notes)
+                    .await?;
+                cache = Some(started.clone());
+                if let Some(key) = own_key {
+                    // Prewarmed: this side's own platform (peers on the same platform need it).
+                    let limit = std::time::Duration::from_secs(40);
+                    match wait_for_fetch(&started, &key, limit).await {
+                        Ok(()) => {}
+                        // A synthetic PKI made by this process is in no service yet: its own
+                        // collateral cannot be had, which refuses only peers on that PKI.
+                        Err(error) if own_pki.is_some() => notes.push(format!(
+                            "collateral    not for this side's own (synthetic) platform: {error}"
+                        )),
+                        Err(error) => return Err(ServiceFailed(error).into()),
+                    }
+                    if let Some(entry) = started.lookup(&key) {
+                        notes.push(format!(
+                            "collateral    {key} fetched from {} (tcb_info {}…)",
+                            entry.source,
+                            hex::encode(&entry.digests.tcb_info[..6])
+                        ));
+                    }
+                }
+                Arc::new(started)
+            }
             (Some(path), _) => {
                 let bytes = super::read_limited(path, 1 << 20)?;
                 let collateral = Collateral::from_json(&bytes)
@@ -215,7 +306,63 @@ impl NodeArgs {
             config,
             evidence,
             notes,
+            cache,
         })
+    }
+
+    /// The collateral cache over the declared services; returns it with this side's own
+    /// platform key when this side presents quotes (prewarmed).
+    async fn start_cache(
+        &self,
+        policy: &Policy,
+        verifier: &QuoteVerifier,
+        provider: Option<&dyn QuoteProvider>,
+        notes: &mut Vec<String>,
+    ) -> anyhow::Result<(CollateralCache, Option<PlatformKey>)> {
+        let mut services: Vec<Service> = self.pccs.iter().map(|url| Service::pccs(url)).collect();
+        services.extend(self.pcs.iter().map(|url| Service::pcs(url)));
+        let urls: Vec<&str> = services.iter().map(|s| s.base.as_str()).collect();
+        notes.push(format!(
+            "collateral    fetched from {} (cache: never expired, background refresh{})",
+            urls.join(", then "),
+            self.collateral_dir
+                .as_ref()
+                .map(|d| format!(", kept in {}", d.display()))
+                .unwrap_or_default()
+        ));
+        let mut client = ClientConfig::new(services);
+        client.root_der = verifier.root_der().to_vec();
+        client.timeout = std::time::Duration::from_secs(10);
+        let client = PcsClient::new(client).context("collateral client")?;
+        let own_key = match provider {
+            Some(provider) => {
+                let quote = provider
+                    .quote(&ratls_quic::ReportData([0; 64]))
+                    .context("a quote of this side, for its platform's collateral")?;
+                Some(
+                    PlatformKey::from_quote(&quote)
+                        .context("this side's quote names no platform (PCK leaf)")?,
+                )
+            }
+            None => None,
+        };
+        let mut config = CacheConfig {
+            prewarm: own_key.into_iter().collect(),
+            persist_dir: self.collateral_dir.clone(),
+            ..CacheConfig::default()
+        };
+        if let Some(remote) = policy.remote() {
+            // TdxRemote judges the fetch time: refresh every entry on every tick, at least four
+            // times per `max_collateral_age_secs`.
+            config.refresh_ahead = u64::MAX / 2;
+            let quarter = (remote.max_collateral_age_secs() / 4).clamp(1, 60);
+            config.refresh_interval = std::time::Duration::from_secs(quarter);
+            config.failure_backoff = config.failure_backoff.min(quarter);
+        }
+        if let Some(dir) = &self.collateral_dir {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        Ok((CollateralCache::start(client, config).await, own_key))
     }
 }
 
@@ -288,6 +435,48 @@ pub(crate) fn print_peer(indent: &str, peer: &PeerInfo) {
         None => println!("{indent}quote digest  -"),
     }
     println!("{indent}profile       {}", profile(peer));
+    let quotes = [
+        ("certificate", peer.certificate_quote()),
+        ("bond proof", peer.bond_quote()),
+    ];
+    let mut printed: Vec<&ratls_quic::CollateralProvenance> = Vec::new();
+    for (kind, quote) in quotes {
+        let Some(quote) = quote else { continue };
+        match quote.collateral_provenance() {
+            Some(p) if printed.contains(&p) => {}
+            Some(p) => {
+                let age = unix_now().saturating_sub(p.fetched_at);
+                println!(
+                    "{indent}collateral    {} fetched {age} s ago (at {}) ({kind} quote)",
+                    p.source, p.fetched_at
+                );
+                let [tcb, qe, pck, root] = p.item_digests.map(|d| hex::encode(&d[..6]));
+                println!(
+                    "{indent}  digests     tcb_info {tcb}… qe_identity {qe}… pck_crl {pck}… \
+                     root_ca_crl {root}…"
+                );
+                printed.push(p);
+            }
+            None => {
+                println!("{indent}collateral    static (file or store, no service) ({kind} quote)")
+            }
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn provenance_json(p: &ratls_quic::CollateralProvenance) -> serde_json::Value {
+    let [tcb, qe, pck, root] = p.item_digests.map(hex::encode);
+    serde_json::json!({
+        "url": p.source,
+        "fetched_at": p.fetched_at,
+        "digests": {"tcb_info": tcb, "qe_identity": qe, "pck_crl": pck, "root_ca_crl": root},
+    })
 }
 
 /// The policy profile that admitted the peer: a `[[profile]]` name, or the Software allow-list.
@@ -315,6 +504,10 @@ pub(crate) fn peer_json(peer: &PeerInfo) -> serde_json::Value {
         "quote_digest": peer.quote_digest().map(hex::encode),
         "quote_kind": peer.quote_digest().map(|_| quote_kind),
         "profile": profile(peer),
+        "collateral_source": peer
+            .certificate_quote()
+            .and_then(|q| q.collateral_provenance())
+            .map(provenance_json),
     })
 }
 

@@ -55,6 +55,81 @@ struct InitArgs {
     /// The profile name.
     #[arg(long, default_value = "pinned")]
     name: String,
+    #[command(flatten)]
+    remote: RemoteArgs,
+}
+
+/// The `[remote]` section of a policy written by the tool: levels from TdxRemote up (the default
+/// TdxRaTlsBidirectional included) need a declared collateral service, or the explicit opt-out.
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct RemoteArgs {
+    /// The policy's `[remote] pccs`: a PCCS-compatible collateral service the peers' collateral
+    /// must come from (repeatable). Needed from level TdxRemote up, or --static-collateral.
+    #[arg(long = "pccs", value_name = "URL")]
+    remote_pccs: Vec<String>,
+    /// The policy's `[remote] pcs`: Intel PCS v4 (or a mirror of its routes), base URL.
+    #[arg(long = "pcs", value_name = "URL")]
+    remote_pcs: Option<String>,
+    /// The policy's `[remote] max_collateral_age_secs`.
+    #[arg(long, value_name = "SECS", default_value_t = ratls_quic::DEFAULT_MAX_COLLATERAL_AGE_SECS)]
+    max_collateral_age_secs: u64,
+    /// Write `[dangerous] static_collateral = true`: peers reach TdxRemote and above with
+    /// collateral from a file, without a declared service (revocations are not followed).
+    #[arg(long, conflicts_with_all = ["remote_pccs", "remote_pcs"])]
+    static_collateral: bool,
+}
+
+impl RemoteArgs {
+    /// The declared services, PCCS first.
+    fn services(&self) -> Vec<String> {
+        let mut services = self.remote_pccs.clone();
+        services.extend(self.remote_pcs.iter().cloned());
+        services
+    }
+
+    /// Sets the `[remote]` section (or the opt-out) of `policy` as asked, and checks that a
+    /// policy at `policy.level()` has what it needs.
+    pub(crate) fn apply(&self, policy: &mut Policy) -> anyhow::Result<()> {
+        let services = self.services();
+        if !services.is_empty() {
+            policy.set_remote(Some(ratls_quic::RemotePolicy::new(
+                services,
+                self.max_collateral_age_secs,
+            )));
+        } else if self.static_collateral {
+            policy.dangerous().static_collateral();
+        }
+        policy.check_remote_declared().map_err(|missing| {
+            anyhow::anyhow!(
+                "level {} needs a collateral service: give --pccs URL (or --pcs URL), or \
+                 --static-collateral to opt out explicitly (dangerous)",
+                missing.level
+            )
+        })
+    }
+
+    /// The policy text of the section, for `policy init` (empty when nothing is asked).
+    fn section(&self) -> String {
+        let services = self.services();
+        if !services.is_empty() {
+            let quoted: Vec<String> = services
+                .iter()
+                .map(|s| toml::Value::String(s.clone()).to_string())
+                .collect();
+            format!(
+                "\n[remote]  # TdxRemote: collateral fetched from a declared service\npccs = [{}]\n\
+                 max_collateral_age_secs = {}  # how long ago it may have been fetched\n",
+                quoted.join(", "),
+                self.max_collateral_age_secs
+            )
+        } else if self.static_collateral {
+            "\n[dangerous]\nstatic_collateral = true  # collateral from a file counts for \
+             TdxRemote and above (logged)\n"
+                .to_owned()
+        } else {
+            String::new()
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -113,7 +188,11 @@ fn render(args: &InitArgs) -> anyhow::Result<String> {
     } else {
         anyhow::bail!("give --from-quote, --from-cert, --from-measure or --from-identity");
     };
-    let text = policy_text(&source, level, &args.name, &pins, &[]);
+    let mut check = Policy::authenticity_only();
+    check.set_level(level);
+    args.remote.apply(&mut check)?;
+    let mut text = policy_text(&source, level, &args.name, &pins, &[]);
+    text.push_str(&args.remote.section());
     // What is printed must load as printed.
     Policy::from_toml(&text).context("the policy written does not load (a bug)")?;
     Ok(text)
@@ -356,6 +435,19 @@ pub(crate) fn describe(policy: &Policy) -> (Vec<String>, bool) {
         .iter()
         .map(|s| s.as_str())
         .collect();
+    if let Some(remote) = policy.remote() {
+        lines.push(format!(
+            "collateral    fetched from {} at most {} s before a verdict ([remote], TdxRemote)",
+            remote.services().join(" or "),
+            remote.max_collateral_age_secs()
+        ));
+    } else if policy.accepts_static_collateral() && policy.level() >= AttestationLevel::TdxRemote {
+        lines.push(
+            "collateral    STATIC: TdxRemote and above without a collateral service \
+             ([dangerous] static_collateral = true)"
+                .to_owned(),
+        );
+    }
     if profiles.is_empty() {
         lines.push("quotes        none (no [[profile]])".to_owned());
     } else {

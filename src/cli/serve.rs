@@ -59,18 +59,21 @@ struct Printer {
     json: bool,
     policy: PathBuf,
     own_digest: [u8; 32],
+    /// The collateral cache, with --pccs/--pcs.
+    cache: Option<ratls_quic::pccs::CollateralCache>,
 }
 
 async fn serve(args: &ServeArgs) -> ExitCode {
-    let endpoint = match start(args).await {
+    let (endpoint, cache) = match start(args).await {
         // Lives as long as the process: connection tasks borrow it.
-        Ok(endpoint) => &*Box::leak(Box::new(endpoint)),
-        Err(error) => return super::input_error(&error),
+        Ok((endpoint, cache)) => (&*Box::leak(Box::new(endpoint)), cache),
+        Err(error) => return super::node::load_error(&error),
     };
     let printer = Arc::new(Printer {
         json: args.json,
         policy: args.node.policy_path().to_owned(),
         own_digest: endpoint.peer_id().attestation_digest(),
+        cache,
     });
     loop {
         let Some(accepting) = endpoint.accept().await else {
@@ -90,6 +93,7 @@ async fn serve(args: &ServeArgs) -> ExitCode {
                 }
                 Err(error) => {
                     printer.failure(from, &error);
+                    printer.collateral_outcome(&error).await;
                     false
                 }
             }
@@ -108,6 +112,34 @@ async fn serve(args: &ServeArgs) -> ExitCode {
 }
 
 impl Printer {
+    /// After a refusal for want of collateral: waits for the fetch the refusal scheduled and
+    /// says how it ended (the service's URL and status or timeout when it failed).
+    async fn collateral_outcome(&self, error: &EndpointError) {
+        use ratls_quic::{BondFailure, PeerRejection};
+        let Some(cache) = &self.cache else { return };
+        let missing = matches!(
+            error.rejection(),
+            Some(
+                PeerRejection::MissingCollateral
+                    | PeerRejection::Bond(BondFailure::MissingCollateral)
+            )
+        );
+        let Some(key) = cache.last_missed().filter(|_| missing) else {
+            return;
+        };
+        let limit = std::time::Duration::from_secs(40);
+        match super::node::wait_for_fetch(cache, &key, limit).await {
+            Ok(()) => {
+                if !self.json {
+                    println!(
+                        "  collateral for {key} now fetched: the peer's next attempt can bond"
+                    );
+                }
+            }
+            Err(failure) => eprintln!("error: collateral service: {failure}"),
+        }
+    }
+
     fn bond(&self, from: SocketAddr, conn: &AttestedConnection) {
         if self.json {
             let line =
@@ -154,8 +186,11 @@ impl Printer {
     }
 }
 
-async fn start(args: &ServeArgs) -> anyhow::Result<Endpoint> {
-    let node = args.node.load()?;
+async fn start(
+    args: &ServeArgs,
+) -> anyhow::Result<(Endpoint, Option<ratls_quic::pccs::CollateralCache>)> {
+    let node = args.node.load().await?;
+    let cache = node.cache.clone();
     let identity = Arc::new(node.config.identity().clone());
     let endpoint = Endpoint::bind(args.listen, node.config)
         .await
@@ -194,7 +229,7 @@ async fn start(args: &ServeArgs) -> anyhow::Result<Endpoint> {
             "evidence": audit.map(|addr| addr.to_string()),
         });
         println!("{line}");
-        return Ok(endpoint);
+        return Ok((endpoint, cache));
     }
     println!("ratls serve");
     for note in &node.notes {
@@ -210,7 +245,7 @@ async fn start(args: &ServeArgs) -> anyhow::Result<Endpoint> {
     }
     // Tests and scripts read the port from this line.
     println!("listening on {local}");
-    Ok(endpoint)
+    Ok((endpoint, cache))
 }
 
 /// Echoes each bi stream the peer opens until the connection closes.

@@ -20,6 +20,9 @@ pub(crate) struct VerifyBuildArgs {
     /// profile "rebuilt" pins only the rebuilt registers.
     #[arg(long, value_name = "OUT")]
     emit_policy: Option<PathBuf>,
+    /// The emitted policy's `[remote]` section (when --policy has none).
+    #[command(flatten)]
+    remote: super::policy::RemoteArgs,
 }
 
 /// Runs `ratls verify-build`.
@@ -69,6 +72,12 @@ pub(crate) fn run(args: &VerifyBuildArgs) -> ExitCode {
                 return ExitCode::SUCCESS;
             };
             transport.set_level(AttestationLevel::TdxPlusReproducibleBuild);
+            if transport.remote().is_none() {
+                if let Err(e) = args.remote.apply(&mut transport) {
+                    eprintln!("error: --emit-policy: {e}");
+                    return ExitCode::from(2);
+                }
+            }
             transport.pin_rebuilt(verdict.rebuilt());
             if let Err(e) = std::fs::write(out, transport.to_toml()) {
                 eprintln!("error: writing {}: {e}", out.display());

@@ -32,6 +32,10 @@ pub enum ConfigError {
     /// The policy level requires this side to be attested, but no quote provider is set.
     #[error("level {0} requires this side to present quotes: set a quote provider")]
     LevelNeedsQuoteProvider(AttestationLevel),
+    /// The policy level includes the TdxRemote check, but the policy declares no collateral
+    /// service and does not opt out ([`Policy::check_remote_declared`]).
+    #[error("{0}")]
+    RemoteSectionMissing(#[from] crate::policy::RemoteSectionMissing),
     /// The policy level is not implemented by this transport yet.
     #[error("level {0} is not supported by this transport yet")]
     LevelNotSupported(AttestationLevel),
@@ -243,8 +247,9 @@ impl EndpointConfigBuilder<Ready> {
     ///
     /// Level TdxRaTlsBidirectional and above need a quote provider on this side; level
     /// TdxPlusReproducibleBuild also needs a policy pinned from a verified rebuild
-    /// ([`Policy::pin_rebuilt`]); level TdxRemote needs a policy with a `[remote]` section
-    /// ([`Policy::set_remote`]).
+    /// ([`Policy::pin_rebuilt`]); level TdxRemote and every level above it need a policy with a
+    /// `[remote]` section ([`Policy::set_remote`]) or the explicit opt-out
+    /// ([`crate::DangerousPolicy::static_collateral`], logged here).
     pub fn build(self) -> Result<EndpointConfig, ConfigError> {
         let (Some(policy), Some((quote_verifier, collateral))) = (self.policy, self.verifier)
         else {
@@ -252,9 +257,18 @@ impl EndpointConfigBuilder<Ready> {
             return Err(ConfigError::Incomplete);
         };
         let level = policy.level();
-        if level == AttestationLevel::TdxRemote && policy.remote().is_none() {
-            // TdxRemote needs the declared services and staleness bound of `[remote]`.
-            return Err(ConfigError::LevelNotSupported(level));
+        // Levels are cumulative: from TdxRemote up, the declared services and staleness bound
+        // of `[remote]`, or the explicit opt-out.
+        policy.check_remote_declared()?;
+        if level >= AttestationLevel::TdxRemote
+            && policy.remote().is_none()
+            && policy.accepts_static_collateral()
+        {
+            tracing::warn!(
+                %level,
+                "static collateral: peers reach {level} without collateral fetched from a \
+                 declared service; revocations and TCB recoveries are not followed"
+            );
         }
         if level >= AttestationLevel::TdxRaTlsBidirectional && self.provider.is_none() {
             return Err(ConfigError::LevelNeedsQuoteProvider(level));

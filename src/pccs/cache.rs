@@ -33,7 +33,10 @@ use super::client::{FetchedCollateral, ItemDigests, PcsClient};
 use super::clock::Clock;
 use super::error::{FetchError, StoreError};
 use super::files;
-use super::platform::PlatformKey;
+use super::platform::{PlatformKey, PlatformKeyError};
+
+/// How many PCK chains' platform keys a cache remembers (cleared when full).
+const MAX_KEY_MEMO: usize = 1024;
 use crate::tdx::{Collateral, CollateralProvenance, CollateralStore};
 
 /// Knobs of a [`CollateralCache`].
@@ -107,6 +110,10 @@ struct State {
     in_flight: HashSet<PlatformKey>,
     failed_at: HashMap<PlatformKey, u64>,
     last_error: HashMap<PlatformKey, String>,
+    last_missed: Option<PlatformKey>,
+    /// Platform keys of the PCK chains already read (blake3 of the chain's PEM), so that a
+    /// lookup costs a hash rather than a certificate parse. Bounded by [`MAX_KEY_MEMO`].
+    keys: HashMap<[u8; 32], PlatformKey>,
     stats: CacheStats,
 }
 
@@ -170,9 +177,26 @@ impl CollateralCache {
         usable
     }
 
+    /// The platform `quote` needs collateral for: remembered per PCK chain, read from the PCK
+    /// leaf the first time a chain is seen.
+    fn platform_key(&self, quote: &[u8]) -> Result<PlatformKey, PlatformKeyError> {
+        let chain = crate::tdx::quote::pck_chain_pem(quote)?;
+        let digest = *blake3::hash(chain).as_bytes();
+        if let Some(key) = self.lock().keys.get(&digest) {
+            return Ok(*key);
+        }
+        let key = PlatformKey::from_quote(quote)?;
+        let mut state = self.lock();
+        if state.keys.len() >= MAX_KEY_MEMO {
+            state.keys.clear();
+        }
+        state.keys.insert(digest, key);
+        Ok(key)
+    }
+
     /// The entry for `quote`'s platform if usable now; on a miss, schedules a fetch.
     pub fn entry_for_quote(&self, quote: &[u8]) -> Option<Arc<CachedCollateral>> {
-        let key = match PlatformKey::from_quote(quote) {
+        let key = match self.platform_key(quote) {
             Ok(key) => key,
             Err(error) => {
                 tracing::debug!(%error, "no platform key in the quote: no collateral");
@@ -180,6 +204,9 @@ impl CollateralCache {
             }
         };
         let found = self.lookup(&key);
+        if found.is_none() {
+            self.lock().last_missed = Some(key);
+        }
         let now = self.inner.clock.now();
         match &found {
             Some(entry)
@@ -195,6 +222,12 @@ impl CollateralCache {
     /// The entry held for `key`, usable or not (for reports and tests).
     pub fn held(&self, key: &PlatformKey) -> Option<Arc<CachedCollateral>> {
         self.lock().entries.get(key).cloned()
+    }
+
+    /// The platform of the last quote a lookup found no usable collateral for (its fetch was
+    /// scheduled): what a caller that was refused with `MissingCollateral` waits for.
+    pub fn last_missed(&self) -> Option<PlatformKey> {
+        self.lock().last_missed
     }
 
     /// The last fetch error for `key`, if its last fetch failed.

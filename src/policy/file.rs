@@ -42,12 +42,21 @@
 //! # rtmr2 = "<96 hex digits>"
 //! ```
 //!
-//! Level TdxRemote needs a `[remote]` section; when present it applies at every attested level:
+//! Levels are cumulative: TdxRemote and every level above it (TdxRaTlsBidirectional, the
+//! default, and TdxPlusReproducibleBuild) need a `[remote]` section; when present it applies at
+//! every attested level:
 //!
 //! ```toml
 //! [remote]
 //! pccs = ["https://pccs.internal:8081"]   # and/or pcs = "https://api.trustedservices.intel.com"
 //! max_collateral_age_secs = 600           # default; how long ago the collateral was fetched
+//! ```
+//!
+//! or the explicit, logged opt-out that verifies with static collateral (a file) instead:
+//!
+//! ```toml
+//! [dangerous]
+//! static_collateral = true
 //! ```
 //!
 //! A `[build]` table (the recipe declaration read by `ratls verify-build`) may share the file; this
@@ -125,6 +134,9 @@ pub enum PolicyFileError {
     /// `freshness = "certificate"` at a level that requires per-bond freshness.
     #[error("freshness \"certificate\" is allowed only at TdxLocal and TdxRemote, not at {0}")]
     FreshnessNotAllowed(crate::level::AttestationLevel),
+    /// A level from TdxRemote up without a `[remote]` section and without the opt-out.
+    #[error("{0}")]
+    RemoteSectionMissing(super::RemoteSectionMissing),
     /// A `[remote]` section that declares no collateral service.
     #[error("[remote] declares no collateral service (pccs = [...] or pcs = \"...\")")]
     RemoteWithoutService,
@@ -178,6 +190,8 @@ struct PolicyFile {
     profile: Vec<ProfileSection>,
     rebuild: Option<RebuildSection>,
     remote: Option<RemoteSection>,
+    #[serde(default)]
+    dangerous: DangerousSection,
     /// Read by `ratls verify-build` ([`crate::measure::BuildPolicy`]), ignored here.
     #[allow(dead_code)]
     build: Option<toml::Table>,
@@ -200,6 +214,13 @@ struct RemoteSection {
     pccs: Vec<String>,
     pcs: Option<String>,
     max_collateral_age_secs: Option<u64>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DangerousSection {
+    #[serde(default)]
+    static_collateral: bool,
 }
 
 #[derive(Default, Deserialize)]
@@ -305,6 +326,12 @@ impl Policy {
                     .unwrap_or(super::DEFAULT_MAX_COLLATERAL_AGE_SECS),
             )));
         }
+        if file.dangerous.static_collateral {
+            policy.dangerous().static_collateral();
+        }
+        policy
+            .check_remote_declared()
+            .map_err(PolicyFileError::RemoteSectionMissing)?;
         if let Some(rebuild) = file.rebuild {
             policy.rebuilt = Some(rebuild.into_record()?);
             policy
@@ -358,6 +385,9 @@ impl Policy {
                 list(remote.services().to_vec()),
                 remote.max_collateral_age_secs()
             );
+        }
+        if self.static_collateral {
+            let _ = writeln!(out, "\n[dangerous]\nstatic_collateral = true");
         }
         if let Some(rebuilt) = &self.rebuilt {
             let order = match rebuilt.order() {
@@ -538,8 +568,63 @@ mr_owner = "any"
 mr_owner_config = "any"
 "#;
 
+    /// `body` at the default level (TdxRaTlsBidirectional) with the static-collateral opt-out
+    /// appended, so that the tests of other sections need no `[remote]`.
     fn with_version(body: &str) -> String {
-        format!("version = 1\n{body}")
+        format!("version = 1\n{body}\n[dangerous]\nstatic_collateral = true\n")
+    }
+
+    #[test]
+    fn levels_from_tdx_remote_up_need_remote_or_the_opt_out() {
+        use crate::AttestationLevel as L;
+        for level in [
+            L::TdxRemote,
+            L::TdxRaTlsBidirectional,
+            L::TdxPlusReproducibleBuild,
+        ] {
+            let text = format!("version = 1\nlevel = \"{}\"\n{PROFILE}", level.as_str());
+            let err = Policy::from_toml(&text).unwrap_err();
+            assert_eq!(
+                err,
+                PolicyFileError::RemoteSectionMissing(super::super::RemoteSectionMissing { level }),
+                "{level}"
+            );
+            let message = err.to_string();
+            assert!(message.contains("needs a [remote] section"), "{message}");
+            assert!(message.contains("static_collateral = true"), "{message}");
+        }
+        // The default level is TdxRaTlsBidirectional: refused as well.
+        assert!(matches!(
+            Policy::from_toml("version = 1\n"),
+            Err(PolicyFileError::RemoteSectionMissing(_))
+        ));
+        // Below TdxRemote nothing is needed.
+        for level in [L::Software, L::TdxLocal] {
+            let text = format!("version = 1\nlevel = \"{}\"\n", level.as_str());
+            let policy = Policy::from_toml(&text).unwrap();
+            assert!(policy.remote().is_none() && !policy.accepts_static_collateral());
+        }
+        // With [remote]: accepted, no opt-out.
+        let text = "version = 1\n[remote]\npccs = [\"http://p\"]\n";
+        let policy = Policy::from_toml(text).unwrap();
+        assert!(policy.remote().is_some() && !policy.accepts_static_collateral());
+        // The opt-out: accepted, and written back.
+        let text = "version = 1\n[dangerous]\nstatic_collateral = true\n";
+        let policy = Policy::from_toml(text).unwrap();
+        assert!(policy.accepts_static_collateral() && policy.remote().is_none());
+        assert!(policy
+            .to_toml()
+            .contains("\n[dangerous]\nstatic_collateral = true\n"));
+        assert_eq!(Policy::from_toml(&policy.to_toml()).unwrap(), policy);
+        // `static_collateral = false` is no opt-out; unknown keys are errors.
+        assert!(matches!(
+            Policy::from_toml("version = 1\n[dangerous]\nstatic_collateral = false\n"),
+            Err(PolicyFileError::RemoteSectionMissing(_))
+        ));
+        assert!(matches!(
+            Policy::from_toml("version = 1\n[dangerous]\nstatic = true\n"),
+            Err(PolicyFileError::Syntax(_))
+        ));
     }
 
     #[test]

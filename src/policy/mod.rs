@@ -19,7 +19,9 @@ pub use measurement::{
     Expected, HexError, MeasurementMismatch, MeasurementPolicy, MeasurementProfile, Register,
 };
 pub use rebuild::RebuildPinError;
-pub use remote::{RemotePolicy, RemoteViolation, DEFAULT_MAX_COLLATERAL_AGE_SECS};
+pub use remote::{
+    RemotePolicy, RemoteSectionMissing, RemoteViolation, DEFAULT_MAX_COLLATERAL_AGE_SECS,
+};
 pub use tcb::TcbPolicy;
 
 use std::collections::BTreeSet;
@@ -69,6 +71,7 @@ pub struct Policy {
     allow_debug: bool,
     rebuilt: Option<crate::measure::RebuiltMeasurements>,
     remote: Option<RemotePolicy>,
+    static_collateral: bool,
 }
 
 impl Policy {
@@ -86,6 +89,7 @@ impl Policy {
             allow_debug: false,
             rebuilt: None,
             remote: None,
+            static_collateral: false,
         }
     }
 
@@ -143,6 +147,29 @@ impl Policy {
     pub fn set_remote(&mut self, remote: Option<RemotePolicy>) -> &mut Self {
         self.remote = remote;
         self
+    }
+
+    /// Whether the policy opted out of the `[remote]` requirement
+    /// ([`DangerousPolicy::static_collateral`]): without a `[remote]` section, quotes verified
+    /// with static collateral count for TdxRemote and the levels above it.
+    pub fn accepts_static_collateral(&self) -> bool {
+        self.static_collateral
+    }
+
+    /// Levels are cumulative: TdxRemote, TdxRaTlsBidirectional and TdxPlusReproducibleBuild all
+    /// include the TdxRemote check, so a policy at one of them must declare its collateral
+    /// services in a `[remote]` section, or opt out explicitly
+    /// ([`DangerousPolicy::static_collateral`]). Checked when a policy file is read and when an
+    /// endpoint configuration is built.
+    pub fn check_remote_declared(&self) -> Result<(), RemoteSectionMissing> {
+        if self.level < AttestationLevel::TdxRemote
+            || self.remote.is_some()
+            || self.static_collateral
+        {
+            Ok(())
+        } else {
+            Err(RemoteSectionMissing { level: self.level })
+        }
     }
 
     /// Checks verified quote facts against this policy and names the profile that matched.
@@ -214,6 +241,19 @@ impl DangerousPolicy<'_> {
         );
         self.policy.freshness = Freshness::Certificate;
         true
+    }
+}
+
+impl DangerousPolicy<'_> {
+    /// Let a policy without a `[remote]` section reach TdxRemote and the levels above it with
+    /// collateral from a file or a [`crate::StaticCollateral`] store: quotes are then verified
+    /// with whatever collateral the endpoint holds, however old (within its `nextUpdate`), so a
+    /// revocation or TCB recovery published since is not seen. For tests, benchmarks and sites
+    /// that refresh collateral files by other means. Has no effect when the policy has a
+    /// `[remote]` section (its check applies). Logged (a warning) once for every endpoint
+    /// configuration built with it.
+    pub fn static_collateral(self) {
+        self.policy.static_collateral = true;
     }
 }
 

@@ -2,6 +2,7 @@
 //! verified with collateral fetched from a declared collateral service no longer than
 //! `max_collateral_age_secs` ago. Judged from the collateral's provenance; reads no clock.
 
+use crate::level::AttestationLevel;
 use crate::tdx::CollateralProvenance;
 
 /// Default `max_collateral_age_secs`: ten minutes.
@@ -34,6 +35,20 @@ pub enum RemoteViolation {
         /// The limit.
         max_age_secs: u64,
     },
+}
+
+/// A policy whose level is TdxRemote or above declares no collateral service (no `[remote]`
+/// section) and does not opt out with the dangerous static-collateral setting. Refused when the
+/// policy file is read and when an endpoint configuration is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "level {level} needs a [remote] section declaring a collateral service (pccs = [...] or \
+     pcs = \"...\"); to verify with static collateral instead, opt out explicitly with \
+     [dangerous] static_collateral = true (Policy::dangerous().static_collateral())"
+)]
+pub struct RemoteSectionMissing {
+    /// The policy's level floor.
+    pub level: AttestationLevel,
 }
 
 fn normalise(url: &str) -> &str {

@@ -87,6 +87,11 @@ impl QuoteVerifier {
         DangerousQuoteVerifier(())
     }
 
+    /// The trusted root CA certificate (DER).
+    pub fn root_der(&self) -> &[u8] {
+        &self.root_der
+    }
+
     /// Whether the trusted root is Intel's production root.
     pub fn trusts_intel_root(&self) -> bool {
         self.root_der == INTEL_SGX_ROOT_CA_DER

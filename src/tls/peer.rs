@@ -101,7 +101,7 @@ impl PeerCheck {
     ///
     /// - no quote: Software;
     /// - a verified quote: TdxLocal (TdxRemote when the policy has a `[remote]` section, whose
-    ///   check every quote then passed), or with both sides attested under per-bond freshness
+    ///   check every quote then passed, or opted out of it with static collateral), or with both sides attested under per-bond freshness
     ///   TdxRaTlsBidirectional, and TdxPlusReproducibleBuild when moreover the policy's
     ///   Measurements are pinned from a verified rebuild ([`Policy::rebuild_pin`]), so the peer's
     ///   quote carried the rebuilt MRTD.
@@ -114,8 +114,12 @@ impl PeerCheck {
             } else {
                 AttestationLevel::TdxRaTlsBidirectional
             }
-        } else if self.policy.remote().is_some() {
-            // The policy's `[remote]` check passed for the quote (it refuses otherwise).
+        } else if self.policy.remote().is_some()
+            || (self.policy.accepts_static_collateral()
+                && self.policy.level() >= AttestationLevel::TdxRemote)
+        {
+            // The policy's `[remote]` check passed for the quote (it refuses otherwise), or the
+            // policy opted out of it explicitly (static collateral, logged at build).
             AttestationLevel::TdxRemote
         } else {
             AttestationLevel::TdxLocal

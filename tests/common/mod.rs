@@ -41,13 +41,35 @@ pub fn provider(measurements: Measurements) -> Arc<SyntheticQuoteProvider> {
     ))
 }
 
-/// A policy pinning the sample Measurements, at `level`.
+/// A policy pinning the sample Measurements, at `level`. These fixtures verify with the
+/// synthetic PKI's static collateral ([`verifier`]), so from TdxRemote up the policy takes the
+/// explicit opt-out `Policy::dangerous().static_collateral()`; the TdxRemote check itself is
+/// tested through the loopback collateral service (endpoint_remote.rs, endpoint_collateral_service.rs)
+/// with [`remote_policy`].
 pub fn policy(level: AttestationLevel) -> Policy {
     let mut policy = Policy::new(MeasurementPolicy::new(vec![MeasurementProfile::exact(
         "sample",
         &sample_measurements(),
     )]));
     policy.set_level(level);
+    if level >= AttestationLevel::TdxRemote {
+        policy.dangerous().static_collateral();
+    }
+    policy
+}
+
+/// A policy pinning the sample Measurements at `level` whose `[remote]` section declares the
+/// collateral service `url` (no opt-out).
+pub fn remote_policy(level: AttestationLevel, url: &str, max_age_secs: u64) -> Policy {
+    let mut policy = Policy::new(MeasurementPolicy::new(vec![MeasurementProfile::exact(
+        "sample",
+        &sample_measurements(),
+    )]));
+    policy.set_level(level);
+    policy.set_remote(Some(ratls_quic::RemotePolicy::new(
+        vec![url.to_owned()],
+        max_age_secs,
+    )));
     policy
 }
 

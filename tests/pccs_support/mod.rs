@@ -296,3 +296,8 @@ async fn respond(routes: &Routes, path: &str, query: &str, mode: &Mode) -> Vec<u
     }
     http(200, &headers, &body, body.len())
 }
+
+/// The PEM PCK chain a quote carries (its certification data), for comparisons.
+pub fn pck_chain(quote: &[u8]) -> String {
+    String::from_utf8(ratls_quic::pck_chain_pem(quote).unwrap().to_vec()).unwrap()
+}
