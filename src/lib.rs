@@ -101,6 +101,9 @@ pub use endpoint::{
     WantsEvidence, WantsPolicy, WantsVerifier, EVIDENCE_UNRECORDED, INVALID_ALPN,
     INVALID_ALPN_REASON, KEEP_ALIVE, MAX_ALPN_LEN,
 };
+pub use endpoint::{
+    BONDED_STREAMS, PRE_BOND_BIDI_STREAMS, PRE_BOND_RECEIVE_WINDOW, PRE_BOND_UNI_STREAMS,
+};
 pub use evidence::{
     batch_report_data, encode_batch, leaf_hash, node_hash, path_len, root_from_path,
     verify_batch_binding, BatchError, BatchPosition, BatchTree, NodeHash, BATCH_BINDING_CONTEXT,

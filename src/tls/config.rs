@@ -84,7 +84,7 @@ impl ResolvesClientCert for CertificateSlot {
 }
 
 /// The verdict of one connection's verifier, read once its handshake ended.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct PendingPeer(Arc<VerdictSlot>);
 
 impl PendingPeer {
@@ -98,6 +98,12 @@ impl PendingPeer {
     /// no certificate arrived or it could not be read).
     pub fn presented(&self) -> Option<PeerId> {
         self.0.presented()
+    }
+
+    /// The short reason the refused peer is told ([`PeerRejection::wire_reason`]), when the
+    /// verifier ran and refused it; the typed rejection stays for [`Self::rejection`].
+    pub fn wire_reason(&self) -> Option<&'static str> {
+        self.0.wire_reason()
     }
 
     /// The typed rejection, when the verifier ran and refused the peer.

@@ -31,6 +31,15 @@ impl VerdictSlot {
             .take()
     }
 
+    /// The wire reason of the refusal, when the verifier ran and refused the peer (the verdict
+    /// stays in the slot).
+    pub(crate) fn wire_reason(&self) -> Option<&'static str> {
+        match &*self.verdict.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(Err(rejection)) => Some(rejection.wire_reason()),
+            _ => None,
+        }
+    }
+
     /// The identity the peer's certificate named, if the verifier could read one.
     pub(crate) fn presented(&self) -> Option<PeerId> {
         *self
