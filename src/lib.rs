@@ -135,6 +135,6 @@ pub use tdx::{
 };
 pub use tls::{
     batched_bond_message, bond_message, AttestedTlsConfig, BondFailure, CertifiedPeer,
-    ExpectedPeer, PeerRejection, PendingPeer, RejectedPeer, ALPN, ALPN_BATCHED, BOND_REFUSED,
-    EXPORTER_LABEL,
+    ExpectedPeer, PeerRejection, PendingPeer, RefusalCounts, RejectedPeer, ALPN, ALPN_BATCHED,
+    BOND_REFUSED, EXPORTER_LABEL, REFUSAL_LOG_INTERVAL_SECS,
 };

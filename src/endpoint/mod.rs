@@ -135,6 +135,13 @@ impl Endpoint {
         self.tls.handshake_checks()
     }
 
+    /// How many peer certificates this endpoint refused in the handshake, by wire reason (the
+    /// reasons of the table in `docs/evidence.md`). The log writes at most one `warn` line per
+    /// reason per [`crate::REFUSAL_LOG_INTERVAL_SECS`], standing for the refusals since the last.
+    pub fn refusal_counts(&self) -> crate::RefusalCounts {
+        self.tls.refusal_counts()
+    }
+
     /// The DER certificate this side currently presents.
     pub fn current_certificate(&self) -> rustls::pki_types::CertificateDer<'static> {
         self.tls

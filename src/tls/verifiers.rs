@@ -9,6 +9,7 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
 use super::peer::{CertifiedPeer, ExpectedPeer, PeerCheck};
+use super::refusals::RefusalLog;
 use super::PeerRejection;
 use crate::evidence::parse_certificate;
 use crate::identity::PeerId;
@@ -20,9 +21,19 @@ use crate::identity::PeerId;
 pub(crate) struct VerdictSlot {
     verdict: Mutex<Option<Result<CertifiedPeer, PeerRejection>>>,
     presented: Mutex<Option<PeerId>>,
+    /// The endpoint's refusal counters and rate-limited log.
+    refusals: Arc<RefusalLog>,
 }
 
 impl VerdictSlot {
+    /// A slot whose refusals are counted in `refusals`.
+    pub(crate) fn counting(refusals: Arc<RefusalLog>) -> Self {
+        Self {
+            refusals,
+            ..Self::default()
+        }
+    }
+
     /// Takes the verdict, if the verifier ran.
     pub(crate) fn take(&self) -> Option<Result<CertifiedPeer, PeerRejection>> {
         self.verdict
@@ -76,7 +87,8 @@ fn judge(
     let (result, presented) = match &verdict {
         Ok(peer) => (Ok(()), Some(peer.peer_id())),
         Err(rejection) => {
-            tracing::warn!(%rejection, "peer certificate refused");
+            // Counted; at most one warn line per reason per interval, whatever the peer sends.
+            slot.refusals.log(rejection, now.as_secs());
             // Read again only on this path, for the record of the refusal; a certificate too
             // broken to parse names nobody.
             let presented = parse_certificate(end_entity).ok().map(|cert| cert.peer_id);

@@ -134,7 +134,7 @@ pub fn certificate_with_extension(
     ext.set_criticality(false);
     params.custom_extensions.push(ext);
     let key_der = identity.private_key_der().unwrap();
-    let PrivateKeyDer::Pkcs8(pkcs8) = &key_der else {
+    let PrivateKeyDer::Pkcs8(pkcs8) = &*key_der else {
         panic!("identity key is PKCS#8");
     };
     let key_pair = KeyPair::from_pkcs8_der_and_sign_algo(
