@@ -15,17 +15,18 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::raw::unix_now;
+use common::raw::{attested_certificate, unix_now};
 use common::*;
 
 use ratls_quic::synthetic::sample_measurements;
 use ratls_quic::{
     issue_certificate, AttestationLevel, AttestedConnection, Endpoint, Error, Identity,
-    PeerRejection,
+    IssuedCertificate, PeerRejection,
 };
 use serde_json::Value;
 
@@ -271,4 +272,126 @@ async fn aioquic_client_is_refused_or_bonds_as_documented() {
          no certificate {no_certificate_close_ms:?}, evidence-free {evidence_free_close_ms:?}; \
          bond echo read {bond_echo_ms}"
     );
+}
+
+/// An aioquic acceptor presenting `issued` (a certificate with a synthetic quote, made here),
+/// dialed by `ratls connect` with a certificate-freshness policy pinning the sample MRTD: the
+/// `connect` report and the aioquic server's.
+fn ratls_connect_to_aioquic(
+    dir: &Path,
+    name: &str,
+    issued: &IssuedCertificate,
+) -> (i32, Value, Value) {
+    let cert = dir.join(format!("{name}.der"));
+    let key = dir.join(format!("{name}.key.der"));
+    std::fs::write(&cert, &issued.cert_der).unwrap();
+    std::fs::write(&key, issued.key_der.secret_der()).unwrap();
+    let mut server = Command::new("python3")
+        .arg(root().join("interop/aioquic_server.py"))
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .args(["--timeout", "30"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let listening: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let port = listening["listening"].as_u64().unwrap();
+    let mut connect = Command::new(env!("CARGO_BIN_EXE_ratls"));
+    connect
+        .arg("connect")
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["--json", "--message", "hello aioquic", "--timeout", "20"])
+        .arg("--policy")
+        .arg(dir.join("policy.toml"))
+        .arg("--root")
+        .arg(dir.join("root.der"))
+        .arg("--collateral")
+        .arg(dir.join("collateral.json"));
+    let out = run_with_deadline(connect);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "ratls connect printed no JSON ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let deadline = Instant::now() + DEADLINE;
+    while server.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.kill().ok();
+    server.wait().unwrap();
+    let served = lines
+        .next()
+        .and_then(Result::ok)
+        .and_then(|line| serde_json::from_str(&line).ok())
+        .unwrap_or(Value::Null);
+    (out.status.code().unwrap_or(-1), report, served)
+}
+
+#[test]
+fn ratls_connect_verifies_an_aioquic_server_with_a_synthetic_quote() {
+    if !python_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    std::fs::write(dir.path().join("root.der"), pki.root_der()).unwrap();
+    std::fs::write(
+        dir.path().join("collateral.json"),
+        pki.collateral_json().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("policy.toml"),
+        format!(
+            "version = 1\nlevel = \"TdxLocal\"\nfreshness = \"certificate\"\n[[profile]]\n\
+             name = \"synthetic\"\nmr_td = \"{}\"\nrtmr0 = \"any\"\nrtmr1 = \"any\"\n\
+             rtmr2 = \"any\"\nrtmr3 = \"any\"\nmr_config_id = \"any\"\nmr_owner = \"any\"\n\
+             mr_owner_config = \"any\"\n",
+            hex::encode(sample_measurements().mr_td)
+        ),
+    )
+    .unwrap();
+    let identity = Identity::generate().unwrap();
+    let now = unix_now();
+
+    // A certificate whose synthetic quote binds its own key and validity: verified, bonded at
+    // TdxLocal, the message echoed by aioquic.
+    let good = attested_certificate(
+        &identity,
+        identity.peer_id(),
+        now - 60,
+        now + 1800,
+        sample_measurements(),
+    );
+    let (code, report, served) = ratls_connect_to_aioquic(dir.path(), "good", &good);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["bonded"], true, "{report:#}");
+    assert_eq!(report["peer"]["peer_id"], identity.peer_id().to_string());
+    assert_eq!(report["peer"]["level"], "TdxLocal");
+    assert_eq!(report["peer"]["profile"], "synthetic");
+    assert_eq!(report["peer"]["quote_kind"], "certificate");
+    assert_eq!(report["replies"], serde_json::json!(["hello aioquic"]));
+    // ratls connect is a Software dialer: its bond message is the five bytes of kind 00.
+    assert_eq!(served["client_bond_message"], "5251423100", "{served:#}");
+    assert_eq!(served["echoed"], serde_json::json!(["hello aioquic"]));
+
+    // The same quote in a certificate of another key: ratls connect refuses it.
+    let other = Identity::generate().unwrap();
+    let unbound = attested_certificate(
+        &other,
+        identity.peer_id(),
+        now - 60,
+        now + 1800,
+        sample_measurements(),
+    );
+    let (code, report, _) = ratls_connect_to_aioquic(dir.path(), "unbound", &unbound);
+    assert_ne!(code, 0, "{report:#}");
+    assert_eq!(report["bonded"], false, "{report:#}");
+    assert_eq!(report["outcome"], "refused", "{report:#}");
 }
