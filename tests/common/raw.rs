@@ -313,11 +313,17 @@ pub fn exporter(conn: &quinn::Connection) -> [u8; 32] {
     out
 }
 
-/// Sends `message` as this side's bond proof (the first uni stream it opens).
+/// Sends `message` as this side's bond proof (the first uni stream it opens). A message longer
+/// than the peer's pre-bond window (`PRE_BOND_RECEIVE_WINDOW`) is written only as far as the
+/// peer reads it: when the peer refuses it midway, the write ends with the peer's close, which
+/// the caller observes on the connection.
 pub async fn send_bond_message(conn: &quinn::Connection, message: &[u8]) {
     let mut stream = conn.open_uni().await.unwrap();
-    stream.write_all(message).await.unwrap();
-    stream.finish().unwrap();
+    match stream.write_all(message).await {
+        Ok(()) => stream.finish().unwrap(),
+        Err(quinn::WriteError::ConnectionLost(_)) => {}
+        Err(other) => panic!("writing the bond message: {other}"),
+    }
 }
 
 /// The SPKI of `identity`'s key.
