@@ -89,9 +89,17 @@ fn judge(
         Err(rejection) => {
             // Counted; at most one warn line per reason per interval, whatever the peer sends.
             slot.refusals.log(rejection, now.as_secs());
-            // Read again only on this path, for the record of the refusal; a certificate too
-            // broken to parse names nobody.
-            let presented = parse_certificate(end_entity).ok().map(|cert| cert.peer_id);
+            // For the record of the refusal: the identity the rejection names (its certificate
+            // parsed, self-signature included), else read again only on this path; a
+            // certificate too broken to parse names nobody. Reading again verifies the
+            // self-signature a second time, which delays the close: avoided where the
+            // rejection already carries the identity.
+            let presented = match rejection {
+                PeerRejection::UnknownSoftwareIdentity(peer) => Some(*peer),
+                PeerRejection::UnexpectedPeer { found, .. } => Some(*found),
+                PeerRejection::Retired(retired) => Some(retired.retired),
+                _ => parse_certificate(end_entity).ok().map(|cert| cert.peer_id),
+            };
             (Err(rejection.to_rustls_error()), presented)
         }
     };
