@@ -297,8 +297,22 @@ fn ratls_connect_to_aioquic(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    let listening: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    // The server's lines, read on a thread so that a server that never prints cannot hang the
+    // test past the deadline.
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stdout = server.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first = lines.recv_timeout(DEADLINE).unwrap_or_else(|_| {
+        server.kill().ok();
+        panic!("aioquic_server.py did not start listening within {DEADLINE:?}")
+    });
+    let listening: Value = serde_json::from_str(&first).unwrap();
     let port = listening["listening"].as_u64().unwrap();
     let mut connect = Command::new(env!("CARGO_BIN_EXE_ratls"));
     connect
@@ -326,8 +340,8 @@ fn ratls_connect_to_aioquic(
     server.kill().ok();
     server.wait().unwrap();
     let served = lines
-        .next()
-        .and_then(Result::ok)
+        .recv_timeout(Duration::from_secs(5))
+        .ok()
         .and_then(|line| serde_json::from_str(&line).ok())
         .unwrap_or(Value::Null);
     (out.status.code().unwrap_or(-1), report, served)
