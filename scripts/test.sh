@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 # Debian's OVMF firmware image for the measurement tests (unpacked under target/ovmf).
 sh scripts/fetch-ovmf.sh
 
-# The Python packages of the independent certificate checker (tests/interop_python.rs runs it).
+# The Python packages of the independent checkers and the aioquic peers (tests/interop_python*.rs,
+# tests/interop_aioquic.rs).
 # Exact pins: a no-op once they are installed.
 python3 -m pip install --quiet --disable-pip-version-check -r interop/requirements.txt
 

@@ -101,6 +101,9 @@ pub use endpoint::{
     WantsEvidence, WantsPolicy, WantsVerifier, EVIDENCE_UNRECORDED, INVALID_ALPN,
     INVALID_ALPN_REASON, KEEP_ALIVE, MAX_ALPN_LEN,
 };
+pub use endpoint::{
+    BONDED_STREAMS, PRE_BOND_BIDI_STREAMS, PRE_BOND_RECEIVE_WINDOW, PRE_BOND_UNI_STREAMS,
+};
 pub use evidence::{
     batch_report_data, encode_batch, leaf_hash, node_hash, path_len, root_from_path,
     verify_batch_binding, BatchError, BatchPosition, BatchTree, NodeHash, BATCH_BINDING_CONTEXT,
@@ -132,6 +135,6 @@ pub use tdx::{
 };
 pub use tls::{
     batched_bond_message, bond_message, AttestedTlsConfig, BondFailure, CertifiedPeer,
-    ExpectedPeer, PeerRejection, PendingPeer, RejectedPeer, ALPN, ALPN_BATCHED, BOND_REFUSED,
-    EXPORTER_LABEL,
+    ExpectedPeer, PeerRejection, PendingPeer, RefusalCounts, RejectedPeer, ALPN, ALPN_BATCHED,
+    BOND_REFUSED, EXPORTER_LABEL, REFUSAL_LOG_INTERVAL_SECS,
 };

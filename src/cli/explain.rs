@@ -251,6 +251,7 @@ fn alert_name(alert: u64) -> &'static str {
     match alert {
         40 => "handshake_failure",
         42 => "bad_certificate",
+        44 => "certificate_revoked",
         45 => "certificate_expired",
         46 => "certificate_unknown",
         48 => "unknown_ca",

@@ -127,12 +127,6 @@ fn check_len(alpn: &[u8]) -> Result<(), RouteError> {
 /// otherwise end. One side's pings keep both sides' idle timers from firing.
 pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(5);
 
-pub(crate) fn keep_alive() -> std::sync::Arc<quinn::TransportConfig> {
-    let mut transport = quinn::TransportConfig::default();
-    transport.keep_alive_interval(Some(KEEP_ALIVE));
-    std::sync::Arc::new(transport)
-}
-
 /// What a dialer of `route` offers: its ALPN, then the base ALPN.
 pub(crate) fn offered(route: &AlpnRoute) -> Vec<Vec<u8>> {
     let mut alpns = vec![route.alpn().to_vec()];

@@ -6,10 +6,12 @@ mod batch_queue;
 mod batcher;
 mod bond;
 mod certs;
+mod close_reason;
 mod config;
 mod connection;
 mod error;
 mod evidence;
+mod limits;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +30,9 @@ pub use config::{
 pub use connection::{AttestedConnection, PeerInfo};
 pub use error::Error;
 pub use evidence::EVIDENCE_UNRECORDED;
+pub use limits::{
+    BONDED_STREAMS, PRE_BOND_BIDI_STREAMS, PRE_BOND_RECEIVE_WINDOW, PRE_BOND_UNI_STREAMS,
+};
 
 use crate::evidence::Role;
 use crate::identity::PeerId;
@@ -130,6 +135,13 @@ impl Endpoint {
         self.tls.handshake_checks()
     }
 
+    /// How many peer certificates this endpoint refused in the handshake, by wire reason (the
+    /// reasons of the table in `docs/evidence.md`). The log writes at most one `warn` line per
+    /// reason per [`crate::REFUSAL_LOG_INTERVAL_SECS`], standing for the refusals since the last.
+    pub fn refusal_counts(&self) -> crate::RefusalCounts {
+        self.tls.refusal_counts()
+    }
+
     /// The DER certificate this side currently presents.
     pub fn current_certificate(&self) -> rustls::pki_types::CertificateDer<'static> {
         self.tls
@@ -199,10 +211,11 @@ impl Endpoint {
         }
         let quic_tls = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
             .map_err(Error::NoInitialCipherSuite)?;
-        let mut client = quinn::ClientConfig::new(Arc::new(quic_tls));
-        if route.is_some() {
-            client.transport_config(alpn::keep_alive());
-        }
+        let mut client = quinn::ClientConfig::new(Arc::new(close_reason::ClientCrypto::new(
+            quic_tls,
+            pending.clone(),
+        )));
+        client.transport_config(limits::before_bond(route.is_some()));
         let connecting = self.quic.connect_with(client, addr, SERVER_NAME)?;
         let conn = match connecting.await {
             Ok(conn) => conn,
@@ -280,6 +293,8 @@ impl Endpoint {
         let check = self.tls.check();
         let ((bond_quote, bond_batch), peer_message) =
             bond::exchange(&conn, &self.config, check, parties, &peer, freshness).await?;
+        // The peer proved its bond: from now on it may open streams and send as any peer.
+        limits::after_bond(&conn);
         let (peer_id, level, cert_quote) = peer.into_parts();
         // An ALPN routed with certificate freshness admits bonds at TdxLocal at most, whatever
         // the handshake computed from the policy's default (the route was checked against the
@@ -359,7 +374,10 @@ impl Accepting<'_> {
         }
         let quic_tls = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
             .map_err(Error::NoInitialCipherSuite)?;
-        let server = quinn::ServerConfig::with_crypto(Arc::new(quic_tls));
+        let mut server = quinn::ServerConfig::with_crypto(Arc::new(
+            close_reason::ServerCrypto::new(quic_tls, pending.clone()),
+        ));
+        server.transport_config(limits::before_bond(false));
         let connecting = self.incoming.accept_with(Arc::new(server))?;
         let conn = match connecting.await {
             Ok(conn) => conn,

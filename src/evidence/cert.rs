@@ -28,6 +28,7 @@ use time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::oid_registry::{Oid, OID_SIG_ED25519};
 use x509_parser::x509::{AlgorithmIdentifier, X509Version};
+use zeroize::Zeroizing;
 
 use super::binding::{report_data, BindingInput};
 use super::extension::{Evidence, EVIDENCE_OID};
@@ -55,8 +56,8 @@ const COMMON_NAME: &str = "ratls";
 pub struct IssuedCertificate {
     /// The certificate, DER.
     pub cert_der: CertificateDer<'static>,
-    /// The identity key as PKCS#8 DER, for rustls.
-    pub key_der: PrivateKeyDer<'static>,
+    /// The identity key as PKCS#8 DER, for rustls; wiped when dropped.
+    pub key_der: Zeroizing<PrivateKeyDer<'static>>,
 }
 
 /// A certificate that passed [`parse_certificate`]'s structural checks.
@@ -160,7 +161,7 @@ pub fn issue_certificate(
     let key_der = identity
         .private_key_der()
         .map_err(|_| EvidenceError::Malformed("identity key cannot be encoded"))?;
-    let PrivateKeyDer::Pkcs8(pkcs8) = &key_der else {
+    let PrivateKeyDer::Pkcs8(pkcs8) = &*key_der else {
         return Err(EvidenceError::Malformed("identity key is not PKCS#8"));
     };
     let key_pair = KeyPair::from_pkcs8_der_and_sign_algo(

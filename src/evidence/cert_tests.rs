@@ -18,11 +18,12 @@ fn identity() -> Identity {
 
 /// Self-signs `params` with the identity key, bypassing `issue_certificate`'s choices.
 fn sign_with(identity: &Identity, params: &CertificateParams) -> Vec<u8> {
-    let PrivateKeyDer::Pkcs8(der) = identity.private_key_der().unwrap() else {
+    let key = identity.private_key_der().unwrap();
+    let PrivateKeyDer::Pkcs8(der) = &*key else {
         panic!("not pkcs8")
     };
-    let kp = KeyPair::from_pkcs8_der_and_sign_algo(&der, crate::crypto::IDENTITY_CERT_ALGORITHM)
-        .unwrap();
+    let kp =
+        KeyPair::from_pkcs8_der_and_sign_algo(der, crate::crypto::IDENTITY_CERT_ALGORITHM).unwrap();
     params.self_signed(&kp).unwrap().der().to_vec()
 }
 

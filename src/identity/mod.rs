@@ -187,14 +187,15 @@ impl Identity {
         self.peer_id().attestation_digest()
     }
 
-    /// The private key as PKCS#8 v1 DER, the form rustls and rcgen take.
-    pub fn private_key_der(&self) -> Result<PrivateKeyDer<'static>, IdentityError> {
+    /// The private key as PKCS#8 v1 DER, the form rustls and rcgen take. The copy is wiped
+    /// when dropped (the encoder's own buffer is too).
+    pub fn private_key_der(&self) -> Result<Zeroizing<PrivateKeyDer<'static>>, IdentityError> {
         let doc = self
             .pkcs8_v1()
             .to_pkcs8_der()
             .map_err(IdentityError::Encoding)?;
-        Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-            doc.as_bytes().to_vec(),
+        Ok(Zeroizing::new(PrivateKeyDer::Pkcs8(
+            PrivatePkcs8KeyDer::from(doc.as_bytes().to_vec()),
         )))
     }
 

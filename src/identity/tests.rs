@@ -138,3 +138,21 @@ fn attestation_digest_is_blake3_of_public_key() {
         *blake3::hash(id.peer_id().as_bytes()).as_bytes()
     );
 }
+
+/// The PKCS#8 copies of the identity key that leave `Identity` (for rustls and rcgen, and the
+/// one an issued certificate keeps) are wiped when dropped: their types guarantee it, and
+/// wiping one leaves no key byte behind.
+#[test]
+fn pkcs8_copies_are_wiped_on_drop() {
+    fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+    let id = Identity::generate().unwrap();
+    let mut key = id.private_key_der().unwrap();
+    wiped_on_drop(&key);
+    let now = 1_700_000_000;
+    let issued = crate::evidence::issue_certificate(&id, now, now + 600, None).unwrap();
+    wiped_on_drop(&issued.key_der);
+    // What a drop does: the secret DER is gone.
+    assert!(!key.secret_der().is_empty());
+    zeroize::Zeroize::zeroize(&mut *key);
+    assert!(key.secret_der().iter().all(|b| *b == 0));
+}

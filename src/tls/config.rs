@@ -11,6 +11,7 @@ use rustls::{ConfigBuilder, ServerConfig, SignatureScheme, WantsVerifier};
 
 use super::bond::Parties;
 use super::peer::{CertifiedPeer, ExpectedPeer, PeerCheck};
+use super::refusals::{RefusalCounts, RefusalLog};
 use super::verifiers::{AttestedClientVerifier, AttestedServerVerifier, VerdictSlot};
 use super::{BondFailure, PeerRejection};
 use crate::evidence::{IssuedCertificate, Role};
@@ -51,7 +52,7 @@ impl CertificateSlot {
 }
 
 fn certified_key(issued: &IssuedCertificate) -> Result<Arc<CertifiedKey>, rustls::Error> {
-    let rustls::pki_types::PrivateKeyDer::Pkcs8(pkcs8) = &issued.key_der else {
+    let rustls::pki_types::PrivateKeyDer::Pkcs8(pkcs8) = &*issued.key_der else {
         return Err(rustls::Error::General("identity key is not PKCS#8".into()));
     };
     let key = crate::crypto::identity_signing_key(pkcs8)?;
@@ -84,7 +85,7 @@ impl ResolvesClientCert for CertificateSlot {
 }
 
 /// The verdict of one connection's verifier, read once its handshake ended.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct PendingPeer(Arc<VerdictSlot>);
 
 impl PendingPeer {
@@ -98,6 +99,12 @@ impl PendingPeer {
     /// no certificate arrived or it could not be read).
     pub fn presented(&self) -> Option<PeerId> {
         self.0.presented()
+    }
+
+    /// The short reason the refused peer is told ([`PeerRejection::wire_reason`]), when the
+    /// verifier ran and refused it; the typed rejection stays for [`Self::rejection`].
+    pub fn wire_reason(&self) -> Option<&'static str> {
+        self.0.wire_reason()
     }
 
     /// The typed rejection, when the verifier ran and refused the peer.
@@ -124,6 +131,7 @@ pub struct AttestedTlsConfig {
     client: rustls::ClientConfig,
     server: ConfigBuilder<ServerConfig, WantsVerifier>,
     alpn: Vec<Vec<u8>>,
+    refusals: Arc<RefusalLog>,
 }
 
 impl AttestedTlsConfig {
@@ -166,6 +174,7 @@ impl AttestedTlsConfig {
             client,
             server,
             alpn: vec![ALPN.to_vec()],
+            refusals: Arc::default(),
         })
     }
 
@@ -186,7 +195,7 @@ impl AttestedTlsConfig {
 
     /// A client configuration for one connection to `expected`.
     pub fn client(&self, expected: ExpectedPeer) -> (rustls::ClientConfig, PendingPeer) {
-        let slot = Arc::new(VerdictSlot::default());
+        let slot = Arc::new(VerdictSlot::counting(Arc::clone(&self.refusals)));
         let mut config = self.client.clone();
         config
             .dangerous()
@@ -200,7 +209,7 @@ impl AttestedTlsConfig {
 
     /// A server configuration for one incoming connection.
     pub fn server(&self) -> (ServerConfig, PendingPeer) {
-        let slot = Arc::new(VerdictSlot::default());
+        let slot = Arc::new(VerdictSlot::counting(Arc::clone(&self.refusals)));
         let mut config = self
             .server
             .clone()
@@ -224,6 +233,13 @@ impl AttestedTlsConfig {
     /// The DER certificate this side currently presents.
     pub fn current_certificate(&self) -> Option<rustls::pki_types::CertificateDer<'static>> {
         self.certs.current().cert.first().cloned()
+    }
+
+    /// How many peer certificates the verifiers of these configurations refused, by wire reason.
+    /// Every refusal counts; the log carries at most one `warn` line per reason per
+    /// [`crate::REFUSAL_LOG_INTERVAL_SECS`].
+    pub fn refusal_counts(&self) -> RefusalCounts {
+        self.refusals.counts()
     }
 
     /// How many peer certificates these configurations have judged: one per full handshake.

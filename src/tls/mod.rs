@@ -5,6 +5,7 @@
 pub(crate) mod bond;
 mod config;
 mod peer;
+mod refusals;
 mod rejection;
 mod verifiers;
 
@@ -13,4 +14,5 @@ pub(crate) use bond::{Parties, MAX_MESSAGE_LEN as MAX_BOND_MESSAGE_LEN};
 pub use config::{AttestedTlsConfig, PendingPeer, ALPN, ALPN_BATCHED};
 pub(crate) use peer::PeerCheck;
 pub use peer::{CertifiedPeer, ExpectedPeer};
+pub use refusals::{RefusalCounts, REFUSAL_LOG_INTERVAL_SECS};
 pub use rejection::{BondFailure, PeerRejection, RejectedPeer};

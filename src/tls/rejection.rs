@@ -121,7 +121,7 @@ impl PeerRejection {
         match self {
             Self::BelowFloor { .. } => "attestation level below the required floor",
             Self::Bond(_) => "bond proof refused",
-            Self::Evidence(_) => "certificate evidence invalid",
+            Self::Evidence(evidence) => evidence_wire_reason(evidence),
             Self::MissingCollateral => "no collateral for the quote",
             Self::NoCertificate => "certificate required",
             Self::Quote(AttestationError::Policy { .. }) => "quote not accepted by policy",
@@ -140,20 +140,42 @@ impl PeerRejection {
             Self::NoCertificate => {
                 return rustls::Error::NoCertificatesPresented;
             }
-            Self::Evidence(
-                E::Malformed(_)
-                | E::TooLarge { .. }
-                | E::DuplicateExtension
-                | E::UnknownVersion(_)
-                | E::UnsupportedAlgorithm
-                | E::BadSignature,
-            ) => CertificateError::BadEncoding,
+            Self::Evidence(evidence) if is_malformed(evidence) => CertificateError::BadEncoding,
             Self::Evidence(E::Expired { .. }) => CertificateError::Expired,
             Self::Evidence(E::NotYetValid { .. }) => CertificateError::NotValidYet,
             Self::Retired(_) => CertificateError::Revoked,
             _ => CertificateError::Other(OtherError(Arc::new(RejectedPeer(self.wire_reason())))),
         };
         rustls::Error::InvalidCertificate(certificate_error)
+    }
+}
+
+/// Evidence that does not follow the certificate profile of `docs/evidence.md`: alert
+/// `bad_certificate`. An empty quote and a `pubkey-hash` that names another key are such
+/// (`parse_certificate` refuses both before any quote is looked at).
+fn is_malformed(error: &EvidenceError) -> bool {
+    use EvidenceError as E;
+    matches!(
+        error,
+        E::Malformed(_)
+            | E::TooLarge { .. }
+            | E::DuplicateExtension
+            | E::UnknownVersion(_)
+            | E::UnsupportedAlgorithm
+            | E::BadSignature
+            | E::Missing(_)
+            | E::PubkeyMismatch
+    )
+}
+
+/// The short reason of an evidence failure: malformed, outside its validity, or not bound.
+fn evidence_wire_reason(error: &EvidenceError) -> &'static str {
+    match error {
+        EvidenceError::Expired { .. } | EvidenceError::NotYetValid { .. } => {
+            "certificate outside its validity period"
+        }
+        error if is_malformed(error) => "certificate evidence malformed",
+        _ => "certificate evidence not bound to the certificate",
     }
 }
 
@@ -241,13 +263,13 @@ mod tests {
             ),
             (
                 PeerRejection::Evidence(EvidenceError::PubkeyMismatch),
-                other(),
-                AlertDescription::CertificateUnknown,
+                C::BadEncoding,
+                AlertDescription::BadCertificate,
             ),
             (
                 PeerRejection::Evidence(EvidenceError::Missing("quote")),
-                other(),
-                AlertDescription::CertificateUnknown,
+                C::BadEncoding,
+                AlertDescription::BadCertificate,
             ),
             (
                 PeerRejection::BelowFloor {

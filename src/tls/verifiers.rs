@@ -9,6 +9,7 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
 use super::peer::{CertifiedPeer, ExpectedPeer, PeerCheck};
+use super::refusals::RefusalLog;
 use super::PeerRejection;
 use crate::evidence::parse_certificate;
 use crate::identity::PeerId;
@@ -20,15 +21,34 @@ use crate::identity::PeerId;
 pub(crate) struct VerdictSlot {
     verdict: Mutex<Option<Result<CertifiedPeer, PeerRejection>>>,
     presented: Mutex<Option<PeerId>>,
+    /// The endpoint's refusal counters and rate-limited log.
+    refusals: Arc<RefusalLog>,
 }
 
 impl VerdictSlot {
+    /// A slot whose refusals are counted in `refusals`.
+    pub(crate) fn counting(refusals: Arc<RefusalLog>) -> Self {
+        Self {
+            refusals,
+            ..Self::default()
+        }
+    }
+
     /// Takes the verdict, if the verifier ran.
     pub(crate) fn take(&self) -> Option<Result<CertifiedPeer, PeerRejection>> {
         self.verdict
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
+    }
+
+    /// The wire reason of the refusal, when the verifier ran and refused the peer (the verdict
+    /// stays in the slot).
+    pub(crate) fn wire_reason(&self) -> Option<&'static str> {
+        match &*self.verdict.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(Err(rejection)) => Some(rejection.wire_reason()),
+            _ => None,
+        }
     }
 
     /// The identity the peer's certificate named, if the verifier could read one.
@@ -67,10 +87,19 @@ fn judge(
     let (result, presented) = match &verdict {
         Ok(peer) => (Ok(()), Some(peer.peer_id())),
         Err(rejection) => {
-            tracing::warn!(%rejection, "peer certificate refused");
-            // Read again only on this path, for the record of the refusal; a certificate too
-            // broken to parse names nobody.
-            let presented = parse_certificate(end_entity).ok().map(|cert| cert.peer_id);
+            // Counted; at most one warn line per reason per interval, whatever the peer sends.
+            slot.refusals.log(rejection, now.as_secs());
+            // For the record of the refusal: the identity the rejection names (its certificate
+            // parsed, self-signature included), else read again only on this path; a
+            // certificate too broken to parse names nobody. Reading again verifies the
+            // self-signature a second time, which delays the close: avoided where the
+            // rejection already carries the identity.
+            let presented = match rejection {
+                PeerRejection::UnknownSoftwareIdentity(peer) => Some(*peer),
+                PeerRejection::UnexpectedPeer { found, .. } => Some(*found),
+                PeerRejection::Retired(retired) => Some(retired.retired),
+                _ => parse_certificate(end_entity).ok().map(|cert| cert.peer_id),
+            };
             (Err(rejection.to_rustls_error()), presented)
         }
     };

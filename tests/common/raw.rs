@@ -134,7 +134,7 @@ pub fn certificate_with_extension(
     ext.set_criticality(false);
     params.custom_extensions.push(ext);
     let key_der = identity.private_key_der().unwrap();
-    let PrivateKeyDer::Pkcs8(pkcs8) = &key_der else {
+    let PrivateKeyDer::Pkcs8(pkcs8) = &*key_der else {
         panic!("identity key is PKCS#8");
     };
     let key_pair = KeyPair::from_pkcs8_der_and_sign_algo(
@@ -313,11 +313,17 @@ pub fn exporter(conn: &quinn::Connection) -> [u8; 32] {
     out
 }
 
-/// Sends `message` as this side's bond proof (the first uni stream it opens).
+/// Sends `message` as this side's bond proof (the first uni stream it opens). A message longer
+/// than the peer's pre-bond window (`PRE_BOND_RECEIVE_WINDOW`) is written only as far as the
+/// peer reads it: when the peer refuses it midway, the write ends with the peer's close, which
+/// the caller observes on the connection.
 pub async fn send_bond_message(conn: &quinn::Connection, message: &[u8]) {
     let mut stream = conn.open_uni().await.unwrap();
-    stream.write_all(message).await.unwrap();
-    stream.finish().unwrap();
+    match stream.write_all(message).await {
+        Ok(()) => stream.finish().unwrap(),
+        Err(quinn::WriteError::ConnectionLost(_)) => {}
+        Err(other) => panic!("writing the bond message: {other}"),
+    }
 }
 
 /// The SPKI of `identity`'s key.
