@@ -12,7 +12,7 @@ use crate::tls::AttestedTlsConfig;
 use super::ConfigError;
 
 /// Allowance for clocks that run behind ours.
-const CLOCK_SKEW_SECS: u64 = 60;
+pub(crate) const CLOCK_SKEW_SECS: u64 = 60;
 
 pub(crate) fn unix_now() -> u64 {
     SystemTime::now()

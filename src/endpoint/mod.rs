@@ -22,8 +22,8 @@ pub use alpn::{
 pub use batch_queue::{BondQuoteLimits, PeerRate};
 pub use batcher::BondQuoteError;
 pub use config::{
-    ConfigError, EndpointConfig, EndpointConfigBuilder, Ready, WantsEvidence, WantsPolicy,
-    WantsVerifier,
+    ConfigError, EndpointConfig, EndpointConfigBuilder, PeerExpiry, Ready, WantsEvidence,
+    WantsPolicy, WantsVerifier, MAX_CERT_LIFETIME,
 };
 pub use connection::{AttestedConnection, PeerInfo};
 pub use error::Error;
@@ -280,6 +280,7 @@ impl Endpoint {
         let check = self.tls.check();
         let ((bond_quote, bond_batch), peer_message) =
             bond::exchange(&conn, &self.config, check, parties, &peer, freshness).await?;
+        let cert_not_after = peer.not_after();
         let (peer_id, level, cert_quote) = peer.into_parts();
         // An ALPN routed with certificate freshness admits bonds at TdxLocal at most, whatever
         // the handshake computed from the policy's default (the route was checked against the
@@ -289,10 +290,14 @@ impl Endpoint {
         } else {
             level
         };
-        let info = PeerInfo::new(peer_id, level, cert_quote, bond_quote).with_batch(bond_batch);
+        let info = PeerInfo::new(peer_id, level, cert_quote, bond_quote, cert_not_after)
+            .with_batch(bond_batch);
         if let Some(sink) = &self.config.evidence {
             evidence::record_formed(sink, &self.config, &conn, parties, &info, &peer_message)
                 .await?;
+        }
+        if self.config.peer_expiry == PeerExpiry::Close {
+            tokio::spawn(close_at_expiry(conn.clone(), info.not_after()));
         }
         Ok(AttestedConnection::new(conn, info))
     }
@@ -423,6 +428,34 @@ fn quic_server_config(tls: rustls::ServerConfig) -> Result<quinn::ServerConfig, 
     let quic_tls = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(ConfigError::NoInitialCipherSuite)?;
     Ok(quinn::ServerConfig::with_crypto(Arc::new(quic_tls)))
+}
+
+/// Application close code of a connection whose peer's evidence expired (see
+/// [`PeerInfo::not_after`]); the reason text is [`EVIDENCE_EXPIRED_REASON`].
+pub const EVIDENCE_EXPIRED: u32 = 0x5241_0002;
+
+/// The reason text sent with [`EVIDENCE_EXPIRED`].
+pub const EVIDENCE_EXPIRED_REASON: &str = "peer evidence expired";
+
+/// Closes `conn` with [`EVIDENCE_EXPIRED`] once the second `not_after` (unix) has passed,
+/// unless it closed before.
+async fn close_at_expiry(conn: quinn::Connection, not_after: u64) {
+    let wait = std::time::Duration::from_secs(
+        not_after
+            .saturating_add(1)
+            .saturating_sub(certs::unix_now()),
+    );
+    tokio::select! {
+        () = tokio::time::sleep(wait) => {
+            // The timer measures elapsed time; the evidence is dated by the wall clock.
+            while certs::unix_now() <= not_after {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            tracing::info!(peer_not_after = not_after, "closing connection: peer evidence expired");
+            conn.close(EVIDENCE_EXPIRED.into(), EVIDENCE_EXPIRED_REASON.as_bytes());
+        }
+        _ = conn.closed() => {}
+    }
 }
 
 /// rustls refuses a client without a certificate before any verifier runs; name that case.

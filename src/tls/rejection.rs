@@ -124,7 +124,9 @@ impl PeerRejection {
             Self::Evidence(_) => "certificate evidence invalid",
             Self::MissingCollateral => "no collateral for the quote",
             Self::NoCertificate => "certificate required",
-            Self::Quote(AttestationError::Policy { .. }) => "quote not accepted by policy",
+            Self::Quote(AttestationError::Policy { .. } | AttestationError::Prechecked { .. }) => {
+                "quote not accepted by policy"
+            }
             Self::Quote(_) => "quote not authentic",
             Self::UnexpectedPeer { .. } => "unexpected peer identity",
             Self::UnknownSoftwareIdentity(_) => "identity not allowed",
