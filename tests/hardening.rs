@@ -330,3 +330,112 @@ async fn peer_expiry_keep_leaves_the_connection_open() {
     let (echoed, ()) = tokio::join!(round_trip(&connected, b"still here"), echo_once(&accepted));
     assert_eq!(echoed, b"still here");
 }
+
+/// A quote provider that counts the quotes it makes.
+#[derive(Debug)]
+struct Counting {
+    inner: Arc<ratls_quic::synthetic::SyntheticQuoteProvider>,
+    made: std::sync::atomic::AtomicUsize,
+}
+
+impl ratls_quic::QuoteProvider for Counting {
+    fn quote(
+        &self,
+        report_data: &ratls_quic::ReportData,
+    ) -> Result<Vec<u8>, ratls_quic::QuoteProviderError> {
+        self.made.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.quote(report_data)
+    }
+
+    fn name(&self) -> &'static str {
+        "counting"
+    }
+}
+
+#[tokio::test]
+async fn software_dialer_that_sends_garbage_costs_the_acceptor_no_quote() {
+    let client_id = Identity::generate().unwrap();
+    let mut software_floor = policy(AttestationLevel::Software);
+    software_floor
+        .software_allow
+        .insert(client_id.attestation_digest());
+    let counting = Arc::new(Counting {
+        inner: provider(sample_measurements()),
+        made: Default::default(),
+    });
+    let (quote_verifier, collateral) = verifier();
+    let server = bind(
+        EndpointConfig::builder(Identity::generate().unwrap())
+            .with_policy(software_floor)
+            .with_quote_provider(Arc::clone(&counting) as Arc<dyn ratls_quic::QuoteProvider>)
+            .with_quote_verifier(quote_verifier, collateral)
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let made_at_bind = counting.made.load(std::sync::atomic::Ordering::SeqCst);
+    let now = unix_now();
+    let issued = issue_certificate(&client_id, now - 60, now + 3600, None).unwrap();
+
+    for garbage in [&b"not a bond proof"[..], &b"RQB1\x07\x00\x00\x00\x00"[..]] {
+        let (tls, _pending) =
+            attested_client_config(&issued, ExpectedPeer::Exactly(server.peer_id()));
+        let client = client_endpoint();
+        let dialer = async {
+            let conn = dial(&client, tls, addr(&server)).await.unwrap();
+            send_bond_message(&conn, garbage).await;
+            conn.closed().await
+        };
+        let (refused, observed) = tokio::join!(accept_one(&server), dialer);
+        assert!(
+            matches!(
+                rejection(&refused),
+                PeerRejection::Bond(ratls_quic::BondFailure::Malformed(_))
+            ),
+            "{refused:?}"
+        );
+        assert_bond_refused(&observed);
+    }
+    assert_eq!(
+        counting.made.load(std::sync::atomic::Ordering::SeqCst),
+        made_at_bind,
+        "a dialer that proved nothing made the acceptor quote"
+    );
+
+    // An honest Software dialer still bonds, and costs the one quote its bond needs.
+    let (tls, _pending) = attested_client_config(&issued, ExpectedPeer::Exactly(server.peer_id()));
+    let client = client_endpoint();
+    let dialer = async {
+        let conn = dial(&client, tls, addr(&server)).await.unwrap();
+        send_bond_message(&conn, &ratls_quic::bond_message(None)).await;
+        let mut proof = conn.accept_uni().await.unwrap();
+        proof.read_to_end(1 << 16).await.unwrap()
+    };
+    let (accepted, proof) = tokio::join!(accept_one(&server), dialer);
+    accepted.unwrap();
+    assert!(proof.len() > 1000, "the acceptor's proof carries its quote");
+    assert_eq!(
+        counting.made.load(std::sync::atomic::Ordering::SeqCst),
+        made_at_bind + 1
+    );
+}
+
+#[tokio::test]
+async fn two_hundred_sequential_bonds_from_one_peer_form_with_the_default_limits() {
+    let server = attested_endpoint(BIDIRECTIONAL).await;
+    let client = attested_endpoint(BIDIRECTIONAL).await;
+    assert_eq!(
+        *server.config().bond_quote_limits(),
+        ratls_quic::BondQuoteLimits::default()
+    );
+    for i in 0..200 {
+        let (accepted, connected) =
+            pair(&server, &client, ExpectedPeer::Exactly(server.peer_id())).await;
+        let (accepted, connected) = (
+            accepted.unwrap_or_else(|e| panic!("bond {i}: {e}")),
+            connected.unwrap_or_else(|e| panic!("bond {i}: {e}")),
+        );
+        accepted.close(0u32.into(), b"");
+        connected.close(0u32.into(), b"");
+    }
+}
