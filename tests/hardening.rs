@@ -439,3 +439,27 @@ async fn two_hundred_sequential_bonds_from_one_peer_form_with_the_default_limits
         connected.close(0u32.into(), b"");
     }
 }
+
+#[tokio::test]
+async fn sequential_dialer_over_its_rate_is_slowed_not_refused() {
+    // A rate far below how fast one peer dials here: two quotes, then five a second.
+    let endpoint = || async {
+        let mut limits = ratls_quic::BondQuoteLimits::default();
+        limits.peer_rate(ratls_quic::PeerRate::new(2, 5.0));
+        bind(attested_builder().bond_quotes(limits).build().unwrap()).await
+    };
+    let (server, client) = (endpoint().await, endpoint().await);
+    let started = std::time::Instant::now();
+    for i in 0..20 {
+        let (accepted, connected) =
+            pair(&server, &client, ExpectedPeer::Exactly(server.peer_id())).await;
+        accepted.unwrap_or_else(|e| panic!("bond {i}: {e}"));
+        connected.unwrap_or_else(|e| panic!("bond {i}: {e}"));
+    }
+    // Eighteen quotes beyond the burst at five a second: at least 3.6 s of waiting.
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(3400),
+        "{:?}",
+        started.elapsed()
+    );
+}
