@@ -98,9 +98,9 @@ pub mod synthetic;
 pub use endpoint::{
     Accepting, AlpnRoute, AttestedConnection, BondQuoteError, BondQuoteLimits, ConfigError,
     Endpoint, EndpointConfig, EndpointConfigBuilder, Error, PeerExpiry, PeerInfo, PeerRate, Ready,
-    RouteError, WantsEvidence, WantsPolicy, WantsVerifier, EVIDENCE_EXPIRED,
-    EVIDENCE_EXPIRED_REASON, EVIDENCE_UNRECORDED, INVALID_ALPN, INVALID_ALPN_REASON, KEEP_ALIVE,
-    MAX_ALPN_LEN, MAX_CERT_LIFETIME,
+    RouteError, WantsEvidence, WantsPolicy, WantsVerifier, DEFAULT_RETRY_ABOVE_HANDSHAKES,
+    EVIDENCE_EXPIRED, EVIDENCE_EXPIRED_REASON, EVIDENCE_UNRECORDED, INVALID_ALPN,
+    INVALID_ALPN_REASON, KEEP_ALIVE, MAX_ALPN_LEN, MAX_CERT_LIFETIME,
 };
 pub use evidence::{
     batch_report_data, encode_batch, leaf_hash, node_hash, path_len, root_from_path,

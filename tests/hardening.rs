@@ -463,3 +463,61 @@ async fn sequential_dialer_over_its_rate_is_slowed_not_refused() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn under_load_unvalidated_addresses_get_a_retry_first() {
+    // From one handshake in progress on, unvalidated addresses are sent a Retry.
+    let server = bind(
+        attested_builder()
+            .retry_above_handshakes(1)
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let first_client = attested_endpoint(BIDIRECTIONAL).await;
+    let second_client = attested_endpoint(BIDIRECTIONAL).await;
+    let expected = ExpectedPeer::Exactly(server.peer_id());
+
+    let first_dial = first_client.connect(addr(&server), expected);
+    let second_dial = second_client.connect(addr(&server), expected);
+    let serve = async {
+        // Below the threshold: no Retry, the address is not validated.
+        let first = server.accept().await.unwrap();
+        assert!(!first.remote_address_validated());
+        assert_eq!(server.retries_sent(), 0);
+        // The first handshake is in progress (its Accepting is held): the second dialer is
+        // sent a Retry, and the attempt that reaches the application answered it.
+        let second = server.accept().await.unwrap();
+        assert!(second.remote_address_validated());
+        assert_eq!(server.retries_sent(), 1);
+        tokio::join!(first.establish(), second.establish())
+    };
+    let ((first, second), first_dialed, second_dialed) =
+        tokio::join!(serve, first_dial, second_dial);
+    for result in [
+        first.map(drop),
+        second.map(drop),
+        first_dialed.map(drop),
+        second_dialed.map(drop),
+    ] {
+        result.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn at_rest_no_retry_is_sent() {
+    let server = attested_endpoint(BIDIRECTIONAL).await;
+    let client = attested_endpoint(BIDIRECTIONAL).await;
+    let accept = async {
+        let accepting = server.accept().await.unwrap();
+        assert!(!accepting.remote_address_validated());
+        accepting.establish().await
+    };
+    let (accepted, connected) = tokio::join!(
+        accept,
+        client.connect(addr(&server), ExpectedPeer::AnyAllowedByPolicy)
+    );
+    accepted.unwrap();
+    connected.unwrap();
+    assert_eq!(server.retries_sent(), 0);
+}

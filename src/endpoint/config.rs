@@ -18,6 +18,10 @@ use crate::tdx::{CollateralStore, QuoteProvider, QuoteProviderError, QuoteVerifi
 pub const MAX_CERT_LIFETIME: Duration =
     Duration::from_secs(MAX_VALIDITY_SECS - super::certs::CLOCK_SKEW_SECS);
 
+/// Handshakes in progress from which an endpoint sends QUIC Retry to unvalidated addresses by
+/// default (see [`EndpointConfigBuilder::retry_above_handshakes`]).
+pub const DEFAULT_RETRY_ABOVE_HANDSHAKES: usize = 64;
+
 /// What happens to an established connection when its peer's evidence expires
 /// ([`super::PeerInfo::not_after`]: the peer certificate, the PCK chain or the collateral its
 /// quotes were verified with).
@@ -103,6 +107,8 @@ pub struct EndpointConfig {
     pub(crate) bond_quotes: Option<QuoteBatcher>,
     /// What happens at the peer's evidence expiry.
     pub(crate) peer_expiry: PeerExpiry,
+    /// Handshakes in progress above which unvalidated addresses get a QUIC Retry first.
+    pub(crate) retry_above_handshakes: usize,
 }
 
 impl EndpointConfig {
@@ -120,6 +126,7 @@ impl EndpointConfig {
             evidence: None,
             bond_quote_limits: BondQuoteLimits::default(),
             peer_expiry: PeerExpiry::default(),
+            retry_above_handshakes: DEFAULT_RETRY_ABOVE_HANDSHAKES,
             state: PhantomData,
         }
     }
@@ -159,6 +166,7 @@ pub struct EndpointConfigBuilder<State> {
     evidence: Option<EvidenceSink>,
     bond_quote_limits: BondQuoteLimits,
     peer_expiry: PeerExpiry,
+    retry_above_handshakes: usize,
     state: PhantomData<State>,
 }
 
@@ -176,6 +184,7 @@ impl<S> EndpointConfigBuilder<S> {
             evidence: self.evidence,
             bond_quote_limits: self.bond_quote_limits,
             peer_expiry: self.peer_expiry,
+            retry_above_handshakes: self.retry_above_handshakes,
             state: PhantomData,
         }
     }
@@ -270,6 +279,17 @@ impl EndpointConfigBuilder<Ready> {
         self
     }
 
+    /// Under load, validate addresses first: while at least `handshakes` handshakes are in
+    /// progress on this endpoint, an incoming connection whose source address is not validated
+    /// yet is answered with a QUIC Retry, and only its second attempt (which proves it receives
+    /// at that address) gets a handshake (default [`DEFAULT_RETRY_ABOVE_HANDSHAKES`]; zero
+    /// retries every unvalidated attempt). Costs a validated peer one round trip; keeps spoofed
+    /// sources from making this endpoint do handshake work.
+    pub fn retry_above_handshakes(mut self, handshakes: usize) -> Self {
+        self.retry_above_handshakes = handshakes;
+        self
+    }
+
     /// Checks the choices fit together.
     ///
     /// Level TdxRaTlsBidirectional and above need a quote provider on this side; level
@@ -328,6 +348,7 @@ impl EndpointConfigBuilder<Ready> {
             bond_quote_limits: self.bond_quote_limits,
             bond_quotes,
             peer_expiry: self.peer_expiry,
+            retry_above_handshakes: self.retry_above_handshakes,
         })
     }
 }

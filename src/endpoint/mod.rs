@@ -12,6 +12,7 @@ mod error;
 mod evidence;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tracing::Instrument;
@@ -23,7 +24,7 @@ pub use batch_queue::{BondQuoteLimits, PeerRate};
 pub use batcher::BondQuoteError;
 pub use config::{
     ConfigError, EndpointConfig, EndpointConfigBuilder, PeerExpiry, Ready, WantsEvidence,
-    WantsPolicy, WantsVerifier, MAX_CERT_LIFETIME,
+    WantsPolicy, WantsVerifier, DEFAULT_RETRY_ABOVE_HANDSHAKES, MAX_CERT_LIFETIME,
 };
 pub use connection::{AttestedConnection, PeerInfo};
 pub use error::Error;
@@ -47,6 +48,20 @@ pub struct Endpoint {
     config: Arc<EndpointConfig>,
     tls: Arc<AttestedTlsConfig>,
     renewal: tokio::task::JoinHandle<()>,
+    /// Incoming connections handed out whose handshake has not ended.
+    handshakes: Arc<AtomicUsize>,
+    /// QUIC Retry packets sent.
+    retries: AtomicU64,
+}
+
+/// Counts one handshake in progress until dropped.
+#[derive(Debug)]
+struct HandshakeSlot(Arc<AtomicUsize>);
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Drop for Endpoint {
@@ -106,6 +121,8 @@ impl Endpoint {
             config,
             tls,
             renewal,
+            handshakes: Arc::default(),
+            retries: AtomicU64::new(0),
         })
     }
 
@@ -232,28 +249,61 @@ impl Endpoint {
     }
 
     /// The next incoming connection, not yet handshaken (for the link router, which runs each
-    /// handshake in its own task).
+    /// handshake in its own task). Under load, unvalidated addresses get a Retry first.
     pub(crate) async fn accept_incoming(&self) -> Option<quinn::Incoming> {
-        self.quic.accept().await
+        loop {
+            let incoming = self.quic.accept().await?;
+            if let Some(incoming) = self.validate_under_load(incoming) {
+                return Some(incoming);
+            }
+        }
+    }
+
+    /// Answers `incoming` with a QUIC Retry when the endpoint is under load (see
+    /// [`EndpointConfigBuilder::retry_above_handshakes`]) and its address is not validated
+    /// yet; otherwise hands it back.
+    fn validate_under_load(&self, incoming: quinn::Incoming) -> Option<quinn::Incoming> {
+        let in_progress = self.handshakes.load(Ordering::Acquire);
+        if in_progress < self.config.retry_above_handshakes
+            || incoming.remote_address_validated()
+            || !incoming.may_retry()
+        {
+            return Some(incoming);
+        }
+        match incoming.retry() {
+            Ok(()) => {
+                self.retries.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(in_progress, "under load: address validation (Retry) sent");
+                None
+            }
+            // quinn refuses only when the address is validated, checked above.
+            Err(error) => Some(error.into_incoming()),
+        }
+    }
+
+    /// How many QUIC Retry packets this endpoint sent to validate addresses under load.
+    pub fn retries_sent(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
     }
 
     /// Wraps an incoming connection taken with [`Self::accept_incoming`].
     pub(crate) fn accepting(&self, incoming: quinn::Incoming) -> Accepting<'_> {
+        self.handshakes.fetch_add(1, Ordering::AcqRel);
         Accepting {
             endpoint: self,
             incoming,
+            slot: HandshakeSlot(Arc::clone(&self.handshakes)),
         }
     }
 
     /// Waits for the next incoming connection; `None` once the endpoint is closed. The
     /// returned [`Accepting`] runs the handshake and bond proof: await it in its own task so
-    /// that one slow peer does not hold up others.
+    /// that one slow peer does not hold up others. While it is held and its handshake has not
+    /// ended it counts as a handshake in progress (see
+    /// [`EndpointConfigBuilder::retry_above_handshakes`]).
     pub async fn accept(&self) -> Option<Accepting<'_>> {
-        let incoming = self.quic.accept().await?;
-        Some(Accepting {
-            endpoint: self,
-            incoming,
-        })
+        let incoming = self.accept_incoming().await?;
+        Some(self.accepting(incoming))
     }
 
     /// Closes every connection and stops accepting.
@@ -308,12 +358,19 @@ impl Endpoint {
 pub struct Accepting<'a> {
     endpoint: &'a Endpoint,
     incoming: quinn::Incoming,
+    slot: HandshakeSlot,
 }
 
 impl Accepting<'_> {
-    /// The address the connection comes from (not yet validated).
+    /// The address the connection comes from (validated only if
+    /// [`Self::remote_address_validated`]).
     pub fn remote_address(&self) -> SocketAddr {
         self.incoming.remote_address()
+    }
+
+    /// Whether the peer proved it receives at [`Self::remote_address`] (it answered a Retry).
+    pub fn remote_address_validated(&self) -> bool {
+        self.incoming.remote_address_validated()
     }
 
     /// Runs the handshake and the bond proof.
@@ -365,8 +422,11 @@ impl Accepting<'_> {
         let quic_tls = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
             .map_err(Error::NoInitialCipherSuite)?;
         let server = quinn::ServerConfig::with_crypto(Arc::new(quic_tls));
+        let slot = self.slot;
         let connecting = self.incoming.accept_with(Arc::new(server))?;
-        let conn = match connecting.await {
+        let handshake = connecting.await;
+        drop(slot);
+        let conn = match handshake {
             Ok(conn) => conn,
             Err(error) => {
                 return Err(pending
