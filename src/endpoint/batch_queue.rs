@@ -125,7 +125,7 @@ impl PeerRate {
             } else {
                 per_second.max(0.0)
             },
-            max_delay: PeerRate::default().max_delay,
+            max_delay: Self::default().max_delay,
         }
     }
 

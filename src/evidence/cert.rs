@@ -277,10 +277,12 @@ fn verify_self_signature(cert: &X509Certificate<'_>, key: &[u8; 32]) -> Result<(
 /// The DER of the certificate's last two fields: AlgorithmIdentifier { Ed25519 } (no
 /// parameters) and a BIT STRING of 64 bytes with no unused bits.
 const SIGNATURE_SUFFIX: [u8; 10] = [0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x41, 0x00];
+/// The suffix and the 64-byte signature after it.
+const SIGNATURE_SUFFIX_AND_SIGNATURE_LEN: usize = SIGNATURE_SUFFIX.len() + 64;
 
 fn has_der_signature_suffix(der: &[u8]) -> bool {
     der.len()
-        .checked_sub(64 + SIGNATURE_SUFFIX.len())
+        .checked_sub(SIGNATURE_SUFFIX_AND_SIGNATURE_LEN)
         .and_then(|start| der.get(start..))
         .is_some_and(|tail| tail.starts_with(&SIGNATURE_SUFFIX))
 }

@@ -394,7 +394,7 @@ const P256_N: [u8; 32] = [
 /// Replaces a high `s` (above n/2) by n - s in place: both verify, the low one is canonical.
 /// `s` is 32 big-endian bytes.
 fn low_s(s: &mut [u8]) {
-    if s.len() != 32 || &*s <= &P256_HALF_N[..] {
+    if s.len() != 32 || *s <= P256_HALF_N[..] {
         return;
     }
     let mut borrow = false;

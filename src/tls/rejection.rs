@@ -127,6 +127,7 @@ impl PeerRejection {
             Self::Quote(AttestationError::Policy { .. } | AttestationError::Prechecked { .. }) => {
                 "quote not accepted by policy"
             }
+            Self::Quote(AttestationError::Busy) => "verifier busy, try again",
             Self::Quote(_) => "quote not authentic",
             Self::UnexpectedPeer { .. } => "unexpected peer identity",
             Self::UnknownSoftwareIdentity(_) => "identity not allowed",
