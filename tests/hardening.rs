@@ -521,3 +521,48 @@ async fn at_rest_no_retry_is_sent() {
     connected.unwrap();
     assert_eq!(server.retries_sent(), 0);
 }
+
+/// A provider that hands out its quotes in a zero-padded buffer, as configfs-tsm may.
+#[derive(Debug)]
+struct Padding(Arc<ratls_quic::synthetic::SyntheticQuoteProvider>);
+
+impl ratls_quic::QuoteProvider for Padding {
+    fn quote(
+        &self,
+        report_data: &ratls_quic::ReportData,
+    ) -> Result<Vec<u8>, ratls_quic::QuoteProviderError> {
+        let mut quote = self.0.quote(report_data)?;
+        quote.resize(quote.len() + 70, 0);
+        Ok(quote)
+    }
+
+    fn name(&self) -> &'static str {
+        "padding"
+    }
+}
+
+#[tokio::test]
+async fn a_provider_that_pads_its_quotes_still_bonds() {
+    // Verifiers refuse padding inside certificates and proofs, so this side cuts it off first.
+    let padded = || {
+        let (quote_verifier, collateral) = verifier();
+        EndpointConfig::builder(Identity::generate().unwrap())
+            .with_policy(policy(BIDIRECTIONAL))
+            .with_quote_provider(Arc::new(Padding(provider(sample_measurements()))))
+            .with_quote_verifier(quote_verifier, collateral)
+            .build()
+            .unwrap()
+    };
+    let server = bind(padded()).await;
+    let client = bind(padded()).await;
+    let quote = harvested_quote(&server);
+    assert_eq!(
+        quote.len(),
+        ratls_quic::QuoteLayout::parse(&quote)
+            .unwrap()
+            .canonical_len
+    );
+    let (accepted, connected) = pair(&server, &client, ExpectedPeer::AnyAllowedByPolicy).await;
+    accepted.unwrap();
+    connected.unwrap();
+}

@@ -209,7 +209,7 @@ impl QuoteBatcher {
         .await
         .map_err(|_| BondQuoteError::Abandoned)?;
         quote
-            .map(BondQuote::Single)
+            .map(|quote| BondQuote::Single(crate::tdx::without_padding(quote)))
             .map_err(|e| BondQuoteError::Provider(Arc::new(e)))
     }
 }
@@ -337,6 +337,7 @@ async fn provider_quote(inner: &Inner, report_data: ReportData) -> Result<Vec<u8
     tokio::task::spawn_blocking(move || provider.quote(&report_data))
         .await
         .map_err(|_| BondQuoteError::Abandoned)?
+        .map(crate::tdx::without_padding)
         .map_err(|e| BondQuoteError::Provider(Arc::new(e)))
 }
 

@@ -34,7 +34,7 @@ pub(crate) fn issue(
         return Ok(issue_certificate(identity, not_before, not_after, None)?);
     };
     let report_data = certificate_report_data(&identity.peer_id(), not_before, not_after)?;
-    let quote = provider.quote(&report_data)?;
+    let quote = crate::tdx::without_padding(provider.quote(&report_data)?);
     Ok(issue_certificate(
         identity,
         not_before,

@@ -26,6 +26,7 @@ pub use collateral::{
     MAX_COLLATERAL_LEN,
 };
 pub use measurements::{Measurements, ReportData, MEASUREMENT_LEN};
+pub(crate) use provider::without_padding;
 pub use provider::{QuoteProvider, QuoteProviderError};
 pub use quote::{
     canonical_quote, normalized_quote, pck_chain_pem, QuoteFormatError, QuoteLayout, TdReportKind,
