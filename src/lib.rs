@@ -97,9 +97,10 @@ pub mod synthetic;
 
 pub use endpoint::{
     Accepting, AlpnRoute, AttestedConnection, BondQuoteError, BondQuoteLimits, ConfigError,
-    Endpoint, EndpointConfig, EndpointConfigBuilder, Error, PeerInfo, PeerRate, Ready, RouteError,
-    WantsEvidence, WantsPolicy, WantsVerifier, EVIDENCE_UNRECORDED, INVALID_ALPN,
-    INVALID_ALPN_REASON, KEEP_ALIVE, MAX_ALPN_LEN,
+    Endpoint, EndpointConfig, EndpointConfigBuilder, Error, PeerExpiry, PeerInfo, PeerRate, Ready,
+    RouteError, WantsEvidence, WantsPolicy, WantsVerifier, DEFAULT_RETRY_ABOVE_HANDSHAKES,
+    EVIDENCE_EXPIRED, EVIDENCE_EXPIRED_REASON, EVIDENCE_UNRECORDED, INVALID_ALPN,
+    INVALID_ALPN_REASON, KEEP_ALIVE, MAX_ALPN_LEN, MAX_CERT_LIFETIME,
 };
 pub use endpoint::{
     BONDED_STREAMS, PRE_BOND_BIDI_STREAMS, PRE_BOND_RECEIVE_WINDOW, PRE_BOND_UNI_STREAMS,
@@ -126,12 +127,13 @@ pub use policy::{
     VerifiedQuote, DEFAULT_MAX_COLLATERAL_AGE_SECS,
 };
 pub use tdx::{
-    canonical_quote, pck_chain_pem, AuthenticQuote, AuthenticityError, CacheStats, Collateral,
-    CollateralError, CollateralProvenance, CollateralStore, ConfigfsTsm, DangerousQuoteVerifier,
-    DcapCheck, DcapError, Measurements, QuoteFormatError, QuoteLayout, QuoteProvider,
-    QuoteProviderError, QuoteVerifier, ReportData, StaticCollateral, TcbStatus, Td15ExFields,
-    Td15Fields, TdReportExtras, TdReportKind, UnknownTcbStatus, VerdictCache, CONFIGFS_TSM_ROOT,
-    DEFAULT_CACHE_CAPACITY, INTEL_SGX_ROOT_CA_DER, MAX_COLLATERAL_LEN, MEASUREMENT_LEN,
+    canonical_quote, normalized_quote, pck_chain_pem, AuthenticQuote, AuthenticityError,
+    CacheStats, Collateral, CollateralError, CollateralProvenance, CollateralStore, ConfigfsTsm,
+    DangerousQuoteVerifier, DcapCheck, DcapError, DcapStats, Measurements, QuoteFormatError,
+    QuoteLayout, QuoteProvider, QuoteProviderError, QuoteVerifier, ReportData, StaticCollateral,
+    TcbStatus, Td15ExFields, Td15Fields, TdReportExtras, TdReportKind, UnknownTcbStatus,
+    VerdictCache, CONFIGFS_TSM_ROOT, DEFAULT_CACHE_CAPACITY, DEFAULT_MAX_CONCURRENT_DCAP,
+    FAILED_QUOTE_SECS, INTEL_SGX_ROOT_CA_DER, MAX_COLLATERAL_LEN, MEASUREMENT_LEN,
 };
 pub use tls::{
     batched_bond_message, bond_message, AttestedTlsConfig, BondFailure, CertifiedPeer,

@@ -172,3 +172,15 @@ proptest! {
         prop_assert!(check(&der, NOW + 60).is_err(), "flip at {}", i);
     }
 }
+
+#[test]
+fn outer_signature_algorithm_in_another_der_spelling_is_rejected() {
+    // The outer signatureAlgorithm is not covered by the self-signature: the OID's tag changed
+    // (0x06 to 0x07) must not leave a second byte form of the same certificate accepted.
+    let id = Identity::from_secret_bytes(&[9; 32]).unwrap();
+    let mut der = attested_cert(&id);
+    let tag = der.len() - 64 - 3 - 7 + 2;
+    assert_eq!(der[tag], 0x06);
+    der[tag] ^= 1;
+    assert!(check(&der, NOW + 60).is_err());
+}

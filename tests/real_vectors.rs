@@ -124,7 +124,12 @@ fn zero_padding_is_dropped_and_digest_is_of_the_canonical_quote() {
     let padded = verify(&v, &v.quote, v.now, &policy).unwrap();
     let trimmed = verify(&v, &v.quote[..4936], v.now, &policy).unwrap();
     assert_eq!(padded.quote_digest(), trimmed.quote_digest());
-    assert_eq!(
+    // The digest names the canonical form: padding dropped, and for this vector the QE report
+    // signature's high s replaced by n - s and the NUL after the PCK chain dropped.
+    let canonical = ratls_quic::normalized_quote(&v.quote).unwrap();
+    assert_eq!(canonical.len(), 4935);
+    assert_eq!(padded.quote_digest(), blake3::hash(&canonical).as_bytes());
+    assert_ne!(
         padded.quote_digest(),
         blake3::hash(&v.quote[..4936]).as_bytes()
     );
@@ -334,4 +339,137 @@ fn collateral_age_limit_applies() {
         violation(verify(&v, &v.quote, v.now, &policy)),
         PolicyViolation::CollateralTooOld { .. }
     ));
+}
+
+/// Offsets of the two ECDSA `s` values (quote signature, QE report signature), the PCK chain
+/// and the three length fields that end with the quote.
+struct SigOffsets {
+    quote_s: usize,
+    qe_s: usize,
+    pem: usize,
+    lengths: [usize; 3],
+}
+
+fn offsets(quote: &[u8]) -> SigOffsets {
+    let layout = ratls_quic::QuoteLayout::parse(quote).unwrap();
+    let sig = layout.signed_len + 4;
+    let outer = sig + 128;
+    SigOffsets {
+        quote_s: sig + 32,
+        qe_s: outer + 6 + 384 + 32,
+        pem: layout.pck_chain_offset,
+        lengths: [layout.signed_len, outer + 2, layout.pck_chain_offset - 4],
+    }
+}
+
+/// n - s for P-256, big-endian.
+fn negate_s(s: &mut [u8]) {
+    const N: [u8; 32] = [
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63,
+        0x25, 0x51,
+    ];
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let d = i16::from(N[i]) - i16::from(s[i]) - borrow;
+        borrow = i16::from(d < 0);
+        s[i] = d.rem_euclid(256) as u8;
+    }
+}
+
+/// `quote` cut to its length, with `edit` applied to the PCK chain text and the length fields
+/// fixed up.
+fn with_chain(quote: &[u8], edit: impl Fn(&[u8]) -> Vec<u8>) -> Vec<u8> {
+    let layout = ratls_quic::QuoteLayout::parse(quote).unwrap();
+    let o = offsets(quote);
+    let pem = &quote[o.pem..layout.canonical_len];
+    let edited = edit(pem);
+    let delta = edited.len() as i64 - pem.len() as i64;
+    let mut out = quote[..o.pem].to_vec();
+    out.extend_from_slice(&edited);
+    for at in o.lengths {
+        let value = u32::from_le_bytes(out[at..at + 4].try_into().unwrap()) as i64 + delta;
+        out[at..at + 4].copy_from_slice(&(value as u32).to_le_bytes());
+    }
+    out
+}
+
+#[test]
+fn every_spelling_of_a_real_quote_has_one_digest_or_is_refused() {
+    let policy = Policy::authenticity_only();
+    for name in GOOD {
+        let v = vector(name);
+        let o = offsets(&v.quote);
+        let canonical = ratls_quic::normalized_quote(&v.quote).unwrap();
+        // The canonical form verifies with real DCAP, and names the quote.
+        let reference = verify(&v, &canonical, v.now, &policy).unwrap();
+        assert_eq!(
+            reference.quote_digest(),
+            blake3::hash(&canonical).as_bytes(),
+            "{name}"
+        );
+        assert_eq!(
+            ratls_quic::normalized_quote(&canonical).unwrap(),
+            canonical,
+            "{name}: canonical form is a fixed point"
+        );
+
+        let mut quote_s = v.quote.clone();
+        negate_s(&mut quote_s[o.quote_s..o.quote_s + 32]);
+        let mut qe_s = v.quote.clone();
+        negate_s(&mut qe_s[o.qe_s..o.qe_s + 32]);
+        let without_nul = with_chain(&v.quote, |pem| pem.strip_suffix(b"\0").unwrap().to_vec());
+        let same: [(&str, Vec<u8>); 4] = [
+            ("other s of the quote signature", quote_s),
+            ("other s of the QE report signature", qe_s),
+            ("no NUL after the chain", without_nul),
+            ("zero padding", [v.quote.clone(), vec![0; 32]].concat()),
+        ];
+        for (what, variant) in same {
+            let verified = verify(&v, &variant, v.now, &policy)
+                .unwrap_or_else(|e| panic!("{name}, {what}: {e}"));
+            assert_eq!(
+                verified.quote_digest(),
+                reference.quote_digest(),
+                "{name}, {what}"
+            );
+        }
+
+        let relabel = |pem: &[u8]| {
+            let text = String::from_utf8(pem.to_vec()).unwrap();
+            text.replacen("BEGIN CERTIFICATE", "BEGIN TRUSTED CERTIFICATE", 1)
+                .replacen("END CERTIFICATE", "END TRUSTED CERTIFICATE", 1)
+                .into_bytes()
+        };
+        let crlf = |pem: &[u8]| {
+            String::from_utf8(pem.to_vec())
+                .unwrap()
+                .replace('\n', "\r\n")
+                .into_bytes()
+        };
+        let blank_line = |pem: &[u8]| {
+            let text = String::from_utf8(pem.to_vec()).unwrap();
+            text.replacen("-----\n", "-----\n\n", 1).into_bytes()
+        };
+        let short_line = |pem: &[u8]| {
+            // One base64 line split in two: the same certificate, another line layout.
+            let text = String::from_utf8(pem.to_vec()).unwrap();
+            let at = text.find("-----\n").unwrap() + 6 + 10;
+            format!("{}\n{}", &text[..at], &text[at..]).into_bytes()
+        };
+        let two_nuls = |pem: &[u8]| [pem, b"\0"].concat();
+        let refused: [(&str, Vec<u8>); 5] = [
+            ("relabelled section", with_chain(&v.quote, relabel)),
+            ("CRLF", with_chain(&v.quote, crlf)),
+            ("blank line", with_chain(&v.quote, blank_line)),
+            ("short line", with_chain(&v.quote, short_line)),
+            ("two NULs", with_chain(&v.quote, two_nuls)),
+        ];
+        for (what, variant) in refused {
+            match verify(&v, &variant, v.now, &policy) {
+                Err(AttestationError::Format(QuoteFormatError::PckChainEncoding(_))) => {}
+                other => panic!("{name}, {what}: {other:?}"),
+            }
+        }
+    }
 }

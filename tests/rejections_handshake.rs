@@ -176,7 +176,7 @@ async fn debug_td_refused_although_its_measurements_are_pinned() {
     assert!(
         matches!(
             rejection(&connected),
-            PeerRejection::Quote(AttestationError::Policy {
+            PeerRejection::Quote(AttestationError::Prechecked {
                 violation: PolicyViolation::DebugTd,
                 ..
             })

@@ -12,7 +12,7 @@ use ratls_quic::synthetic::sample_measurements;
 use ratls_quic::synthetic::SyntheticTdvf;
 use ratls_quic::AttestationLevel;
 use ratls_quic::Identity;
-use ratls_quic::{AttestationError, Measurements};
+use ratls_quic::Measurements;
 use ratls_quic::{ConfigError, EndpointConfig, Error};
 use ratls_quic::{ExpectedPeer, PeerRejection};
 use ratls_quic::{Policy, PolicyViolation, RebuildPinError, Register};
@@ -112,11 +112,11 @@ fn measurement_registers(error: &Error) -> Vec<Register> {
     let rejection = error
         .rejection()
         .unwrap_or_else(|| panic!("not a typed rejection: {error}"));
-    let PeerRejection::Quote(AttestationError::Policy {
-        violation: PolicyViolation::Measurements(mismatch),
-        ..
-    }) = rejection
-    else {
+    // Refused before DCAP (Prechecked) or after it (Policy): the same violation.
+    let Some(PolicyViolation::Measurements(mismatch)) = (match rejection {
+        PeerRejection::Quote(error) => error.policy_violation(),
+        _ => None,
+    }) else {
         panic!("not a Measurements violation: {rejection:?}");
     };
     mismatch.mismatches.iter().map(|(_, r)| *r).collect()

@@ -262,7 +262,8 @@ fn config(
     };
     // The bench dials one peer back to back, hundreds of times a second: far above the default
     // per-peer bond quote rate (meant for hardware quote rates, tens a second), which would
-    // refuse it. Latency is measured with the limit out of the way; the load cells keep theirs.
+    // slow it to that rate (each bond waiting for its peer's next token). Latency is measured
+    // with the limit out of the way; the load cells keep theirs.
     let mut limits = BondQuoteLimits::default();
     limits.peer_rate(PeerRate::new(u32::MAX, 1e9));
     Ok(builder

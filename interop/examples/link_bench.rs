@@ -83,7 +83,8 @@ fn config(
         }
     };
     // One peer is dialled back to back, far faster than the default per-peer bond quote rate
-    // (sized for hardware quote rates) allows: lift it, as `ratls-bench` does.
+    // (sized for hardware quote rates) allows: the default would delay each bond to that rate,
+    // so lift it, as `ratls-bench` does.
     let mut limits = BondQuoteLimits::default();
     limits.peer_rate(PeerRate::new(u32::MAX, 1e9));
     builder

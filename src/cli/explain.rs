@@ -181,7 +181,9 @@ pub(crate) fn refusal_advice(rejection: &PeerRejection, policy: &Path) -> Vec<St
         PeerRejection::Quote(AttestationError::Dcap { check, .. }) => dcap_hint(*check)
             .map(|hint| vec![format!("hint: {hint}")])
             .unwrap_or_default(),
-        PeerRejection::Quote(AttestationError::Policy { .. }) => vec![format!(
+        PeerRejection::Quote(
+            AttestationError::Policy { .. } | AttestationError::Prechecked { .. },
+        ) => vec![format!(
             "the peer's Measurements or TCB are not admitted by {policy}; `ratls policy init \
              --from-cert` writes a policy pinning a certificate's Measurements"
         )],

@@ -85,21 +85,31 @@ impl BondQuoteLimits {
     }
 }
 
-/// A token bucket per peer identity on bond quote requests: a peer may ask this side for
-/// `burst` bond quotes at once and `per_second` a second after that. A request over the rate
-/// is refused before any quote is made, so no peer makes this host generate quotes at will.
+/// A token bucket per peer identity on the bond quotes a peer makes this side generate: a peer
+/// may cause `burst` quotes at once and `per_second` a second after that, so no peer makes this
+/// host generate quotes at will.
+///
+/// A peer is charged only for the quotes it causes alone: a quote made for one bond (a single
+/// proof, or a batch of one leaf) or for a batch whose leaves are all its own costs it one
+/// token; a batch that serves several peers costs none of them anything. A peer with no token
+/// left waits for the next one when that comes within `max_delay` (default one second), and is
+/// refused ([`super::BondQuoteError::RateLimited`]) only beyond it: a fast sequential dialer is
+/// slowed to the rate, never refused; a peer that would need more than `max_delay` of waiting
+/// (a rate of zero, or a debt from many quotes at once) is refused before any quote is made.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PeerRate {
     burst: u32,
     per_second: f64,
+    max_delay: Duration,
 }
 
 impl Default for PeerRate {
-    /// A burst of 64 bonds, then 32 a second, per peer.
+    /// A burst of 64 quotes, then 32 a second, per peer; waits of up to one second.
     fn default() -> Self {
         Self {
             burst: 64,
             per_second: 32.0,
+            max_delay: Duration::from_secs(1),
         }
     }
 }
@@ -115,7 +125,20 @@ impl PeerRate {
             } else {
                 per_second.max(0.0)
             },
+            max_delay: Self::default().max_delay,
         }
+    }
+
+    /// Longest a request waits for its peer's next token before it is refused (default one
+    /// second; zero refuses every request over the rate at once).
+    pub fn with_max_delay(mut self, delay: Duration) -> Self {
+        self.max_delay = delay;
+        self
+    }
+
+    /// The longest wait for a token.
+    pub fn max_delay(&self) -> Duration {
+        self.max_delay
     }
 
     /// The burst size.
@@ -150,30 +173,51 @@ impl RateLimiter {
         }
     }
 
-    /// Takes one token of `peer` at `now`; false when the peer is over its rate (or, with every
-    /// tracked peer active, when a new peer cannot be tracked: fail closed).
-    pub(crate) fn allow(&mut self, peer: PeerId, now: Instant) -> bool {
+    /// How long a request of `peer` at `now` must wait for a token: zero when it has one,
+    /// `None` when the wait would exceed the rate's `max_delay` (or, with every tracked peer
+    /// active, when a new peer cannot be tracked: fail closed). Takes nothing: the token is
+    /// taken by [`Self::charge`] when a quote the peer caused alone starts.
+    pub(crate) fn wait(&mut self, peer: PeerId, now: Instant) -> Option<Duration> {
+        let rate = self.rate;
+        let bucket = self.bucket(peer, now)?;
+        if bucket.tokens >= 1.0 {
+            return Some(Duration::ZERO);
+        }
+        if rate.per_second <= 0.0 {
+            return None;
+        }
+        let wait = Duration::try_from_secs_f64((1.0 - bucket.tokens) / rate.per_second).ok()?;
+        (wait <= rate.max_delay).then_some(wait)
+    }
+
+    /// Takes one token of `peer` at `now`, for a quote it caused alone. The balance may go
+    /// below zero (quotes that started together); it is floored at minus the burst.
+    pub(crate) fn charge(&mut self, peer: PeerId, now: Instant) {
+        let floor = -f64::from(self.rate.burst);
+        if let Some(bucket) = self.bucket(peer, now) {
+            bucket.tokens = (bucket.tokens - 1.0).max(floor);
+        }
+    }
+
+    /// `peer`'s bucket refilled to `now`, tracked from now on if it was not.
+    fn bucket(&mut self, peer: PeerId, now: Instant) -> Option<&mut Bucket> {
         let burst = f64::from(self.rate.burst);
         if !self.buckets.contains_key(&peer) && self.buckets.len() >= MAX_TRACKED_PEERS {
             let rate = self.rate;
             self.buckets
                 .retain(|_, bucket| refilled(bucket, rate, now) < burst);
             if self.buckets.len() >= MAX_TRACKED_PEERS {
-                return false;
+                return None;
             }
         }
+        let rate = self.rate;
         let bucket = self.buckets.entry(peer).or_insert(Bucket {
             tokens: burst,
             at: now,
         });
-        bucket.tokens = refilled(bucket, self.rate, now);
+        bucket.tokens = refilled(bucket, rate, now);
         bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        Some(bucket)
     }
 
     #[cfg(test)]

@@ -13,28 +13,69 @@ fn limits(max_batch: usize, max_per_peer: usize) -> BondQuoteLimits {
     limits
 }
 
+/// A request that needs no wait, charged as a quote of its own.
+fn take(limiter: &mut RateLimiter, peer: PeerId, now: Instant) -> bool {
+    if limiter.wait(peer, now) == Some(Duration::ZERO) {
+        limiter.charge(peer, now);
+        true
+    } else {
+        false
+    }
+}
+
+#[test]
+fn a_peer_over_its_rate_waits_for_its_next_token_within_the_bound() {
+    let t0 = Instant::now();
+    let mut limiter = RateLimiter::new(PeerRate::new(3, 2.0));
+    for _ in 0..3 {
+        assert_eq!(limiter.wait(peer(1), t0), Some(Duration::ZERO));
+        limiter.charge(peer(1), t0);
+    }
+    // No token: the next comes in half a second at 2/s.
+    assert_eq!(limiter.wait(peer(1), t0), Some(Duration::from_millis(500)));
+    // Two quotes that started together leave a debt: a second of waiting, the bound.
+    limiter.charge(peer(1), t0);
+    assert_eq!(limiter.wait(peer(1), t0), Some(Duration::from_secs(1)));
+    // Beyond the bound: refused.
+    limiter.charge(peer(1), t0);
+    assert_eq!(limiter.wait(peer(1), t0), None);
+    // Asking does not charge: a peer that only waits pays nothing (a second at 2/s pays
+    // the debt of two back to zero tokens).
+    let t1 = t0 + Duration::from_secs(1);
+    for _ in 0..5 {
+        assert_eq!(limiter.wait(peer(1), t1), Some(Duration::from_millis(500)));
+    }
+    // A zero bound refuses any wait.
+    let mut strict = RateLimiter::new(PeerRate::new(1, 2.0).with_max_delay(Duration::ZERO));
+    assert!(take(&mut strict, peer(1), t0));
+    assert_eq!(strict.wait(peer(1), t0), None);
+}
+
 #[test]
 fn rate_limit_allows_the_burst_then_refills_at_the_rate() {
     let t0 = Instant::now();
     let mut limiter = RateLimiter::new(PeerRate::new(3, 2.0));
     for _ in 0..3 {
-        assert!(limiter.allow(peer(1), t0));
+        assert!(take(&mut limiter, peer(1), t0));
     }
-    assert!(!limiter.allow(peer(1), t0), "fourth request of the burst");
+    assert!(
+        !take(&mut limiter, peer(1), t0),
+        "fourth request of the burst"
+    );
     // Another peer has its own bucket.
-    assert!(limiter.allow(peer(2), t0));
+    assert!(take(&mut limiter, peer(2), t0));
     // Half a second at 2/s refills one token, not two.
     let t1 = t0 + Duration::from_millis(500);
-    assert!(limiter.allow(peer(1), t1));
-    assert!(!limiter.allow(peer(1), t1));
+    assert!(take(&mut limiter, peer(1), t1));
+    assert!(!take(&mut limiter, peer(1), t1));
     // Refills never exceed the burst.
     let t2 = t1 + Duration::from_secs(3600);
     for _ in 0..3 {
-        assert!(limiter.allow(peer(1), t2));
+        assert!(take(&mut limiter, peer(1), t2));
     }
-    assert!(!limiter.allow(peer(1), t2));
+    assert!(!take(&mut limiter, peer(1), t2));
     // A clock that goes backwards refills nothing.
-    assert!(!limiter.allow(peer(1), t0));
+    assert!(!take(&mut limiter, peer(1), t0));
 }
 
 #[test]
@@ -42,8 +83,8 @@ fn rate_of_zero_allows_only_the_burst() {
     let t0 = Instant::now();
     let mut limiter = RateLimiter::new(PeerRate::new(0, f64::NAN));
     assert_eq!(PeerRate::new(0, f64::NAN), PeerRate::new(1, 0.0));
-    assert!(limiter.allow(peer(1), t0));
-    assert!(!limiter.allow(peer(1), t0 + Duration::from_secs(1000)));
+    assert!(take(&mut limiter, peer(1), t0));
+    assert!(!take(&mut limiter, peer(1), t0 + Duration::from_secs(1000)));
 }
 
 #[test]
@@ -53,13 +94,13 @@ fn tracked_peers_are_bounded_and_idle_ones_forgotten() {
     for n in 0..MAX_TRACKED_PEERS {
         let mut bytes = [0xffu8; 32];
         bytes[..8].copy_from_slice(&(n as u64).to_be_bytes());
-        assert!(limiter.allow(PeerId::from_bytes(bytes), t0));
+        assert!(take(&mut limiter, PeerId::from_bytes(bytes), t0));
     }
     // Every tracked peer is active: a new one is refused rather than tracked without bound.
-    assert!(!limiter.allow(peer(1), t0));
+    assert!(!take(&mut limiter, peer(1), t0));
     assert_eq!(limiter.tracked(), MAX_TRACKED_PEERS);
     // Once their buckets refilled, they are forgotten and the new peer gets in.
-    assert!(limiter.allow(peer(1), t0 + Duration::from_secs(5)));
+    assert!(take(&mut limiter, peer(1), t0 + Duration::from_secs(5)));
     assert_eq!(limiter.tracked(), 1);
 }
 

@@ -143,10 +143,7 @@ impl QuoteBatcher {
         // Fail closed on an incomplete binding before anything is queued or counted.
         let leaf = leaf_hash(&binding.input()).map_err(BondQuoteError::Binding)?;
         let peer = binding.peer();
-        if !self.inner.lock().limiter.allow(peer, Instant::now()) {
-            tracing::warn!(%peer, "bond quote refused: peer over its rate");
-            return Err(BondQuoteError::RateLimited(peer));
-        }
+        self.wait_for_token(peer).await?;
         if !self.inner.limits.batching {
             return self.single(binding).await;
         }
@@ -171,6 +168,27 @@ impl QuoteBatcher {
         answer.await.unwrap_or(Err(BondQuoteError::Abandoned))
     }
 
+    /// Waits until `peer` has a token (see [`super::PeerRate`]), at most the rate's
+    /// `max_delay` in all; refuses beyond it.
+    async fn wait_for_token(&self, peer: PeerId) -> Result<(), BondQuoteError> {
+        let max_delay = self.inner.limits.peer_rate.max_delay();
+        let started = Instant::now();
+        loop {
+            let wait = self.inner.lock().limiter.wait(peer, Instant::now());
+            match wait {
+                Some(Duration::ZERO) => return Ok(()),
+                Some(wait) if started.elapsed().saturating_add(wait) <= max_delay => {
+                    tracing::debug!(%peer, ?wait, "bond quote delayed: peer over its rate");
+                    tokio::time::sleep(wait).await;
+                }
+                _ => {
+                    tracing::warn!(%peer, "bond quote refused: peer over its rate");
+                    return Err(BondQuoteError::RateLimited(peer));
+                }
+            }
+        }
+    }
+
     /// Today's design without batching: one quote per bond, at most `permits` at once.
     async fn single(&self, binding: BondBinding) -> Result<BondQuote, BondQuoteError> {
         let report_data = report_data(&binding.input()).map_err(BondQuoteError::Binding)?;
@@ -178,6 +196,11 @@ impl QuoteBatcher {
             .acquire_owned()
             .await
             .map_err(|_| BondQuoteError::Abandoned)?;
+        // The quote is this bond's alone.
+        self.inner
+            .lock()
+            .limiter
+            .charge(binding.peer(), Instant::now());
         let provider = Arc::clone(&self.inner.provider);
         let quote = tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -186,7 +209,7 @@ impl QuoteBatcher {
         .await
         .map_err(|_| BondQuoteError::Abandoned)?;
         quote
-            .map(BondQuote::Single)
+            .map(|quote| BondQuote::Single(crate::tdx::without_padding(quote)))
             .map_err(|e| BondQuoteError::Provider(Arc::new(e)))
     }
 }
@@ -235,6 +258,11 @@ async fn drain(inner: Arc<Inner>) {
 }
 
 async fn run_single(inner: &Inner, pending: Pending) {
+    // A quote for one bond is its peer's alone.
+    inner
+        .lock()
+        .limiter
+        .charge(pending.binding.peer(), Instant::now());
     let answer = match report_data(&pending.binding.input()) {
         Ok(report_data) => provider_quote(inner, report_data)
             .await
@@ -245,6 +273,14 @@ async fn run_single(inner: &Inner, pending: Pending) {
 }
 
 async fn run_batch(inner: &Inner, batch: Vec<Pending>) {
+    // A batch of one peer's bonds is that peer's quote; a batch serving several peers is
+    // nobody's alone and charges nobody.
+    if let Some((first, rest)) = batch.split_first() {
+        let peer = first.binding.peer();
+        if rest.iter().all(|p| p.binding.peer() == peer) {
+            inner.lock().limiter.charge(peer, Instant::now());
+        }
+    }
     let leaves = batch.iter().map(|p| p.leaf).collect();
     let tree = match BatchTree::new(leaves) {
         Ok(tree) => tree,
@@ -301,6 +337,7 @@ async fn provider_quote(inner: &Inner, report_data: ReportData) -> Result<Vec<u8
     tokio::task::spawn_blocking(move || provider.quote(&report_data))
         .await
         .map_err(|_| BondQuoteError::Abandoned)?
+        .map(crate::tdx::without_padding)
         .map_err(|e| BondQuoteError::Provider(Arc::new(e)))
 }
 

@@ -371,3 +371,72 @@ async fn two_endpoints_on_one_host_are_serialised() {
     assert!(a.calls() + b.calls() <= 16);
     assert!(a.calls() >= 1 && b.calls() >= 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_over_its_rate_is_delayed_then_refused_beyond_the_bound() {
+    let provider = Arc::new(SlowHost::new(1, Arc::default()));
+    let mut limits = BondQuoteLimits::default();
+    // Two quotes, then one a second, waits of up to 1.5 s.
+    limits.peer_rate(PeerRate::new(2, 1.0).with_max_delay(Duration::from_millis(1500)));
+    let lenient = batcher(&provider, limits);
+    for i in 0..2 {
+        lenient.quote(binding(1, i), true).await.unwrap();
+    }
+    // The third waits for its token rather than being refused.
+    let started = Instant::now();
+    lenient.quote(binding(1, 2), true).await.unwrap();
+    // About a second less the time the first two took.
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(provider.calls(), 3);
+
+    // At 2 a second the next token is 500 ms away, beyond the 300 ms bound: refused at once,
+    // with no quote made.
+    let provider = Arc::new(SlowHost::new(1, Arc::default()));
+    let mut limits = BondQuoteLimits::default();
+    limits.peer_rate(PeerRate::new(2, 2.0).with_max_delay(Duration::from_millis(300)));
+    let strict = batcher(&provider, limits);
+    for i in 0..2 {
+        strict.quote(binding(1, i), true).await.unwrap();
+    }
+    let refused = strict.quote(binding(1, 2), true).await;
+    assert!(
+        matches!(refused, Err(BondQuoteError::RateLimited(p)) if p == peer(1)),
+        "{refused:?}"
+    );
+    assert_eq!(provider.calls(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_serving_several_peers_charges_none_of_them() {
+    let provider = Arc::new(SlowHost::new(1, Arc::default()).shut());
+    let mut limits = BondQuoteLimits::default();
+    // One quote each, never refilled, no waiting.
+    limits.peer_rate(PeerRate::new(1, 0.0).with_max_delay(Duration::ZERO));
+    let batcher = batcher(&provider, limits);
+    // Peer 3 wakes the idle provider alone (charged); peers 1 and 2 queue meanwhile and share
+    // the next quote (not charged).
+    let bindings = [
+        (binding(3, 0), true),
+        (binding(1, 0), true),
+        (binding(2, 0), true),
+    ];
+    let answers = burst(&provider, &batcher, &bindings).await;
+    assert_eq!(check(&bindings[0].0, answers[0].as_ref().unwrap()), 1);
+    assert_eq!(check(&bindings[1].0, answers[1].as_ref().unwrap()), 2);
+    assert_eq!(provider.calls(), 2);
+    // Peers 1 and 2 still have their token: each makes the provider quote alone once...
+    batcher.quote(binding(1, 1), true).await.unwrap();
+    batcher.quote(binding(2, 1), true).await.unwrap();
+    // ...and only then are over their budget, as peer 3 is after its lone quote.
+    for p in [1, 2, 3] {
+        assert!(matches!(
+            batcher.quote(binding(p, 2), true).await,
+            Err(BondQuoteError::RateLimited(r)) if r == peer(p)
+        ));
+    }
+    assert_eq!(provider.calls(), 4);
+}

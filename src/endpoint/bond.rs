@@ -63,15 +63,27 @@ pub(crate) async fn exchange(
                 let verified = judged(conn, check, freshness, parties, peer, &exporter, &message)?;
                 Ok((verified, message))
             }
-            // The acceptor makes its quote while the dialer's proof arrives, but sends it only
-            // once that proof passed: its proof doubles as the acceptance, so a dialer never
-            // holds a connection the acceptor refused.
-            crate::Role::Server => {
+            // The acceptor sends its proof only once the dialer's passed: its proof doubles as
+            // the acceptance, so a dialer never holds a connection the acceptor refused. It
+            // makes its quote while the dialer's proof arrives only when the dialer's
+            // certificate already reached a TDX level (its quote passed DCAP, binding and
+            // Measurements: only a genuine measured TD's key presents that); for any other
+            // dialer the quote is asked for once its proof passed, so a peer that proved
+            // nothing costs no quote. A quote still queued when the dialer fails or leaves is
+            // dropped from the queue unmade.
+            crate::Role::Server if peer.quote().is_some() => {
                 let (quote, message) = tokio::try_join!(
                     own_quote(config, freshness, parties, exporter, batched),
                     receive_peer(conn)
                 )?;
                 let verified = judged(conn, check, freshness, parties, peer, &exporter, &message)?;
+                send_proof(conn, quote.as_ref()).await?;
+                Ok((verified, message))
+            }
+            crate::Role::Server => {
+                let message = receive_peer(conn).await?;
+                let verified = judged(conn, check, freshness, parties, peer, &exporter, &message)?;
+                let quote = own_quote(config, freshness, parties, exporter, batched).await?;
                 send_proof(conn, quote.as_ref()).await?;
                 Ok((verified, message))
             }

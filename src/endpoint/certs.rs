@@ -12,7 +12,7 @@ use crate::tls::AttestedTlsConfig;
 use super::ConfigError;
 
 /// Allowance for clocks that run behind ours.
-const CLOCK_SKEW_SECS: u64 = 60;
+pub(crate) const CLOCK_SKEW_SECS: u64 = 60;
 
 pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
@@ -34,7 +34,7 @@ pub(crate) fn issue(
         return Ok(issue_certificate(identity, not_before, not_after, None)?);
     };
     let report_data = certificate_report_data(&identity.peer_id(), not_before, not_after)?;
-    let quote = provider.quote(&report_data)?;
+    let quote = crate::tdx::without_padding(provider.quote(&report_data)?);
     Ok(issue_certificate(
         identity,
         not_before,

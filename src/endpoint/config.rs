@@ -13,12 +13,35 @@ use crate::level::AttestationLevel;
 use crate::policy::{Freshness, Policy, RebuildPinError};
 use crate::tdx::{CollateralStore, QuoteProvider, QuoteProviderError, QuoteVerifier};
 
+/// Longest certificate lifetime the builder accepts: [`MAX_VALIDITY_SECS`] less the minute of
+/// clock skew issuance backdates `not_before` by, so that every accepted lifetime issues.
+pub const MAX_CERT_LIFETIME: Duration =
+    Duration::from_secs(MAX_VALIDITY_SECS - super::certs::CLOCK_SKEW_SECS);
+
+/// Handshakes in progress from which an endpoint sends QUIC Retry to unvalidated addresses by
+/// default (see [`EndpointConfigBuilder::retry_above_handshakes`]).
+pub const DEFAULT_RETRY_ABOVE_HANDSHAKES: usize = 64;
+
+/// What happens to an established connection when its peer's evidence expires
+/// ([`super::PeerInfo::not_after`]: the peer certificate, the PCK chain or the collateral its
+/// quotes were verified with).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerExpiry {
+    /// Close it with [`super::EVIDENCE_EXPIRED`] (the default): a peer is trusted no longer
+    /// than its evidence; it dials again with renewed evidence.
+    #[default]
+    Close,
+    /// Keep it open: the bond stays admitted on evidence that no longer verifies. Logged.
+    Keep,
+}
+
 /// A configuration that cannot work.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// The certificate lifetime is zero or longer than certificates may be.
-    #[error("certificate lifetime {0:?} is outside 1 s ..= {MAX_VALIDITY_SECS} s")]
+    #[error("certificate lifetime {0:?} is outside 1 s ..= {max} s", max = MAX_CERT_LIFETIME.as_secs())]
     CertificateLifetime(Duration),
     /// Issuing this side's certificate failed.
     #[error("issuing the endpoint certificate: {0}")]
@@ -86,6 +109,10 @@ pub struct EndpointConfig {
     pub(crate) bond_quote_limits: BondQuoteLimits,
     /// Makes this side's bond quotes (when it has a provider).
     pub(crate) bond_quotes: Option<QuoteBatcher>,
+    /// What happens at the peer's evidence expiry.
+    pub(crate) peer_expiry: PeerExpiry,
+    /// Handshakes in progress above which unvalidated addresses get a QUIC Retry first.
+    pub(crate) retry_above_handshakes: usize,
 }
 
 impl EndpointConfig {
@@ -102,6 +129,8 @@ impl EndpointConfig {
             max_concurrent_quotes: 8,
             evidence: None,
             bond_quote_limits: BondQuoteLimits::default(),
+            peer_expiry: PeerExpiry::default(),
+            retry_above_handshakes: DEFAULT_RETRY_ABOVE_HANDSHAKES,
             state: PhantomData,
         }
     }
@@ -140,6 +169,8 @@ pub struct EndpointConfigBuilder<State> {
     max_concurrent_quotes: usize,
     evidence: Option<EvidenceSink>,
     bond_quote_limits: BondQuoteLimits,
+    peer_expiry: PeerExpiry,
+    retry_above_handshakes: usize,
     state: PhantomData<State>,
 }
 
@@ -156,6 +187,8 @@ impl<S> EndpointConfigBuilder<S> {
             max_concurrent_quotes: self.max_concurrent_quotes,
             evidence: self.evidence,
             bond_quote_limits: self.bond_quote_limits,
+            peer_expiry: self.peer_expiry,
+            retry_above_handshakes: self.retry_above_handshakes,
             state: PhantomData,
         }
     }
@@ -243,6 +276,24 @@ impl EndpointConfigBuilder<Ready> {
         self
     }
 
+    /// What happens to a connection when its peer's evidence expires (default
+    /// [`PeerExpiry::Close`]).
+    pub fn at_peer_expiry(mut self, expiry: PeerExpiry) -> Self {
+        self.peer_expiry = expiry;
+        self
+    }
+
+    /// Under load, validate addresses first: while at least `handshakes` handshakes are in
+    /// progress on this endpoint, an incoming connection whose source address is not validated
+    /// yet is answered with a QUIC Retry, and only its second attempt (which proves it receives
+    /// at that address) gets a handshake (default [`DEFAULT_RETRY_ABOVE_HANDSHAKES`]; zero
+    /// retries every unvalidated attempt). Costs a validated peer one round trip; keeps spoofed
+    /// sources from making this endpoint do handshake work.
+    pub fn retry_above_handshakes(mut self, handshakes: usize) -> Self {
+        self.retry_above_handshakes = handshakes;
+        self
+    }
+
     /// Checks the choices fit together.
     ///
     /// Level TdxRaTlsBidirectional and above need a quote provider on this side; level
@@ -278,9 +329,11 @@ impl EndpointConfigBuilder<Ready> {
                 .rebuild_pin()
                 .map_err(ConfigError::NotRebuildPinned)?;
         }
-        let secs = self.cert_lifetime.as_secs();
-        if secs == 0 || secs > MAX_VALIDITY_SECS {
+        if self.cert_lifetime.as_secs() == 0 || self.cert_lifetime > MAX_CERT_LIFETIME {
             return Err(ConfigError::CertificateLifetime(self.cert_lifetime));
+        }
+        if self.peer_expiry == PeerExpiry::Keep {
+            tracing::warn!("connections outlive their peer's evidence (PeerExpiry::Keep)");
         }
         if policy.freshness() == Freshness::Certificate {
             tracing::warn!(%level, "certificate freshness: bonds admitted without per-connection quotes");
@@ -308,6 +361,8 @@ impl EndpointConfigBuilder<Ready> {
             evidence: self.evidence,
             bond_quote_limits: self.bond_quote_limits,
             bond_quotes,
+            peer_expiry: self.peer_expiry,
+            retry_above_handshakes: self.retry_above_handshakes,
         })
     }
 }

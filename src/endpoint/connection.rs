@@ -14,6 +14,7 @@ pub struct PeerInfo {
     cert_quote: Option<VerifiedQuote>,
     bond_quote: Option<VerifiedQuote>,
     bond_batch: Option<BatchPosition>,
+    not_after: u64,
 }
 
 impl PeerInfo {
@@ -22,14 +23,33 @@ impl PeerInfo {
         level: AttestationLevel,
         cert_quote: Option<VerifiedQuote>,
         bond_quote: Option<VerifiedQuote>,
+        cert_not_after: u64,
     ) -> Self {
+        let not_after = [&cert_quote, &bond_quote]
+            .into_iter()
+            .flatten()
+            .filter_map(|quote| quote.valid_until())
+            // The verification window excludes its end second; a certificate's includes it.
+            .map(|until| until.saturating_sub(1))
+            .fold(cert_not_after, u64::min);
         Self {
             peer_id,
             level,
             cert_quote,
             bond_quote,
             bond_batch: None,
+            not_after,
         }
+    }
+
+    /// The last second (unix) at which everything this bond was admitted on still holds: the
+    /// earliest of the peer certificate's `not_after` and, for an attested peer, the end of its
+    /// quotes' verification ([`crate::AuthenticQuote::valid_until`]: the PCK leaf and the other
+    /// certificates, the collateral's next updates). After it the endpoint closes the
+    /// connection with [`crate::EVIDENCE_EXPIRED`] unless configured otherwise
+    /// ([`crate::PeerExpiry`]).
+    pub fn not_after(&self) -> u64 {
+        self.not_after
     }
 
     /// Records where this bond's leaf sits in the batch its bond quote served.
@@ -107,6 +127,11 @@ impl AttestedConnection {
     /// The underlying QUIC connection.
     pub fn connection(&self) -> &quinn::Connection {
         &self.inner
+    }
+
+    /// See [`PeerInfo::not_after`].
+    pub fn not_after(&self) -> u64 {
+        self.peer.not_after()
     }
 
     /// The peer's identity (the name iroh's `Connection::remote_id` gives it).

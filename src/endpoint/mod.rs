@@ -14,6 +14,7 @@ mod evidence;
 mod limits;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tracing::Instrument;
@@ -24,8 +25,8 @@ pub use alpn::{
 pub use batch_queue::{BondQuoteLimits, PeerRate};
 pub use batcher::BondQuoteError;
 pub use config::{
-    ConfigError, EndpointConfig, EndpointConfigBuilder, Ready, WantsEvidence, WantsPolicy,
-    WantsVerifier,
+    ConfigError, EndpointConfig, EndpointConfigBuilder, PeerExpiry, Ready, WantsEvidence,
+    WantsPolicy, WantsVerifier, DEFAULT_RETRY_ABOVE_HANDSHAKES, MAX_CERT_LIFETIME,
 };
 pub use connection::{AttestedConnection, PeerInfo};
 pub use error::Error;
@@ -52,6 +53,20 @@ pub struct Endpoint {
     config: Arc<EndpointConfig>,
     tls: Arc<AttestedTlsConfig>,
     renewal: tokio::task::JoinHandle<()>,
+    /// Incoming connections handed out whose handshake has not ended.
+    handshakes: Arc<AtomicUsize>,
+    /// QUIC Retry packets sent.
+    retries: AtomicU64,
+}
+
+/// Counts one handshake in progress until dropped.
+#[derive(Debug)]
+struct HandshakeSlot(Arc<AtomicUsize>);
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Drop for Endpoint {
@@ -111,6 +126,8 @@ impl Endpoint {
             config,
             tls,
             renewal,
+            handshakes: Arc::default(),
+            retries: AtomicU64::new(0),
         })
     }
 
@@ -245,28 +262,61 @@ impl Endpoint {
     }
 
     /// The next incoming connection, not yet handshaken (for the link router, which runs each
-    /// handshake in its own task).
+    /// handshake in its own task). Under load, unvalidated addresses get a Retry first.
     pub(crate) async fn accept_incoming(&self) -> Option<quinn::Incoming> {
-        self.quic.accept().await
+        loop {
+            let incoming = self.quic.accept().await?;
+            if let Some(incoming) = self.validate_under_load(incoming) {
+                return Some(incoming);
+            }
+        }
+    }
+
+    /// Answers `incoming` with a QUIC Retry when the endpoint is under load (see
+    /// [`EndpointConfigBuilder::retry_above_handshakes`]) and its address is not validated
+    /// yet; otherwise hands it back.
+    fn validate_under_load(&self, incoming: quinn::Incoming) -> Option<quinn::Incoming> {
+        let in_progress = self.handshakes.load(Ordering::Acquire);
+        if in_progress < self.config.retry_above_handshakes
+            || incoming.remote_address_validated()
+            || !incoming.may_retry()
+        {
+            return Some(incoming);
+        }
+        match incoming.retry() {
+            Ok(()) => {
+                self.retries.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(in_progress, "under load: address validation (Retry) sent");
+                None
+            }
+            // quinn refuses only when the address is validated, checked above.
+            Err(error) => Some(error.into_incoming()),
+        }
+    }
+
+    /// How many QUIC Retry packets this endpoint sent to validate addresses under load.
+    pub fn retries_sent(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
     }
 
     /// Wraps an incoming connection taken with [`Self::accept_incoming`].
     pub(crate) fn accepting(&self, incoming: quinn::Incoming) -> Accepting<'_> {
+        self.handshakes.fetch_add(1, Ordering::AcqRel);
         Accepting {
             endpoint: self,
             incoming,
+            slot: HandshakeSlot(Arc::clone(&self.handshakes)),
         }
     }
 
     /// Waits for the next incoming connection; `None` once the endpoint is closed. The
     /// returned [`Accepting`] runs the handshake and bond proof: await it in its own task so
-    /// that one slow peer does not hold up others.
+    /// that one slow peer does not hold up others. While it is held and its handshake has not
+    /// ended it counts as a handshake in progress (see
+    /// [`EndpointConfigBuilder::retry_above_handshakes`]).
     pub async fn accept(&self) -> Option<Accepting<'_>> {
-        let incoming = self.quic.accept().await?;
-        Some(Accepting {
-            endpoint: self,
-            incoming,
-        })
+        let incoming = self.accept_incoming().await?;
+        Some(self.accepting(incoming))
     }
 
     /// Closes every connection and stops accepting.
@@ -295,6 +345,7 @@ impl Endpoint {
             bond::exchange(&conn, &self.config, check, parties, &peer, freshness).await?;
         // The peer proved its bond: from now on it may open streams and send as any peer.
         limits::after_bond(&conn);
+        let cert_not_after = peer.not_after();
         let (peer_id, level, cert_quote) = peer.into_parts();
         // An ALPN routed with certificate freshness admits bonds at TdxLocal at most, whatever
         // the handshake computed from the policy's default (the route was checked against the
@@ -304,10 +355,14 @@ impl Endpoint {
         } else {
             level
         };
-        let info = PeerInfo::new(peer_id, level, cert_quote, bond_quote).with_batch(bond_batch);
+        let info = PeerInfo::new(peer_id, level, cert_quote, bond_quote, cert_not_after)
+            .with_batch(bond_batch);
         if let Some(sink) = &self.config.evidence {
             evidence::record_formed(sink, &self.config, &conn, parties, &info, &peer_message)
                 .await?;
+        }
+        if self.config.peer_expiry == PeerExpiry::Close {
+            tokio::spawn(close_at_expiry(conn.clone(), info.not_after()));
         }
         Ok(AttestedConnection::new(conn, info))
     }
@@ -318,12 +373,19 @@ impl Endpoint {
 pub struct Accepting<'a> {
     endpoint: &'a Endpoint,
     incoming: quinn::Incoming,
+    slot: HandshakeSlot,
 }
 
 impl Accepting<'_> {
-    /// The address the connection comes from (not yet validated).
+    /// The address the connection comes from (validated only if
+    /// [`Self::remote_address_validated`]).
     pub fn remote_address(&self) -> SocketAddr {
         self.incoming.remote_address()
+    }
+
+    /// Whether the peer proved it receives at [`Self::remote_address`] (it answered a Retry).
+    pub fn remote_address_validated(&self) -> bool {
+        self.incoming.remote_address_validated()
     }
 
     /// Runs the handshake and the bond proof.
@@ -378,8 +440,11 @@ impl Accepting<'_> {
             close_reason::ServerCrypto::new(quic_tls, pending.clone()),
         ));
         server.transport_config(limits::before_bond(false));
+        let slot = self.slot;
         let connecting = self.incoming.accept_with(Arc::new(server))?;
-        let conn = match connecting.await {
+        let handshake = connecting.await;
+        drop(slot);
+        let conn = match handshake {
             Ok(conn) => conn,
             Err(error) => {
                 return Err(pending
@@ -441,6 +506,34 @@ fn quic_server_config(tls: rustls::ServerConfig) -> Result<quinn::ServerConfig, 
     let quic_tls = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(ConfigError::NoInitialCipherSuite)?;
     Ok(quinn::ServerConfig::with_crypto(Arc::new(quic_tls)))
+}
+
+/// Application close code of a connection whose peer's evidence expired (see
+/// [`PeerInfo::not_after`]); the reason text is [`EVIDENCE_EXPIRED_REASON`].
+pub const EVIDENCE_EXPIRED: u32 = 0x5241_0002;
+
+/// The reason text sent with [`EVIDENCE_EXPIRED`].
+pub const EVIDENCE_EXPIRED_REASON: &str = "peer evidence expired";
+
+/// Closes `conn` with [`EVIDENCE_EXPIRED`] once the second `not_after` (unix) has passed,
+/// unless it closed before.
+async fn close_at_expiry(conn: quinn::Connection, not_after: u64) {
+    let wait = std::time::Duration::from_secs(
+        not_after
+            .saturating_add(1)
+            .saturating_sub(certs::unix_now()),
+    );
+    tokio::select! {
+        () = tokio::time::sleep(wait) => {
+            // The timer measures elapsed time; the evidence is dated by the wall clock.
+            while certs::unix_now() <= not_after {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            tracing::info!(peer_not_after = not_after, "closing connection: peer evidence expired");
+            conn.close(EVIDENCE_EXPIRED.into(), EVIDENCE_EXPIRED_REASON.as_bytes());
+        }
+        _ = conn.closed() => {}
+    }
 }
 
 /// rustls refuses a client without a certificate before any verifier runs; name that case.

@@ -202,6 +202,14 @@ pub fn parse_certificate(der: &[u8]) -> Result<ParsedCertificate, EvidenceError>
     if !is_ed25519(&cert.signature_algorithm) || !is_ed25519(&tbs.signature) {
         return Err(EvidenceError::UnsupportedAlgorithm);
     }
+    // The outer signatureAlgorithm and signature are outside what the signature covers: only
+    // their one DER spelling is accepted (the parser tolerates others, such as another tag on
+    // the OID), so that a certificate has one byte form.
+    if !has_der_signature_suffix(der) {
+        return Err(EvidenceError::Malformed(
+            "signature algorithm or signature not in DER form",
+        ));
+    }
     let spki = cert.public_key();
     if !is_ed25519(&spki.algorithm) || spki.subject_public_key.unused_bits != 0 {
         return Err(EvidenceError::UnsupportedAlgorithm);
@@ -267,6 +275,19 @@ fn verify_self_signature(cert: &X509Certificate<'_>, key: &[u8; 32]) -> Result<(
 }
 
 /// Ed25519 (RFC 8410): the algorithm identifier has no parameters.
+/// The DER of the certificate's last two fields: AlgorithmIdentifier { Ed25519 } (no
+/// parameters) and a BIT STRING of 64 bytes with no unused bits.
+const SIGNATURE_SUFFIX: [u8; 10] = [0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x41, 0x00];
+/// The suffix and the 64-byte signature after it.
+const SIGNATURE_SUFFIX_AND_SIGNATURE_LEN: usize = SIGNATURE_SUFFIX.len() + 64;
+
+fn has_der_signature_suffix(der: &[u8]) -> bool {
+    der.len()
+        .checked_sub(SIGNATURE_SUFFIX_AND_SIGNATURE_LEN)
+        .and_then(|start| der.get(start..))
+        .is_some_and(|tail| tail.starts_with(&SIGNATURE_SUFFIX))
+}
+
 fn is_ed25519(alg: &AlgorithmIdentifier<'_>) -> bool {
     alg.algorithm == OID_SIG_ED25519 && alg.parameters.is_none()
 }

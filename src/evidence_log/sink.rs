@@ -133,15 +133,15 @@ pub fn formed_evidence(
     let parsed = parse_certificate(&der).map_err(SinkError::Certificate)?;
     let mut used = Vec::new();
     let mut quote = |bytes: &[u8]| -> Result<QuoteEvidence, SinkError> {
-        // The quote as verified: without the zero padding a provider may leave after it, so
-        // its digest is the one `PeerInfo` and public outcomes carry.
-        let bytes = crate::canonical_quote(bytes).map_err(SinkError::Quote)?;
+        // The quote as verified, in its canonical form (`crate::normalized_quote`), so its
+        // digest is the one `PeerInfo` and public outcomes carry.
+        let bytes = crate::normalized_quote(bytes).map_err(SinkError::Quote)?;
         let collateral = bond
             .collateral
-            .collateral_for(bytes)
+            .collateral_for(&bytes)
             .ok_or(SinkError::MissingCollateral)?;
         let evidence = QuoteEvidence {
-            quote: bytes.to_vec(),
+            quote: bytes,
             collateral_digest: *collateral.digest(),
             // A store that fetched it from a collateral service says where and when.
             collateral_source: match collateral.provenance() {
@@ -221,6 +221,9 @@ pub fn refusal(
         PeerRejection::Quote(AttestationError::Policy { quote, .. }) => {
             (None, Some(*quote.quote_digest()))
         }
+        PeerRejection::Quote(AttestationError::Prechecked { quote_digest, .. }) => {
+            (None, Some(*quote_digest))
+        }
         _ => (None, None),
     };
     BondRefusal {
@@ -243,7 +246,10 @@ pub fn rejection_kind(rejection: &PeerRejection) -> &'static str {
         PeerRejection::Evidence(_) => "certificate-evidence",
         PeerRejection::MissingCollateral => "missing-collateral",
         PeerRejection::NoCertificate => "no-certificate",
-        PeerRejection::Quote(AttestationError::Policy { violation, .. }) => violation.kind(),
+        PeerRejection::Quote(
+            AttestationError::Policy { violation, .. }
+            | AttestationError::Prechecked { violation, .. },
+        ) => violation.kind(),
         PeerRejection::Quote(_) => "quote-not-authentic",
         PeerRejection::UnexpectedPeer { .. } => "unexpected-peer",
         PeerRejection::UnknownSoftwareIdentity(_) => "unknown-software-identity",

@@ -6,7 +6,7 @@ use core::ops::Deref;
 use super::{Policy, PolicyViolation, QuoteFacts};
 use crate::tdx::{
     AuthenticQuote, AuthenticityError, Collateral, CollateralProvenance, DcapCheck, DcapError,
-    QuoteFormatError, QuoteVerifier,
+    Measurements, QuoteFormatError, QuoteVerifier,
 };
 
 /// A quote that passed DCAP verification and a [`Policy`]: an [`AuthenticQuote`] (its fields
@@ -60,6 +60,20 @@ pub enum AttestationError {
     /// The bytes are not a well-formed TDX quote.
     #[error("malformed quote: {0}")]
     Format(#[from] QuoteFormatError),
+    /// The verification was not run: too many at once (see
+    /// [`QuoteVerifier::max_concurrent_dcap`]).
+    #[error("too many quote verifications at once")]
+    Busy,
+    /// Refused before DCAP verification: the quote's own fields (signed, but not yet checked)
+    /// already fail the policy, so whether it is authentic was never asked. An authentic quote
+    /// with these fields would be refused with [`Self::Policy`] and the same violation.
+    #[error("quote refused by policy before verification: {violation}")]
+    Prechecked {
+        /// What the policy objected to (its Measurements or debug rules).
+        violation: PolicyViolation,
+        /// blake3 of the quote's canonical form ([`crate::normalized_quote`]), for the record.
+        quote_digest: [u8; 32],
+    },
     /// The quote is authentic, but the policy refuses it.
     #[error("quote refused by policy: {violation}")]
     Policy {
@@ -75,6 +89,7 @@ impl From<AuthenticityError> for AttestationError {
         match error {
             AuthenticityError::Dcap { check, source } => Self::Dcap { check, source },
             AuthenticityError::Format(format) => Self::Format(format),
+            AuthenticityError::Busy => Self::Busy,
         }
     }
 }
@@ -88,10 +103,11 @@ impl AttestationError {
         }
     }
 
-    /// The policy violation, if the quote was authentic but refused.
+    /// The policy violation, if the quote was refused by the policy (authentic, or before
+    /// verification for its Measurements).
     pub fn policy_violation(&self) -> Option<&PolicyViolation> {
         match self {
-            Self::Policy { violation, .. } => Some(violation),
+            Self::Policy { violation, .. } | Self::Prechecked { violation, .. } => Some(violation),
             _ => None,
         }
     }
@@ -132,9 +148,35 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// The part of the policy that needs no verification: the quote's debug attribute and
+    /// Measurements, read from its layout. Run before DCAP so that a quote the policy refuses
+    /// whatever its authenticity costs a comparison, not a verification.
+    pub(crate) fn precheck(
+        &self,
+        measurements: &Measurements,
+        quote_digest: [u8; 32],
+    ) -> Result<(), AttestationError> {
+        if measurements.is_debug() && !self.allows_debug() {
+            return Err(AttestationError::Prechecked {
+                violation: PolicyViolation::DebugTd,
+                quote_digest,
+            });
+        }
+        self.measurements
+            .check(measurements)
+            .map(|_| ())
+            .map_err(|mismatch| AttestationError::Prechecked {
+                violation: PolicyViolation::Measurements(mismatch),
+                quote_digest,
+            })
+    }
+}
+
 impl QuoteVerifier {
     /// Verifies `quote` with `collateral` at `now` (unix seconds), then judges it by `policy`:
-    /// [`QuoteVerifier::verify_authentic`] followed by [`Policy::admit`].
+    /// [`QuoteVerifier::verify_authentic`] followed by [`Policy::admit`]. A verdict from full
+    /// verification enters the verdict cache only if the policy admits the quote.
     pub fn verify(
         &self,
         quote: &[u8],
@@ -142,7 +184,25 @@ impl QuoteVerifier {
         now: u64,
         policy: &Policy,
     ) -> Result<VerifiedQuote, AttestationError> {
-        let authentic = self.verify_authentic(quote, collateral, now)?;
-        policy.admit(authentic, collateral, now)
+        self.verify_then(quote, collateral, now, policy, |_| Ok(()))
+    }
+
+    /// As [`Self::verify`], with `accept` run on the verified quote after the policy: the
+    /// verdict is cached only when it passes too (a binding check, for a peer's quote).
+    pub(crate) fn verify_then<E: From<AttestationError>>(
+        &self,
+        quote: &[u8],
+        collateral: &Collateral,
+        now: u64,
+        policy: &Policy,
+        accept: impl FnOnce(&VerifiedQuote) -> Result<(), E>,
+    ) -> Result<VerifiedQuote, E> {
+        let (authentic, pending) = self
+            .authenticate(quote, collateral, now)
+            .map_err(AttestationError::from)?;
+        let verified = policy.admit(authentic, collateral, now)?;
+        accept(&verified)?;
+        self.remember(pending, now);
+        Ok(verified)
     }
 }

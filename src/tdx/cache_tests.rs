@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use proptest::prelude::*;
 
-use super::{AuthenticQuote, QuoteVerifier};
+use super::{AuthenticQuote, AuthenticityError, DcapCheck, QuoteVerifier};
 use crate::policy::Policy;
 use crate::policy::{AttestationError, VerifiedQuote};
 use crate::tdx::synthetic::{
@@ -88,6 +88,7 @@ fn outcome(result: Result<VerifiedQuote, AttestationError>) -> Result<Authentic,
         }),
         Err(AttestationError::Dcap { check, .. }) => Err(format!("dcap {check:?}")),
         Err(AttestationError::Format(format)) => Err(format!("format {format}")),
+        Err(other) => Err(format!("other {other}")),
     }
 }
 
@@ -97,7 +98,14 @@ fn verify(
     collateral: &Collateral,
     now: u64,
 ) -> Result<Authentic, String> {
-    outcome(verifier.verify(quote, collateral, now, &Policy::authenticity_only()))
+    // verify_authentic caches every authentic verdict (Policy-judged verification caches only
+    // admitted ones), so the policy is applied apart to exercise the cache at every TCB level.
+    outcome(
+        verifier
+            .verify_authentic(quote, collateral, now)
+            .map_err(AttestationError::from)
+            .and_then(|authentic| Policy::authenticity_only().admit(authentic, collateral, now)),
+    )
 }
 
 /// Asserts the cached verifier agrees with the uncached one on `quote`, and returns the outcome.
@@ -450,4 +458,60 @@ proptest! {
         let (v, verifier) = warmed_v5();
         mutation_agrees(&v.quote, &v.collateral, v.now, verifier, index, mask);
     }
+}
+
+#[test]
+fn verify_with_a_policy_caches_only_verdicts_the_policy_admits() {
+    let f = fixture();
+    let verifier = cached(f);
+    let refused = synthetic_quote(1, SyntheticTcb::OutOfDate);
+    let policy = Policy::authenticity_only();
+    for _ in 0..2 {
+        assert!(matches!(
+            verifier.verify(&refused, &f.collateral, NOW, &policy),
+            Err(AttestationError::Policy { .. })
+        ));
+    }
+    assert_eq!(
+        verifier.cache_stats().entries,
+        0,
+        "a refused verdict took a cache slot"
+    );
+    assert_eq!(verifier.dcap_stats().runs, 2);
+    let admitted = synthetic_quote(1, SyntheticTcb::UpToDate);
+    verifier
+        .verify(&admitted, &f.collateral, NOW, &policy)
+        .unwrap();
+    assert_eq!(verifier.cache_stats().entries, 1);
+}
+
+#[test]
+fn a_quote_that_failed_dcap_is_refused_again_without_a_second_run() {
+    let f = fixture();
+    let verifier = cached(f);
+    let mut forged = synthetic_quote(1, SyntheticTcb::UpToDate);
+    // A bit of MRTD: the quote signature no longer verifies.
+    forged[48 + 136] ^= 1;
+    for _ in 0..3 {
+        let error = verifier
+            .verify_authentic(&forged, &f.collateral, NOW)
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                AuthenticityError::Dcap {
+                    check: DcapCheck::QuoteSignature,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+    }
+    let stats = verifier.dcap_stats();
+    assert_eq!((stats.runs, stats.known_bad_refusals), (1, 2), "{stats:?}");
+    // Outside the memory window it is verified (and refused) in full again.
+    verifier
+        .verify_authentic(&forged, &f.collateral, NOW + crate::tdx::FAILED_QUOTE_SECS)
+        .unwrap_err();
+    assert_eq!(verifier.dcap_stats().runs, 2);
 }

@@ -26,11 +26,14 @@ pub use collateral::{
     MAX_COLLATERAL_LEN,
 };
 pub use measurements::{Measurements, ReportData, MEASUREMENT_LEN};
+pub(crate) use provider::without_padding;
 pub use provider::{QuoteProvider, QuoteProviderError};
-pub use quote::{canonical_quote, pck_chain_pem, QuoteFormatError, QuoteLayout, TdReportKind};
+pub use quote::{
+    canonical_quote, normalized_quote, pck_chain_pem, QuoteFormatError, QuoteLayout, TdReportKind,
+};
 pub use report_ext::{Td15ExFields, Td15Fields, TdReportExtras};
 pub use tcb_status::{TcbStatus, UnknownTcbStatus};
 pub use verify::{
-    AuthenticQuote, AuthenticityError, DangerousQuoteVerifier, DcapCheck, DcapError, QuoteVerifier,
-    INTEL_SGX_ROOT_CA_DER,
+    AuthenticQuote, AuthenticityError, DangerousQuoteVerifier, DcapCheck, DcapError, DcapStats,
+    QuoteVerifier, DEFAULT_MAX_CONCURRENT_DCAP, FAILED_QUOTE_SECS, INTEL_SGX_ROOT_CA_DER,
 };

@@ -79,3 +79,14 @@ pub enum QuoteProviderError {
         found: String,
     },
 }
+
+/// `quote` cut at the end its length fields give: what this side puts in a certificate or a
+/// bond proof, whose verifiers refuse any byte after the quote. configfs-tsm may hand out a
+/// zero-padded buffer. Bytes that do not parse as a quote are left as they are (the peer refuses
+/// them with a precise reason).
+pub(crate) fn without_padding(mut quote: Vec<u8>) -> Vec<u8> {
+    if let Ok(layout) = super::QuoteLayout::parse(&quote) {
+        quote.truncate(layout.canonical_len);
+    }
+    quote
+}

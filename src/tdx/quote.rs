@@ -108,6 +108,10 @@ pub enum QuoteFormatError {
     /// The quote version is neither 4 nor 5.
     #[error("unsupported quote version {0} (expected 4 or 5)")]
     Version(u16),
+    /// The PCK chain is not spelled as Intel's quoting enclave writes it (see
+    /// [`normalized_quote`]).
+    #[error("PCK chain encoding is not canonical: {0}")]
+    PckChainEncoding(&'static str),
 }
 
 /// Which TD report a quote carries.
@@ -360,6 +364,153 @@ pub fn pck_chain_pem(bytes: &[u8]) -> Result<&[u8], QuoteFormatError> {
             needed: layout.canonical_len,
             available: bytes.len(),
         })
+}
+
+/// Refuses anything after the quote, zero padding included: for quotes that arrive inside
+/// a certificate or a bond proof, whose length field already delimits them, padding is a second
+/// byte form of the same quote (see the module docs on the canonical form).
+pub(crate) fn check_exact(bytes: &[u8], layout: &QuoteLayout) -> Result<(), QuoteFormatError> {
+    if bytes.len() == layout.canonical_len {
+        return Ok(());
+    }
+    Err(QuoteFormatError::TrailingBytes {
+        count: bytes.len().saturating_sub(layout.canonical_len),
+        offset: layout.canonical_len,
+    })
+}
+
+/// Half the order of the P-256 group, big-endian: an ECDSA signature is canonical when its
+/// `s` is at most this (the low-s form).
+const P256_HALF_N: [u8; 32] = [
+    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8,
+];
+/// The order of the P-256 group, big-endian.
+const P256_N: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+
+/// Replaces a high `s` (above n/2) by n - s in place: both verify, the low one is canonical.
+/// `s` is 32 big-endian bytes.
+fn low_s(s: &mut [u8]) {
+    if s.len() != 32 || *s <= P256_HALF_N[..] {
+        return;
+    }
+    let mut borrow = false;
+    for (byte, n) in s.iter_mut().rev().zip(P256_N.iter().rev()) {
+        let (d, b1) = n.overflowing_sub(*byte);
+        let (d, b2) = d.overflowing_sub(u8::from(borrow));
+        *byte = d;
+        borrow = b1 || b2;
+    }
+}
+
+/// Checks the PCK chain is in the form Intel's quoting enclave writes: one or more
+/// `CERTIFICATE` sections in the strict encoding of RFC 7468 (LF line ends, base64 lines of 64
+/// characters, the last one shorter, nothing between sections), then at most one NUL byte.
+/// Returns the length without that NUL. The chain is covered by no quote signature, so any
+/// other spelling (relabelled sections, extra whitespace, CRLF, text between sections) would be
+/// another byte form of the same quote; and a section under another label would verify in the
+/// DCAP library while escaping the verdict cache's reading of the chain's validity.
+pub(crate) fn check_pck_chain_encoding(pem: &[u8]) -> Result<usize, QuoteFormatError> {
+    const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----\n";
+    const END: &[u8] = b"-----END CERTIFICATE-----\n";
+    let refuse = QuoteFormatError::PckChainEncoding;
+    let text = match pem.split_last() {
+        Some((0, rest)) => rest,
+        _ => pem,
+    };
+    let mut rest = text;
+    let mut sections = 0usize;
+    while !rest.is_empty() {
+        rest = rest.strip_prefix(BEGIN).ok_or(refuse(
+            "a section does not start with the CERTIFICATE label",
+        ))?;
+        let mut lines = 0usize;
+        loop {
+            if let Some(after) = rest.strip_prefix(END) {
+                rest = after;
+                break;
+            }
+            let Some(line_len) = rest.iter().position(|&b| b == b'\n') else {
+                return Err(refuse("a section does not end with the CERTIFICATE label"));
+            };
+            let (line, after) = rest.split_at(line_len);
+            if line.is_empty() || line.len() > 64 || !line.iter().all(|&b| is_base64(b)) {
+                return Err(refuse("a line is not base64 of at most 64 characters"));
+            }
+            lines = lines.saturating_add(1);
+            let next_is_end = after.get(1..).is_some_and(|a| a.starts_with(END));
+            if line.len() != 64 && !next_is_end {
+                return Err(refuse(
+                    "a line before the last is shorter than 64 characters",
+                ));
+            }
+            rest = after.get(1..).unwrap_or_default();
+        }
+        if lines == 0 {
+            return Err(refuse("an empty section"));
+        }
+        sections = sections.saturating_add(1);
+    }
+    if sections == 0 {
+        return Err(refuse("no certificate"));
+    }
+    Ok(text.len())
+}
+
+fn is_base64(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'='
+}
+
+/// The canonical form of a quote, the one byte form that is verified, digested
+/// (`quote_digest`) and cached: cut at the end its length fields give (zero padding dropped),
+/// both ECDSA signatures (the quote's, by the attestation key, and the QE report's, by the PCK)
+/// in low-s form, and the PCK chain without the NUL byte the quoting enclave appends (the three
+/// length fields that cover it shrink by one). A PCK chain in any other spelling than Intel's
+/// is refused ([`QuoteFormatError::PckChainEncoding`]); so is non-zero trailing data.
+///
+/// Real quotes carry high-s signatures about half the time (the test vectors do), so high s is
+/// normalised rather than refused. Every part this changes is outside what the signatures
+/// cover or is the signature's own `s`, for which `s` and `n - s` verify alike: the canonical
+/// form verifies exactly when the original does.
+pub fn normalized_quote(bytes: &[u8]) -> Result<Vec<u8>, QuoteFormatError> {
+    let layout = QuoteLayout::parse(bytes)?;
+    let mut quote = take(bytes, 0, layout.canonical_len, "quote")?.to_vec();
+    let pem = take(
+        &quote,
+        layout.pck_chain_offset,
+        layout.canonical_len.saturating_sub(layout.pck_chain_offset),
+        "PCK chain",
+    )?;
+    let text_len = check_pck_chain_encoding(pem)?;
+    let pem_len = pem.len();
+    let sig_offset = layout.signed_len.saturating_add(4);
+    let outer = sig_offset.saturating_add(128);
+    if let Some(s) = quote.get_mut(sig_offset.saturating_add(32)..sig_offset.saturating_add(64)) {
+        low_s(s);
+    }
+    let qe_sig = outer.saturating_add(6 + 384);
+    if let Some(s) = quote.get_mut(qe_sig.saturating_add(32)..qe_sig.saturating_add(64)) {
+        low_s(s);
+    }
+    if text_len != pem_len {
+        quote.truncate(layout.pck_chain_offset.saturating_add(text_len));
+        // The signature data, certification data and PCK chain sizes all end at the quote's
+        // end; parse() proved they are u32 fields at these offsets.
+        for at in [
+            layout.signed_len,
+            outer.saturating_add(2),
+            layout.pck_chain_offset.saturating_sub(4),
+        ] {
+            let value = read_u32(&quote, at, "length field")?.saturating_sub(1);
+            if let Some(field) = quote.get_mut(at..at.saturating_add(4)) {
+                field.copy_from_slice(&value.to_le_bytes());
+            }
+        }
+    }
+    Ok(quote)
 }
 
 /// Cuts `bytes` to the canonical quote (see the module docs on trailing bytes).

@@ -12,7 +12,9 @@
 //! signature check.
 
 use core::fmt;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::cache::{self, Verdict, VerdictCache};
 use super::collateral::Collateral;
@@ -32,6 +34,103 @@ pub struct QuoteVerifier {
     root_der: Vec<u8>,
     root_digest: [u8; 32],
     cache: Option<Arc<VerdictCache>>,
+    /// Shared by clones: full DCAP runs, recent failures, and the bound on concurrent runs.
+    dcap: Arc<DcapGate>,
+}
+
+/// How many full DCAP verifications may run at once by default, across the clones of a
+/// verifier: more would only queue on the CPU, and each costs about half a millisecond.
+pub const DEFAULT_MAX_CONCURRENT_DCAP: usize = 4;
+
+/// How long a quote that failed full DCAP verification is refused without running it again
+/// (with the same root and collateral).
+pub const FAILED_QUOTE_SECS: u64 = 300;
+
+/// Most failed quotes remembered.
+const FAILED_QUOTES: usize = 4096;
+
+/// The expensive part of verification, bounded: a count of full DCAP runs, the quotes that
+/// recently failed it (refused again at the cost of a hash lookup), and a limit on concurrent
+/// runs.
+#[derive(Debug)]
+struct DcapGate {
+    runs: AtomicU64,
+    known_bad_refusals: AtomicU64,
+    busy_refusals: AtomicU64,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    /// Failed quotes: the check that failed and the window of `now` in which the failure is
+    /// repeated without a run.
+    failed: Mutex<HashMap<[u8; 32], (DcapCheck, u64, u64)>>,
+}
+
+impl DcapGate {
+    fn new() -> Self {
+        Self {
+            runs: AtomicU64::new(0),
+            known_bad_refusals: AtomicU64::new(0),
+            busy_refusals: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(DEFAULT_MAX_CONCURRENT_DCAP),
+            failed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn known_failure(&self, key: &[u8; 32], now: u64) -> Option<DcapCheck> {
+        let failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
+        match failed.get(key) {
+            Some((check, from, until)) if *from <= now && now < *until => Some(*check),
+            _ => None,
+        }
+    }
+
+    fn remember_failure(&self, key: [u8; 32], check: DcapCheck, now: u64) {
+        // Collateral issued after `now` may be valid a moment later: not a lasting failure.
+        if check == DcapCheck::CollateralNotYetValid {
+            return;
+        }
+        let mut failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
+        if failed.len() >= FAILED_QUOTES && !failed.contains_key(&key) {
+            failed.retain(|_, (_, _, until)| now < *until);
+            if failed.len() >= FAILED_QUOTES {
+                if let Some(victim) = failed.keys().next().copied() {
+                    failed.remove(&victim);
+                }
+            }
+        }
+        failed.insert(key, (check, now, now.saturating_add(FAILED_QUOTE_SECS)));
+    }
+}
+
+/// Holds one of the concurrent DCAP slots until dropped.
+struct DcapSlot<'a>(&'a DcapGate);
+
+impl Drop for DcapSlot<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Counters of a verifier's full DCAP verifications (shared by its clones).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DcapStats {
+    /// Full DCAP verifications started (cache hits and refusals before DCAP do not count).
+    pub runs: u64,
+    /// Quotes refused because the same canonical quote failed full verification within
+    /// [`FAILED_QUOTE_SECS`], with the same root and collateral.
+    pub known_bad_refusals: u64,
+    /// Quotes refused because the concurrent-verification limit was reached.
+    pub busy_refusals: u64,
+}
+
+/// A verdict that full verification produced, stored in the cache only once the caller's own
+/// checks (binding, policy) passed: a quote that is authentic but refused never takes a place
+/// in the cache.
+#[derive(Debug)]
+pub(crate) struct PendingVerdict {
+    key: [u8; 32],
+    verdict: Verdict,
 }
 
 impl fmt::Debug for QuoteVerifier {
@@ -40,6 +139,7 @@ impl fmt::Debug for QuoteVerifier {
             .field("intel_root", &self.trusts_intel_root())
             .field("root_digest", &hex::encode(self.root_digest))
             .field("cache", &self.cache_stats())
+            .field("dcap", &self.dcap_stats())
             .finish()
     }
 }
@@ -55,6 +155,27 @@ impl QuoteVerifier {
             root_digest: *blake3::hash(&root_der).as_bytes(),
             root_der,
             cache: Some(Arc::new(VerdictCache::new(cache::DEFAULT_CACHE_CAPACITY))),
+            dcap: Arc::new(DcapGate::new()),
+        }
+    }
+
+    /// At most `runs` full DCAP verifications at once across this verifier's clones (default
+    /// [`DEFAULT_MAX_CONCURRENT_DCAP`], at least 1). A quote that would exceed it is refused
+    /// at once ([`AuthenticityError::Busy`]) instead of holding another thread: the check runs
+    /// inside the TLS handshake, and a flood of new platforms must not take every thread.
+    pub fn max_concurrent_dcap(self, runs: usize) -> Self {
+        self.dcap
+            .max_in_flight
+            .store(runs.max(1), Ordering::Relaxed);
+        self
+    }
+
+    /// Counters of full DCAP verifications, shared by this verifier's clones.
+    pub fn dcap_stats(&self) -> DcapStats {
+        DcapStats {
+            runs: self.dcap.runs.load(Ordering::Relaxed),
+            known_bad_refusals: self.dcap.known_bad_refusals.load(Ordering::Relaxed),
+            busy_refusals: self.dcap.busy_refusals.load(Ordering::Relaxed),
         }
     }
 
@@ -99,53 +220,122 @@ impl QuoteVerifier {
 
     /// Checks that `quote` is authentic at `now` (unix seconds) under the trusted root with
     /// `collateral`. Says nothing about whether its Measurements or TCB are acceptable: that is
-    /// the policy's judgement (`QuoteVerifier::verify` with a `Policy` does both).
+    /// the policy's judgement (`QuoteVerifier::verify` with a `Policy` does both, and caches
+    /// only verdicts the policy accepted).
     ///
-    /// Zero padding after the quote is dropped, anything else after it is refused (see
-    /// [`super::QuoteLayout`]).
+    /// The quote is verified in its canonical form ([`super::normalized_quote`]): zero padding
+    /// after it is dropped, anything else after it is refused (see [`super::QuoteLayout`]).
     pub fn verify_authentic(
         &self,
         quote: &[u8],
         collateral: &Collateral,
         now: u64,
     ) -> Result<AuthenticQuote, AuthenticityError> {
+        let (authentic, pending) = self.authenticate(quote, collateral, now)?;
+        self.remember(pending, now);
+        Ok(authentic)
+    }
+
+    /// Stores a verdict [`Self::authenticate`] left pending.
+    pub(crate) fn remember(&self, pending: Option<PendingVerdict>, now: u64) {
+        if let (Some(cache), Some(pending)) = (&self.cache, pending) {
+            cache.insert(pending.key, pending.verdict, now);
+        }
+    }
+
+    /// As [`Self::verify_authentic`], but a verdict from full verification is returned to be
+    /// stored with [`Self::remember`] once the caller's checks passed, not stored here.
+    pub(crate) fn authenticate(
+        &self,
+        quote: &[u8],
+        collateral: &Collateral,
+        now: u64,
+    ) -> Result<(AuthenticQuote, Option<PendingVerdict>), AuthenticityError> {
+        let normalized = super::quote::normalized_quote(quote)?;
+        let quote = normalized.as_slice();
         let layout = QuoteLayout::parse(quote)?;
-        // parse() proved canonical_len <= quote.len().
-        let quote = &quote[..layout.canonical_len];
-        let Some(cache) = &self.cache else {
-            return self.verify_dcap(quote, &layout, collateral, now);
-        };
-        let Some(key) = cache::key(&self.root_digest, collateral, quote, &layout) else {
-            return self.verify_dcap(quote, &layout, collateral, now);
+        // parse() proved pck_chain_offset <= canonical_len.
+        let pck_chain = quote.get(layout.pck_chain_offset..).unwrap_or_default();
+        let key = self.cache.as_ref().and_then(|cache| {
+            Some((
+                cache,
+                cache::key(&self.root_digest, collateral, quote, &layout)?,
+            ))
+        });
+        let Some((cache, key)) = key else {
+            let mut verified = self.verify_dcap(quote, &layout, collateral, now)?;
+            verified.valid_until = cache::validity_window(collateral, pck_chain, &self.root_der)
+                .map(|window| window.until);
+            return Ok((verified, None));
         };
         if let Some(verdict) = cache.lookup(&key, now) {
             let verified = from_verdict(quote, &layout, verdict)?;
             cache.record_quote(&key, verified.quote_digest);
-            return Ok(verified);
+            return Ok((verified, None));
         }
-        let verified = self.verify_dcap(quote, &layout, collateral, now)?;
-        // parse() proved pck_chain_offset <= canonical_len.
-        let pck_chain = &quote[layout.pck_chain_offset..];
-        match cache::validity_window(collateral, pck_chain, &self.root_der) {
-            Some(window) if window.contains(now) => cache.insert(
+        let mut verified = self.verify_dcap(quote, &layout, collateral, now)?;
+        let window = cache::validity_window(collateral, pck_chain, &self.root_der);
+        verified.valid_until = window.map(|window| window.until);
+        let pending = match window {
+            Some(window) if window.contains(now) => Some(PendingVerdict {
                 key,
-                Verdict {
+                verdict: Verdict {
                     tcb_status: verified.tcb_status,
                     advisory_ids: verified.advisory_ids.clone(),
                     window,
                     known_quotes: vec![verified.quote_digest],
                 },
-                now,
-            ),
+            }),
             // The window could not be read, or is narrower than what dcap-qvl accepted: the
             // verdict is not reused.
-            _ => tracing::debug!("DCAP verdict not cached: no validity window around now"),
-        }
-        Ok(verified)
+            _ => {
+                tracing::debug!("DCAP verdict not cached: no validity window around now");
+                None
+            }
+        };
+        Ok((verified, pending))
     }
 
-    /// Full DCAP verification of a canonical quote.
+    /// Full DCAP verification of a canonical quote, bounded: a quote that failed it recently
+    /// (same root and collateral) is refused again without running it, and at most
+    /// [`Self::max_concurrent_dcap`] runs at once.
     fn verify_dcap(
+        &self,
+        quote: &[u8],
+        layout: &QuoteLayout,
+        collateral: &Collateral,
+        now: u64,
+    ) -> Result<AuthenticQuote, AuthenticityError> {
+        let gate = &*self.dcap;
+        let mut hasher = blake3::Hasher::new_derive_key("ratls-quic failed quote key v1");
+        hasher.update(&self.root_digest);
+        hasher.update(collateral.digest());
+        hasher.update(blake3::hash(quote).as_bytes());
+        let failure_key = *hasher.finalize().as_bytes();
+        if let Some(check) = gate.known_failure(&failure_key, now) {
+            gate.known_bad_refusals.fetch_add(1, Ordering::Relaxed);
+            return Err(AuthenticityError::Dcap {
+                check,
+                source: DcapError::new(FailedBefore),
+            });
+        }
+        let limit = gate.max_in_flight.load(Ordering::Relaxed);
+        if gate.in_flight.fetch_add(1, Ordering::AcqRel) >= limit {
+            gate.in_flight.fetch_sub(1, Ordering::AcqRel);
+            gate.busy_refusals.fetch_add(1, Ordering::Relaxed);
+            return Err(AuthenticityError::Busy);
+        }
+        let _slot = DcapSlot(gate);
+        gate.runs.fetch_add(1, Ordering::Relaxed);
+        let result = self.run_dcap(quote, layout, collateral, now);
+        if let Err(AuthenticityError::Dcap { check, .. }) = &result {
+            gate.remember_failure(failure_key, *check, now);
+        }
+        result
+    }
+
+    /// Full DCAP verification of a canonical quote, unbounded.
+    fn run_dcap(
         &self,
         quote: &[u8],
         layout: &QuoteLayout,
@@ -203,6 +393,7 @@ impl QuoteVerifier {
             advisory_ids: report.advisory_ids,
             quote_digest: *blake3::hash(quote).as_bytes(),
             pck_chain_digest: *blake3::hash(&quote[layout.pck_chain_offset..]).as_bytes(),
+            valid_until: None,
         })
     }
 }
@@ -242,6 +433,7 @@ fn from_verdict(
         advisory_ids: verdict.advisory_ids,
         quote_digest,
         pck_chain_digest: *blake3::hash(pck_chain).as_bytes(),
+        valid_until: Some(verdict.window.until),
     })
 }
 
@@ -296,6 +488,7 @@ pub struct AuthenticQuote {
     advisory_ids: Vec<String>,
     quote_digest: [u8; 32],
     pck_chain_digest: [u8; 32],
+    valid_until: Option<u64>,
 }
 
 impl AuthenticQuote {
@@ -343,6 +536,14 @@ impl AuthenticQuote {
     /// blake3 of the canonical quote bytes (without padding): the public name of this quote.
     pub fn quote_digest(&self) -> &[u8; 32] {
         &self.quote_digest
+    }
+
+    /// When this verification stops holding, unix seconds: the earliest end among every dated
+    /// input it used (the collateral's TCB info and QE identity next updates, both CRLs, the
+    /// certificates of the collateral chains, the quote's PCK chain and the root). `None` when
+    /// one of them could not be read.
+    pub fn valid_until(&self) -> Option<u64> {
+        self.valid_until
     }
 
     /// blake3 of the PCK certificate chain the quote carries: equal for two quotes from the same
@@ -459,6 +660,9 @@ pub enum AuthenticityError {
     /// The bytes are not a well-formed TDX quote.
     #[error("malformed quote")]
     Format(#[from] QuoteFormatError),
+    /// The limit on concurrent full verifications was reached; the quote was not verified.
+    #[error("too many quote verifications at once")]
+    Busy,
 }
 
 /// The DCAP library's own report of a failure, with its chain of causes.
@@ -491,6 +695,11 @@ impl fmt::Display for DcapError {
 }
 
 impl std::error::Error for DcapError {}
+
+/// The same canonical quote failed full verification within [`FAILED_QUOTE_SECS`].
+#[derive(Debug, thiserror::Error)]
+#[error("this quote failed full DCAP verification within the last {FAILED_QUOTE_SECS} s")]
+struct FailedBefore;
 
 /// A cached platform's attestation key does not verify this quote's signature.
 #[derive(Debug, thiserror::Error)]

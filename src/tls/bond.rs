@@ -52,6 +52,8 @@ use crate::policy::{Freshness, VerifiedQuote};
 
 use super::peer::{CertifiedPeer, PeerCheck, QuoteCheck};
 use super::BondFailure;
+use crate::tdx::normalized_quote;
+use crate::tdx::quote::TdReportFields;
 
 const MAGIC: &[u8; 4] = b"RQB1";
 const KIND_NONE: u8 = 0;
@@ -306,32 +308,50 @@ impl PeerCheck {
             }
             return Err(BondFailure::Missing);
         };
-        let verified = self.verify_quote(quote, now).map_err(|check| match check {
-            QuoteCheck::MissingCollateral => BondFailure::MissingCollateral,
-            QuoteCheck::Refused(error) => BondFailure::Quote(error),
-        })?;
-        if verified.quote_digest() == cert_quote.quote_digest() {
-            return Err(BondFailure::Replayed);
-        }
         let expected = parties.binding(parties.role.peer(), exporter);
-        match &proof {
-            Proof::Batched { position, .. } => {
-                verify_batch_binding(&expected, position, verified.report_data())
+        // Everything that can be compared before DCAP is: a proof that replays the
+        // certificate quote, binds another bond or carries other Measurements costs no
+        // verification.
+        let precheck = |fields: &TdReportFields| {
+            let digest = normalized_quote(quote)
+                .map(|normalized| *blake3::hash(&normalized).as_bytes())
+                .map_err(|e| BondFailure::Quote(e.into()))?;
+            if &digest == cert_quote.quote_digest() {
+                return Err(BondFailure::Replayed);
             }
-            Proof::Empty | Proof::Single(_) => verify_binding(&expected, verified.report_data()),
-        }
-        .map_err(BondFailure::Binding)?;
-        if verified.measurements() != cert_quote.measurements() {
-            return Err(BondFailure::MeasurementsChanged);
-        }
-        if verified.pck_chain_digest() != cert_quote.pck_chain_digest() {
-            return Err(BondFailure::PlatformChanged);
-        }
+            match &proof {
+                Proof::Batched { position, .. } => {
+                    verify_batch_binding(&expected, position, &fields.report_data)
+                }
+                Proof::Empty | Proof::Single(_) => verify_binding(&expected, &fields.report_data),
+            }
+            .map_err(BondFailure::Binding)?;
+            if &fields.measurements != cert_quote.measurements() {
+                return Err(BondFailure::MeasurementsChanged);
+            }
+            Ok(())
+        };
+        let accept = |verified: &VerifiedQuote| {
+            if verified.pck_chain_digest() != cert_quote.pck_chain_digest() {
+                return Err(BondFailure::PlatformChanged);
+            }
+            Ok(())
+        };
+        let verified = self.verify_peer_quote(quote, now, precheck, accept)?;
         let position = match proof {
             Proof::Batched { position, .. } => Some(position),
             Proof::Empty | Proof::Single(_) => None,
         };
         Ok((Some(verified), position))
+    }
+}
+
+impl From<QuoteCheck> for BondFailure {
+    fn from(check: QuoteCheck) -> Self {
+        match check {
+            QuoteCheck::MissingCollateral => Self::MissingCollateral,
+            QuoteCheck::Refused(error) => Self::Quote(error),
+        }
     }
 }
 

@@ -124,7 +124,10 @@ impl PeerRejection {
             Self::Evidence(evidence) => evidence_wire_reason(evidence),
             Self::MissingCollateral => "no collateral for the quote",
             Self::NoCertificate => "certificate required",
-            Self::Quote(AttestationError::Policy { .. }) => "quote not accepted by policy",
+            Self::Quote(AttestationError::Policy { .. } | AttestationError::Prechecked { .. }) => {
+                "quote not accepted by policy"
+            }
+            Self::Quote(AttestationError::Busy) => "verifier busy, try again",
             Self::Quote(_) => "quote not authentic",
             Self::UnexpectedPeer { .. } => "unexpected peer identity",
             Self::UnknownSoftwareIdentity(_) => "identity not allowed",

@@ -27,10 +27,17 @@ pub async fn attested_endpoint(level: AttestationLevel) -> Endpoint {
 #[track_caller]
 pub fn measurement_mismatch(rejection: &PeerRejection) -> Register {
     match rejection {
-        PeerRejection::Quote(AttestationError::Policy {
-            violation: PolicyViolation::Measurements(mismatch),
-            ..
-        }) => {
+        // Refused before DCAP verification (the Measurements are compared first), or after it.
+        PeerRejection::Quote(
+            AttestationError::Prechecked {
+                violation: PolicyViolation::Measurements(mismatch),
+                ..
+            }
+            | AttestationError::Policy {
+                violation: PolicyViolation::Measurements(mismatch),
+                ..
+            },
+        ) => {
             assert_eq!(mismatch.mismatches.len(), 1, "{mismatch:?}");
             assert_eq!(mismatch.mismatches[0].0, "sample");
             mismatch.mismatches[0].1
