@@ -83,7 +83,10 @@ async fn a_peer_without_compression_gets_the_certificate_uncompressed() {
     let (server_rx, client_rx) = handshake_bytes(&server_cert, tls).await;
 
     assert!(client_rx > server_cert.cert_der.len() as u64, "{client_rx}");
-    assert!(server_rx > 1200 + client_cert.cert_der.len() as u64, "{server_rx}");
+    assert!(
+        server_rx > 1200 + client_cert.cert_der.len() as u64,
+        "{server_rx}"
+    );
     // And the certificate was judged as usual.
     assert_eq!(pending.take().unwrap().peer_id(), server_id.peer_id());
 }

@@ -295,9 +295,8 @@ pub(crate) fn config(
             let synthetic =
                 SyntheticQuoteProvider::new(pki, sample_measurements(), SyntheticTcb::UpToDate);
             match quote_delay {
-                Some(delay) => {
-                    builder.with_quote_provider(Arc::new(DelayedQuoteProvider::new(synthetic, delay)))
-                }
+                Some(delay) => builder
+                    .with_quote_provider(Arc::new(DelayedQuoteProvider::new(synthetic, delay))),
                 None => builder.with_quote_provider(Arc::new(synthetic)),
             }
         }

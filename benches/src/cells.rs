@@ -338,7 +338,10 @@ impl BondedSet {
     pub(crate) async fn connect(&self, dialer: usize) -> Result<AttestedConnection> {
         let endpoint = self.dialers.get(dialer).context("dialer index")?;
         Ok(endpoint
-            .connect(self.server_addr, ExpectedPeer::Exactly(self.server.peer_id()))
+            .connect(
+                self.server_addr,
+                ExpectedPeer::Exactly(self.server.peer_id()),
+            )
             .await?)
     }
 }
@@ -485,7 +488,10 @@ pub async fn run_bulk(bytes: u64, rounds: usize, socket_buffer: usize) -> Result
         },
     )?;
     let (plain_client, plain_config, _) = net::client(
-        tls::client_config(&client_cred, PinnedPeer::new(server_cred.cert.clone(), provider))?,
+        tls::client_config(
+            &client_cred,
+            PinnedPeer::new(server_cred.cert.clone(), provider),
+        )?,
         socket_buffer,
     )?;
     let plain_addr = plain_server.local_addr()?;
@@ -751,8 +757,8 @@ pub async fn run_memory(
                     kind.name(),
                     String::from_utf8_lossy(&output.stderr)
                 );
-                let mut report: MemoryReport = serde_json::from_slice(&output.stdout)
-                    .context("memory cell output")?;
+                let mut report: MemoryReport =
+                    serde_json::from_slice(&output.stdout).context("memory cell output")?;
                 report.own_process = true;
                 report
             }

@@ -266,9 +266,13 @@ pub async fn run(options: &Options) -> Result<Report> {
     )
     .await
     .context("quote latency cells")?;
-    let bulk = run_bulk(options.bulk_bytes, options.bulk_rounds, options.socket_buffer)
-        .await
-        .context("bulk cells")?;
+    let bulk = run_bulk(
+        options.bulk_bytes,
+        options.bulk_rounds,
+        options.socket_buffer,
+    )
+    .await
+    .context("bulk cells")?;
     let memory = run_memory(
         options.memory_exe.as_deref(),
         options.memory_connections,

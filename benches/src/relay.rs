@@ -60,8 +60,11 @@ impl DelayRelay {
         let (to_client, to_client_rx) = mpsc::channel::<(Instant, Vec<u8>)>(max_queued.max(1));
 
         let from_client = {
-            let (front, client, counters) =
-                (Arc::clone(&front), Arc::clone(&client), Arc::clone(&counters));
+            let (front, client, counters) = (
+                Arc::clone(&front),
+                Arc::clone(&client),
+                Arc::clone(&counters),
+            );
             tokio::spawn(async move {
                 let mut buf = vec![0u8; MAX_DATAGRAM];
                 loop {
@@ -74,7 +77,10 @@ impl DelayRelay {
                         *slot = Some(from);
                     }
                     let packet = buf.get(..len).unwrap_or_default().to_vec();
-                    if to_server.try_send((Instant::now() + one_way, packet)).is_err() {
+                    if to_server
+                        .try_send((Instant::now() + one_way, packet))
+                        .is_err()
+                    {
                         counters.dropped.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -91,7 +97,10 @@ impl DelayRelay {
                     };
                     let Ok(len) = received else { return };
                     let packet = buf.get(..len).unwrap_or_default().to_vec();
-                    if to_client.try_send((Instant::now() + one_way, packet)).is_err() {
+                    if to_client
+                        .try_send((Instant::now() + one_way, packet))
+                        .is_err()
+                    {
                         counters.dropped.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -111,8 +120,11 @@ impl DelayRelay {
         let deliver_client = {
             let (front, counters) = (Arc::clone(&front), Arc::clone(&counters));
             tokio::spawn(deliver(to_client_rx, deadline, move |packet| {
-                let (front, client, counters) =
-                    (Arc::clone(&front), Arc::clone(&client), Arc::clone(&counters));
+                let (front, client, counters) = (
+                    Arc::clone(&front),
+                    Arc::clone(&client),
+                    Arc::clone(&counters),
+                );
                 async move {
                     let to = client.lock().ok().and_then(|slot| *slot);
                     if let Some(to) = to {
@@ -150,11 +162,8 @@ impl Drop for DelayRelay {
 }
 
 /// Sends each queued datagram once its time has come, in arrival order, until `deadline`.
-async fn deliver<F, Fut>(
-    mut queue: mpsc::Receiver<(Instant, Vec<u8>)>,
-    deadline: Instant,
-    send: F,
-) where
+async fn deliver<F, Fut>(mut queue: mpsc::Receiver<(Instant, Vec<u8>)>, deadline: Instant, send: F)
+where
     F: Fn(Vec<u8>) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {

@@ -1,8 +1,8 @@
 //! The harness runs end to end with tiny counts and reports sane figures for every scenario.
 
 use ratls_bench::harness::{
-    BASELINE, BASELINE_BIG_CERT, SOFTWARE, TDX_BIDIRECTIONAL, TDX_BIDIRECTIONAL_UNCACHED, TDX_LOCAL,
-    TDX_LOCAL_CERT,
+    BASELINE, BASELINE_BIG_CERT, SOFTWARE, TDX_BIDIRECTIONAL, TDX_BIDIRECTIONAL_UNCACHED,
+    TDX_LOCAL, TDX_LOCAL_CERT,
 };
 use ratls_bench::{run, LoadOptions, Options};
 
@@ -158,7 +158,11 @@ fn extra_cells(report: &ratls_bench::Report, json: &serde_json::Value) {
     }
     // A bond costs the dialer at least the acceptance round trip more than plain mTLS.
     let plain = &report.path[0];
-    let bonded = report.path.iter().find(|p| p.name == TDX_BIDIRECTIONAL).unwrap();
+    let bonded = report
+        .path
+        .iter()
+        .find(|p| p.name == TDX_BIDIRECTIONAL)
+        .unwrap();
     assert!(
         bonded.dialer_round_trips > plain.dialer_round_trips + 0.5,
         "{plain:?} {bonded:?}"
@@ -189,10 +193,7 @@ fn extra_cells(report: &ratls_bench::Report, json: &serde_json::Value) {
     assert_eq!(report.quote_latency.len(), 2);
     for q in &report.quote_latency {
         assert_eq!(q.handshake.n, 2, "{q:?}");
-        assert!(
-            q.handshake.min_us >= q.quote_delay_ms as f64 * 1e3,
-            "{q:?}"
-        );
+        assert!(q.handshake.min_us >= q.quote_delay_ms as f64 * 1e3, "{q:?}");
     }
 
     // Bulk: both sides moved every byte.
@@ -213,13 +214,16 @@ fn extra_cells(report: &ratls_bench::Report, json: &serde_json::Value) {
     }
 
     for key in ["path", "concurrency", "quote_latency", "bulk", "memory"] {
-        assert!(
-            json[key].as_array().is_some_and(|a| !a.is_empty()),
-            "{key}"
-        );
+        assert!(json[key].as_array().is_some_and(|a| !a.is_empty()), "{key}");
     }
     let markdown = report.to_markdown();
-    for title in ["Delayed path", "Concurrency", "Quote on the critical path", "bulk", "Memory"] {
+    for title in [
+        "Delayed path",
+        "Concurrency",
+        "Quote on the critical path",
+        "bulk",
+        "Memory",
+    ] {
         assert!(markdown.contains(title), "{title}");
     }
 }
