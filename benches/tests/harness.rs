@@ -21,7 +21,7 @@ fn tiny_run_reports_every_scenario_with_ordered_percentiles() {
         path_delay_ms: 25,
         path_connections: 1,
         concurrency_levels: vec![1, 4],
-        concurrency_window_ms: 300,
+        concurrency_window_ms: 1500,
         quote_latency_delays_ms: vec![4, 39],
         quote_latency_iterations: 2,
         bulk_bytes: 4 << 20,
