@@ -17,6 +17,7 @@ use ratls_quic::{AttestedConnection, BondQuoteLimits, Endpoint, EndpointConfig, 
 use ratls_quic::{Collateral, QuoteVerifier, StaticCollateral};
 use ratls_quic::{MeasurementPolicy, MeasurementProfile, Policy};
 
+use crate::load::DelayedQuoteProvider;
 use crate::net::{self, AcceptorClock, Sample, UdpCounts};
 use crate::scenario::{BoxFuture, HandshakeScenario, ScenarioInfo};
 
@@ -31,13 +32,17 @@ pub enum Level {
     /// Both sides present quotes and require the other's: certificate evidence in the
     /// handshake and a fresh bond proof each, after it.
     TdxRaTlsBidirectional,
+    /// Both sides present certificate quotes; both policies are TdxLocal with certificate
+    /// freshness, so no bond quote is made (the bond messages are empty, the acceptor's still
+    /// being its acceptance).
+    TdxLocalCertificateFreshness,
 }
 
 impl Level {
     fn attestation_level(self) -> AttestationLevel {
         match self {
             Self::Software => AttestationLevel::Software,
-            Self::TdxLocal => AttestationLevel::TdxLocal,
+            Self::TdxLocal | Self::TdxLocalCertificateFreshness => AttestationLevel::TdxLocal,
             Self::TdxRaTlsBidirectional => AttestationLevel::TdxRaTlsBidirectional,
         }
     }
@@ -50,6 +55,9 @@ impl Level {
             }
             Self::TdxRaTlsBidirectional => {
                 "ratls endpoint, both attested: cert quotes in the handshake, bond proofs after"
+            }
+            Self::TdxLocalCertificateFreshness => {
+                "ratls endpoint, both attested, TdxLocal with certificate freshness: cert quotes only"
             }
         }
     }
@@ -86,6 +94,18 @@ impl AttestedScenario {
         verification: Verification,
         socket_buffer: usize,
     ) -> Result<Self> {
+        Self::setup_with(name, level, verification, socket_buffer, None).await
+    }
+
+    /// As [`Self::setup`], with quote providers (both sides) that take `quote_delay` per quote,
+    /// one at a time per host ([`DelayedQuoteProvider`]), when given.
+    pub async fn setup_with(
+        name: &str,
+        level: Level,
+        verification: Verification,
+        socket_buffer: usize,
+        quote_delay: Option<Duration>,
+    ) -> Result<Self> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .context("clock before 1970")?
@@ -120,9 +140,23 @@ impl AttestedScenario {
                 policy(level.attestation_level()),
                 policy(level.attestation_level()),
             ),
+            Level::TdxLocalCertificateFreshness => {
+                let mut server = policy(level.attestation_level());
+                let mut client = policy(level.attestation_level());
+                for policy in [&mut server, &mut client] {
+                    anyhow::ensure!(
+                        policy.dangerous().certificate_freshness(),
+                        "certificate freshness refused at TdxLocal"
+                    );
+                }
+                (server, client)
+            }
         };
         let server_attested = level != Level::Software;
-        let client_attested = level == Level::TdxRaTlsBidirectional;
+        let client_attested = matches!(
+            level,
+            Level::TdxRaTlsBidirectional | Level::TdxLocalCertificateFreshness
+        );
         let server_config = config(
             server_id,
             server_policy,
@@ -130,6 +164,7 @@ impl AttestedScenario {
             &pki,
             verification,
             socket_buffer,
+            quote_delay,
         )?;
         let client_config = config(
             client_id,
@@ -138,6 +173,7 @@ impl AttestedScenario {
             &pki,
             verification,
             socket_buffer,
+            quote_delay,
         )?;
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
         let server = Arc::new(Endpoint::bind(loopback, server_config).await?);
@@ -177,11 +213,11 @@ impl AttestedScenario {
         )
     }
 
-    async fn timed(&self) -> Result<Sample> {
+    async fn timed(&self, server: SocketAddr) -> Result<Sample> {
         let start = Instant::now();
         let connection = self
             .client
-            .connect(self.server_addr, ExpectedPeer::Exactly(self.server_peer))
+            .connect(server, ExpectedPeer::Exactly(self.server_peer))
             .await?;
         let handshake = start.elapsed();
         let client_udp = UdpCounts::of(&connection);
@@ -214,13 +250,17 @@ impl HandshakeScenario for AttestedScenario {
         &self.info
     }
 
-    fn one_handshake(&self) -> BoxFuture<'_, Result<Sample>> {
-        Box::pin(self.timed())
+    fn server_addr(&self) -> SocketAddr {
+        self.server_addr
+    }
+
+    fn one_handshake_via(&self, addr: SocketAddr) -> BoxFuture<'_, Result<Sample>> {
+        Box::pin(self.timed(addr))
     }
 }
 
 /// A policy pinning the synthetic sample Measurements, with floor `level`.
-fn policy(level: AttestationLevel) -> Policy {
+pub(crate) fn policy(level: AttestationLevel) -> Policy {
     let mut policy = Policy::new(MeasurementPolicy::new(vec![MeasurementProfile::exact(
         "sample",
         &sample_measurements(),
@@ -235,13 +275,17 @@ fn policy(level: AttestationLevel) -> Policy {
     policy
 }
 
-fn config(
+/// An endpoint configuration under `pki`: quotes from the synthetic provider when `quotes` is
+/// given (each after `quote_delay`, serialised, when that is given), the per-peer bond quote
+/// rate lifted.
+pub(crate) fn config(
     identity: Identity,
     policy: Policy,
     quotes: Option<Arc<SyntheticPki>>,
     pki: &SyntheticPki,
     verification: Verification,
     socket_buffer: usize,
+    quote_delay: Option<Duration>,
 ) -> Result<EndpointConfig> {
     let verifier = QuoteVerifier::dangerous().trust_root(pki.root_der().to_vec());
     let verifier = match verification {
@@ -253,11 +297,15 @@ fn config(
     )?)));
     let builder = EndpointConfig::builder(identity).with_policy(policy);
     let builder = match quotes {
-        Some(pki) => builder.with_quote_provider(Arc::new(SyntheticQuoteProvider::new(
-            pki,
-            sample_measurements(),
-            SyntheticTcb::UpToDate,
-        ))),
+        Some(pki) => {
+            let synthetic =
+                SyntheticQuoteProvider::new(pki, sample_measurements(), SyntheticTcb::UpToDate);
+            match quote_delay {
+                Some(delay) => builder
+                    .with_quote_provider(Arc::new(DelayedQuoteProvider::new(synthetic, delay))),
+                None => builder.with_quote_provider(Arc::new(synthetic)),
+            }
+        }
         None => builder.without_quotes(),
     };
     // The bench dials one peer back to back, hundreds of times a second: far above the default

@@ -8,6 +8,10 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::attested::{AttestedScenario, Level, Verification};
+use crate::cells::{
+    run_bulk, run_concurrency, run_memory, run_path, run_quote_latency, BulkReport,
+    ConcurrencyReport, MemoryReport, PathReport, QuoteLatencyReport,
+};
 use crate::load::{run_load, LoadOptions, LoadReport};
 use crate::micro::{self, MicroReport};
 use crate::net::{Sample, UdpCounts};
@@ -20,6 +24,8 @@ pub const BASELINE: &str = "plain-mtls";
 pub const BASELINE_BIG_CERT: &str = "plain-mtls-5k-cert";
 /// Name of the Software level scenario.
 pub const SOFTWARE: &str = "software";
+/// Name of the TdxLocal level scenario with certificate freshness (no bond quotes).
+pub const TDX_LOCAL_CERT: &str = "tdx-local-cert-freshness";
 /// Name of the TdxLocal level scenario.
 pub const TDX_LOCAL: &str = "tdx-local";
 /// Name of the TdxRaTlsBidirectional level scenario.
@@ -45,6 +51,28 @@ pub struct Options {
     pub socket_buffer: usize,
     /// The bond throughput cells (single-quote against batched).
     pub load: LoadOptions,
+    /// One-way delay of the delay relay, milliseconds.
+    pub path_delay_ms: u64,
+    /// Connections per scenario through the delay relay (0 skips the path cells).
+    pub path_connections: usize,
+    /// Concurrent dialers of the concurrency cells.
+    pub concurrency_levels: Vec<usize>,
+    /// Measured window of each concurrency cell, milliseconds (0 skips them).
+    pub concurrency_window_ms: u64,
+    /// Quote delays of the quote-latency cells, milliseconds.
+    pub quote_latency_delays_ms: Vec<u64>,
+    /// Bonds per quote-latency cell (0 skips them).
+    pub quote_latency_iterations: usize,
+    /// Bytes per bulk transfer (0 skips the bulk cells).
+    pub bulk_bytes: u64,
+    /// Bulk transfers per side.
+    pub bulk_rounds: usize,
+    /// Idle connections of the memory cells (0 skips them).
+    pub memory_connections: usize,
+    /// The bench binary, to run each memory cell in a process of its own; in this process when
+    /// `None`.
+    #[serde(skip)]
+    pub memory_exe: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -57,6 +85,16 @@ impl Default for Options {
             server_padding: 5000,
             socket_buffer: 4 << 20,
             load: LoadOptions::default(),
+            path_delay_ms: 25,
+            path_connections: 5,
+            concurrency_levels: vec![1, 16, 64],
+            concurrency_window_ms: 3000,
+            quote_latency_delays_ms: vec![4, 39],
+            quote_latency_iterations: 30,
+            bulk_bytes: 1 << 30,
+            bulk_rounds: 3,
+            memory_connections: 1000,
+            memory_exe: None,
         }
     }
 }
@@ -130,6 +168,16 @@ pub struct Report {
     pub micro: Vec<MicroReport>,
     /// Bond throughput under load: single-quote and batched, same run, unless skipped.
     pub load: Vec<LoadReport>,
+    /// Round trips per scenario through the delay relay, unless skipped.
+    pub path: Vec<PathReport>,
+    /// Handshakes per second under concurrency, plain and bonded, unless skipped.
+    pub concurrency: Vec<ConcurrencyReport>,
+    /// Bonds with a quote provider that takes milliseconds, unless skipped.
+    pub quote_latency: Vec<QuoteLatencyReport>,
+    /// One-stream bulk throughput, plain and bonded, unless skipped.
+    pub bulk: Vec<BulkReport>,
+    /// Memory per idle connection, plain and bonded, unless skipped.
+    pub memory: Vec<MemoryReport>,
 }
 
 /// The scenarios of a run, baseline first. Must run inside a tokio runtime.
@@ -145,6 +193,15 @@ pub async fn default_scenarios(options: &Options) -> Result<Vec<Box<dyn Handshak
             AttestedScenario::setup(
                 SOFTWARE,
                 Level::Software,
+                Verification::Default,
+                options.socket_buffer,
+            )
+            .await?,
+        ),
+        Box::new(
+            AttestedScenario::setup(
+                TDX_LOCAL_CERT,
+                Level::TdxLocalCertificateFreshness,
                 Verification::Default,
                 options.socket_buffer,
             )
@@ -187,6 +244,42 @@ pub async fn run(options: &Options) -> Result<Report> {
     let (iterations, padding) = (options.micro_iterations, options.server_padding);
     let micro = tokio::task::spawn_blocking(move || micro::run_all(iterations, padding)).await??;
     let load = run_load(&options.load, options.socket_buffer).await?;
+    let path = run_path(
+        &scenarios,
+        Duration::from_millis(options.path_delay_ms),
+        options.path_connections,
+    )
+    .await
+    .context("path cells")?;
+    drop(scenarios);
+    let concurrency = run_concurrency(
+        &options.concurrency_levels,
+        Duration::from_millis(options.concurrency_window_ms),
+        options.socket_buffer,
+    )
+    .await
+    .context("concurrency cells")?;
+    let quote_latency = run_quote_latency(
+        &options.quote_latency_delays_ms,
+        options.quote_latency_iterations,
+        options.socket_buffer,
+    )
+    .await
+    .context("quote latency cells")?;
+    let bulk = run_bulk(
+        options.bulk_bytes,
+        options.bulk_rounds,
+        options.socket_buffer,
+    )
+    .await
+    .context("bulk cells")?;
+    let memory = run_memory(
+        options.memory_exe.as_deref(),
+        options.memory_connections,
+        options.socket_buffer,
+    )
+    .await
+    .context("memory cells")?;
     Ok(Report {
         machine: Machine::current(),
         options: options.clone(),
@@ -194,6 +287,11 @@ pub async fn run(options: &Options) -> Result<Report> {
         scenarios: measured,
         micro,
         load,
+        path,
+        concurrency,
+        quote_latency,
+        bulk,
+        memory,
     })
 }
 
@@ -413,7 +511,131 @@ impl Report {
                 );
             }
         }
+        self.extra_markdown(&mut out);
         out
+    }
+
+    fn extra_markdown(&self, out: &mut String) {
+        if !self.path.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n### Delayed path ({} ms each way through a userspace relay), median of {} \
+                 connections; round trips = time / {} ms\n",
+                self.options.path_delay_ms,
+                self.options.path_connections,
+                2 * self.options.path_delay_ms
+            );
+            let _ = writeln!(
+                out,
+                "| scenario | dialer ready ms | dialer RTs | acceptor ready ms | acceptor RTs | \
+                 client datagrams sent/rcvd | relay drops |"
+            );
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+            for p in &self.path {
+                let _ = writeln!(
+                    out,
+                    "| {} | {:.1} | {:.2} | {:.1} | {:.2} | {}/{} | {} |",
+                    p.name,
+                    p.dialer_ready_ms,
+                    p.dialer_round_trips,
+                    p.acceptor_ready_ms,
+                    p.acceptor_round_trips,
+                    p.client_datagrams_sent,
+                    p.client_datagrams_received,
+                    p.relay_dropped
+                );
+            }
+        }
+        if !self.concurrency.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n### Concurrency (closed loops, one acceptor, {} ms window), latency µs\n",
+                self.options.concurrency_window_ms
+            );
+            let _ = writeln!(
+                out,
+                "| name | dialers | handshakes/s | vs plain | handshakes | failures | p50 | p99 |"
+            );
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
+            for c in &self.concurrency {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {:.1} | {:.2}x | {} | {} | {:.0} | {:.0} |",
+                    c.name,
+                    c.concurrency,
+                    c.handshakes_per_s,
+                    c.vs_plain,
+                    c.handshakes,
+                    c.failures,
+                    c.latency.p50_us,
+                    c.latency.p99_us
+                );
+            }
+        }
+        if !self.quote_latency.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n### Quote on the critical path (bidirectional, serialised provider with a \
+                 delay on both sides, one bond at a time), µs\n"
+            );
+            let _ = writeln!(
+                out,
+                "| name | quote ms | bonds | handshake p50 | p99 | connect+echo p50 | beyond one quote (p50) |"
+            );
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+            for q in &self.quote_latency {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                    q.name,
+                    q.quote_delay_ms,
+                    q.handshake.n,
+                    q.handshake.p50_us,
+                    q.handshake.p99_us,
+                    q.connect_echo.p50_us,
+                    q.beyond_one_quote_p50_us
+                );
+            }
+        }
+        if !self.bulk.is_empty() {
+            let _ = writeln!(out, "\n### One-stream bulk transfer\n");
+            let _ = writeln!(
+                out,
+                "| name | bytes | rounds | median MB/s | best MB/s | vs plain |"
+            );
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+            for b in &self.bulk {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {:.1} | {:.1} | {:.2}x |",
+                    b.name, b.bytes, b.rounds, b.median_mb_per_s, b.best_mb_per_s, b.vs_plain
+                );
+            }
+        }
+        if !self.memory.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n### Memory per idle connection (VmRSS delta, both ends in one process)\n"
+            );
+            let _ = writeln!(
+                out,
+                "| name | connections | RSS before KiB | RSS after KiB | bytes per connection | vs plain | own process |"
+            );
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---|");
+            for m in &self.memory {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {:.0} | {:.2}x | {} |",
+                    m.name,
+                    m.connections,
+                    m.rss_before_kib,
+                    m.rss_after_kib,
+                    m.per_connection_bytes,
+                    m.vs_plain,
+                    m.own_process
+                );
+            }
+        }
     }
 }
 

@@ -19,10 +19,12 @@
 #![deny(missing_docs)]
 
 pub mod attested;
+pub mod cells;
 pub mod harness;
 pub mod load;
 pub mod micro;
 pub mod net;
+pub mod relay;
 pub mod scenario;
 pub mod stats;
 pub mod tls;

@@ -96,6 +96,38 @@ pub fn echo_server(tls: rustls::ServerConfig, buffer: usize) -> Result<EchoServe
     })
 }
 
+/// A server endpoint (no address-validation tokens, as [`echo_server`]) handing every
+/// established connection to `serve`.
+pub fn server_with(
+    tls: rustls::ServerConfig,
+    buffer: usize,
+    serve: fn(Connection),
+) -> Result<Endpoint> {
+    let crypto = QuicServerConfig::try_from(Arc::new(tls))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut tokens = quinn::ValidationTokenConfig::default();
+    tokens.sent(0);
+    config.validation_token_config(tokens);
+    let (socket, _) = loopback_socket(buffer)?;
+    let endpoint = Endpoint::new(
+        EndpointConfig::default(),
+        Some(config),
+        socket,
+        Arc::new(TokioRuntime),
+    )?;
+    let accepting = endpoint.clone();
+    tokio::spawn(async move {
+        while let Some(incoming) = accepting.accept().await {
+            tokio::spawn(async move {
+                if let Ok(connection) = incoming.await {
+                    serve(connection);
+                }
+            });
+        }
+    });
+    Ok(endpoint)
+}
+
 /// A client endpoint and the quinn client config for `tls`, with no token store.
 pub fn client(
     tls: rustls::ClientConfig,

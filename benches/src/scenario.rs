@@ -43,7 +43,15 @@ pub trait HandshakeScenario: Send + Sync {
     fn info(&self) -> &ScenarioInfo;
 
     /// Makes one fresh connection and returns its timings. Connections run one at a time.
-    fn one_handshake(&self) -> BoxFuture<'_, Result<Sample>>;
+    fn one_handshake(&self) -> BoxFuture<'_, Result<Sample>> {
+        self.one_handshake_via(self.server_addr())
+    }
+
+    /// The server's own address.
+    fn server_addr(&self) -> SocketAddr;
+
+    /// As [`Self::one_handshake`], dialing `addr` (a relay in front of the server).
+    fn one_handshake_via(&self, addr: SocketAddr) -> BoxFuture<'_, Result<Sample>>;
 }
 
 /// Plain quinn mutual TLS with Ed25519 self-signed certificates pinned on both sides.
@@ -127,11 +135,15 @@ impl HandshakeScenario for PlainMtls {
         &self.info
     }
 
-    fn one_handshake(&self) -> BoxFuture<'_, Result<Sample>> {
+    fn server_addr(&self) -> SocketAddr {
+        self.server_addr
+    }
+
+    fn one_handshake_via(&self, addr: SocketAddr) -> BoxFuture<'_, Result<Sample>> {
         Box::pin(net::timed_connection(
             &self.client,
             &self.client_config,
-            self.server_addr,
+            addr,
             Some(&self.server.clock),
         ))
     }

@@ -244,6 +244,7 @@ pub fn client_config(own: &Credential, server: Arc<PinnedPeer>) -> Result<rustls
         .context("client certificate")?;
     config.resumption = rustls::client::Resumption::disabled();
     config.enable_early_data = false;
+    no_certificate_compression(&mut config.cert_compressors, &mut config.cert_decompressors);
     Ok(config)
 }
 
@@ -260,7 +261,20 @@ pub fn server_config(own: &Credential, client: Arc<PinnedPeer>) -> Result<rustls
     config.session_storage = Arc::new(NoServerSessionStorage {});
     config.send_tls13_tickets = 0;
     config.max_early_data_size = 0;
+    no_certificate_compression(&mut config.cert_compressors, &mut config.cert_decompressors);
     Ok(config)
+}
+
+/// The baselines keep the settings they were measured with before the crate turned on
+/// certificate compression (rustls's `zlib` feature, unified across the workspace, would
+/// otherwise compress their certificates too, and the zero padding of the quote-sized one to
+/// almost nothing).
+fn no_certificate_compression(
+    compressors: &mut Vec<&'static dyn rustls::compress::CertCompressor>,
+    decompressors: &mut Vec<&'static dyn rustls::compress::CertDecompressor>,
+) {
+    compressors.clear();
+    decompressors.clear();
 }
 
 #[cfg(test)]
