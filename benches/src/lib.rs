@@ -19,11 +19,14 @@
 #![deny(missing_docs)]
 
 pub mod attested;
+pub mod flood;
 pub mod harness;
 pub mod load;
 pub mod micro;
 pub mod net;
+pub mod procstat;
 pub mod scenario;
+pub mod soak;
 pub mod stats;
 pub mod tls;
 
