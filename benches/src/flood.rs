@@ -55,6 +55,8 @@ pub struct FloodOptions {
     pub harvested: usize,
     /// Concurrent `half-open` flooders.
     pub half_open: usize,
+    /// Most attempts per second of each flooder (0: as fast as it can).
+    pub max_rate: u64,
     /// Worker threads of the acceptor's runtime.
     pub acceptor_threads: usize,
     /// Worker threads of the dialers' and flooders' runtime.
@@ -71,7 +73,8 @@ impl Default for FloodOptions {
             garbage: 8,
             harvested: 8,
             half_open: 2,
-            acceptor_threads: 1,
+            max_rate: 0,
+            acceptor_threads: 2,
             client_threads: 2,
             socket_buffer: 4 << 20,
         }
@@ -265,6 +268,7 @@ async fn phase(ctx: &Ctx, options: &FloodOptions, flood: bool) -> Result<PhaseRe
                 ctx.server_addr,
                 Arc::clone(&ctx.harvested),
                 i as u64,
+                options.max_rate,
                 Arc::clone(&stop),
                 Arc::clone(&flood_counts),
             )));
@@ -274,6 +278,7 @@ async fn phase(ctx: &Ctx, options: &FloodOptions, flood: bool) -> Result<PhaseRe
                 ctx.server_addr,
                 Arc::clone(&ctx.harvested),
                 i as u64,
+                options.max_rate,
                 Arc::clone(&stop),
                 Arc::clone(&flood_counts),
             )));
@@ -281,6 +286,7 @@ async fn phase(ctx: &Ctx, options: &FloodOptions, flood: bool) -> Result<PhaseRe
         for _ in 0..options.half_open {
             flooders.push(tokio::spawn(half_open(
                 ctx.server_addr,
+                options.max_rate,
                 Arc::clone(&stop),
                 Arc::clone(&flood_counts),
             )));
@@ -403,6 +409,28 @@ async fn accept_all(server: Arc<Endpoint>, counts: Arc<AcceptorCounts>) {
     }
 }
 
+/// Spaces a flooder's attempts to at most `rate` a second (0: no spacing).
+struct Pace {
+    interval: Option<Duration>,
+    next: tokio::time::Instant,
+}
+
+impl Pace {
+    fn new(rate: u64) -> Self {
+        Self {
+            interval: (rate > 0).then(|| Duration::from_secs_f64(1.0 / rate as f64)),
+            next: tokio::time::Instant::now(),
+        }
+    }
+
+    async fn wait(&mut self) {
+        if let Some(interval) = self.interval {
+            tokio::time::sleep_until(self.next).await;
+            self.next += interval;
+        }
+    }
+}
+
 const GARBAGE: usize = 0;
 const HARVESTED: usize = 1;
 const HALF_OPEN: usize = 2;
@@ -447,15 +475,18 @@ async fn garbage(
     addr: SocketAddr,
     genuine: Arc<Vec<u8>>,
     seed: u64,
+    rate: u64,
     stop: Arc<AtomicBool>,
     counts: Arc<FloodCounts>,
 ) -> Result<()> {
+    let mut pace = Pace::new(rate);
     let endpoint = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0)))?;
     let identity = Identity::generate()?;
     let mut noise = Noise(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let now = unix_now()?;
     let mut n = 0u64;
     while !stop.load(Ordering::SeqCst) {
+        pace.wait().await;
         let mut quote = genuine.as_ref().clone();
         if n % 2 == 0 {
             noise.fill(&mut quote);
@@ -482,14 +513,17 @@ async fn harvested(
     addr: SocketAddr,
     genuine: Arc<Vec<u8>>,
     seed: u64,
+    rate: u64,
     stop: Arc<AtomicBool>,
     counts: Arc<FloodCounts>,
 ) -> Result<()> {
+    let mut pace = Pace::new(rate);
     let endpoint = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0)))?;
     let identity = Identity::generate()?;
     let now = unix_now()?;
     let mut n = seed << 32;
     while !stop.load(Ordering::SeqCst) {
+        pace.wait().await;
         let quote = vary_pem_chain(&genuine, n)?;
         n += 1;
         let issued = issue_certificate(
@@ -540,9 +574,11 @@ pub fn vary_pem_chain(quote: &[u8], variant: u64) -> Result<Vec<u8>> {
 
 async fn half_open(
     addr: SocketAddr,
+    rate: u64,
     stop: Arc<AtomicBool>,
     counts: Arc<FloodCounts>,
 ) -> Result<()> {
+    let mut pace = Pace::new(rate);
     let relay = tokio::net::UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let relay_addr = relay.local_addr()?;
     // Sends to the acceptor and never reads: what comes back is dropped by the kernel.
@@ -553,6 +589,7 @@ async fn half_open(
     let mut open: VecDeque<quinn::Connecting> = VecDeque::new();
     let mut buf = vec![0u8; 2048];
     while !stop.load(Ordering::SeqCst) {
+        pace.wait().await;
         open.push_back(client.connect_with(tls.clone(), relay_addr, "ratls.invalid")?);
         if open.len() > 256 {
             open.pop_front();

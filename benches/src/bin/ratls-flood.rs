@@ -28,6 +28,9 @@ struct Args {
     /// Concurrent flooders sending QUIC Initials never followed up.
     #[arg(long, default_value_t = FloodOptions::default().half_open)]
     half_open: usize,
+    /// Most attempts per second of each flooder (0: as fast as it can).
+    #[arg(long, default_value_t = FloodOptions::default().max_rate)]
+    max_rate: u64,
     /// Worker threads of the acceptor's runtime.
     #[arg(long, default_value_t = FloodOptions::default().acceptor_threads)]
     acceptor_threads: usize,
@@ -47,6 +50,7 @@ fn main() -> anyhow::Result<()> {
         garbage: args.garbage,
         harvested: args.harvested,
         half_open: args.half_open,
+        max_rate: args.max_rate,
         acceptor_threads: args.acceptor_threads,
         client_threads: args.client_threads,
         ..FloodOptions::default()
