@@ -56,12 +56,16 @@ case "$mode" in
         build
         tmp=$(mktemp -d)
         trap 'rm -rf "$tmp"' EXIT
-        for t in "${TARGETS[@]}"; do run_target "$t" "$secs" "$tmp" 10; done
+        failed=0
+        for t in "${TARGETS[@]}"; do run_target "$t" "$secs" "$tmp" 10 || failed=1; done
+        exit "$failed"
         ;;
     --long)
         secs="${2:-600}"
         build
-        for t in "${TARGETS[@]}"; do run_target "$t" "$secs" "$PWD/fuzz/corpus-run" 19; done
+        failed=0
+        for t in "${TARGETS[@]}"; do run_target "$t" "$secs" "$PWD/fuzz/corpus-run" 19 || failed=1; done
+        exit "$failed"
         ;;
     --target)
         name="${2:?target name}"
