@@ -488,7 +488,7 @@ async fn garbage(
     while !stop.load(Ordering::SeqCst) {
         pace.wait().await;
         let mut quote = genuine.as_ref().clone();
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             noise.fill(&mut quote);
         } else {
             // A genuine layout whose TD report no longer matches its signature.
