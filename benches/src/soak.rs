@@ -1,8 +1,8 @@
 //! Many bonds against one acceptor: a fixed number of TdxRaTlsBidirectional bonds made by a
 //! fixed number of concurrent dialers (each its own endpoint with its own identity and
 //! synthetic quotes), on loopback. Every bond must form; the process's file descriptors and
-//! resident memory are read after set-up and warm-up, and again once every connection has
-//! closed on both sides, to show that bonds leave nothing behind.
+//! resident memory are read after set-up and warm-up, and again after each half of the bonds
+//! once every connection has closed on both sides, to show that bonds leave nothing behind.
 //!
 //! Each dialer bonds far faster than the default per-peer bond quote rate allows (a burst of
 //! 64, then 32 a second, sized for hardware quote rates), so the run lifts that limit on the
@@ -75,6 +75,8 @@ pub struct SoakReport {
     pub latency: Stats,
     /// After set-up and warm-up.
     pub before: Resources,
+    /// After the first half of the bonds, every connection closed on both sides.
+    pub halfway: Resources,
     /// After the run, every connection closed on both sides.
     pub after: Resources,
     /// Highest resident memory seen during the run, KiB.
@@ -94,12 +96,19 @@ impl SoakReport {
         self.after.rss_kib as i64 - self.before.rss_kib as i64
     }
 
+    /// Resident memory after the second half minus after the first, KiB: what bonds leave
+    /// behind once allocator pools and caches have grown to the load.
+    pub fn rss_growth_second_half_kib(&self) -> i64 {
+        self.after.rss_kib as i64 - self.halfway.rss_kib as i64
+    }
+
     /// A short human summary.
     pub fn summary(&self) -> String {
         format!(
             "{} bonds ({} failures) with {} dialers in {:.1} s: {:.0} bonds/s, p50 {:.0} µs, p99 \
-             {:.0} µs; acceptor: {} established, {} failed; fds {} -> {} ({:+}); RSS {} -> {} KiB \
-             ({:+} KiB, peak {} KiB); threads {} -> {}; CPU {:.1} s",
+             {:.0} µs; acceptor: {} established, {} failed; fds {} -> {} -> {} ({:+}); RSS {} -> \
+             {} -> {} KiB ({:+} KiB, second half {:+} KiB, peak {} KiB); threads {} -> {}; CPU \
+             {:.1} s",
             self.bonds,
             self.failures,
             self.options.concurrency,
@@ -110,11 +119,14 @@ impl SoakReport {
             self.accepted,
             self.acceptor_failures,
             self.before.fds,
+            self.halfway.fds,
             self.after.fds,
             self.fd_growth(),
             self.before.rss_kib,
+            self.halfway.rss_kib,
             self.after.rss_kib,
             self.rss_growth_kib(),
+            self.rss_growth_second_half_kib(),
             self.peak_rss_kib,
             self.before.threads,
             self.after.threads,
@@ -173,13 +185,10 @@ pub async fn run_soak(options: &SoakOptions) -> Result<SoakReport> {
     }
     drain(&live, options.drain_timeout).await?;
     let before = Resources::now()?;
-    let cpu_start = procstat::process_cpu()?;
 
-    let tickets = Arc::new(AtomicUsize::new(options.handshakes));
     let failures = Arc::new(AtomicU64::new(0));
     let first_failure = Arc::new(Mutex::new(None::<String>));
     let peak_rss = Arc::new(AtomicU64::new(before.rss_kib));
-    let start = Instant::now();
     let sampler = {
         let peak_rss = Arc::clone(&peak_rss);
         tokio::spawn(async move {
@@ -191,49 +200,62 @@ pub async fn run_soak(options: &SoakOptions) -> Result<SoakReport> {
             }
         })
     };
-    let loops: Vec<_> = dialers
-        .iter()
-        .map(|d| {
-            let d = Arc::clone(d);
-            let tickets = Arc::clone(&tickets);
-            let failures = Arc::clone(&failures);
-            let first_failure = Arc::clone(&first_failure);
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                while take_ticket(&tickets) {
-                    let t = Instant::now();
-                    match d
-                        .connect(server_addr, ExpectedPeer::Exactly(server_peer))
-                        .await
-                    {
-                        Ok(conn) => {
-                            latencies.push(t.elapsed());
-                            conn.close(0u32.into(), b"done");
-                        }
-                        Err(e) => {
-                            failures.fetch_add(1, Ordering::SeqCst);
-                            first_failure
-                                .lock()
-                                .unwrap_or_else(PoisonError::into_inner)
-                                .get_or_insert_with(|| format!("{e:#}"));
+    // Two rounds of half the bonds each, every connection drained after each: growth from the
+    // first reading to the second is what warm-up leaves, growth from the second to the third
+    // is what bonds leave.
+    let mut latencies = Vec::with_capacity(options.handshakes);
+    let mut elapsed = Duration::ZERO;
+    let mut cpu = Duration::ZERO;
+    let mut readings = Vec::with_capacity(2);
+    let first = options.handshakes / 2;
+    for bonds in [first, options.handshakes - first] {
+        let tickets = Arc::new(AtomicUsize::new(bonds));
+        let cpu_start = procstat::process_cpu()?;
+        let start = Instant::now();
+        let loops: Vec<_> = dialers
+            .iter()
+            .map(|d| {
+                let d = Arc::clone(d);
+                let tickets = Arc::clone(&tickets);
+                let failures = Arc::clone(&failures);
+                let first_failure = Arc::clone(&first_failure);
+                tokio::spawn(async move {
+                    let mut latencies = Vec::new();
+                    while take_ticket(&tickets) {
+                        let t = Instant::now();
+                        match d
+                            .connect(server_addr, ExpectedPeer::Exactly(server_peer))
+                            .await
+                        {
+                            Ok(conn) => {
+                                latencies.push(t.elapsed());
+                                conn.close(0u32.into(), b"done");
+                            }
+                            Err(e) => {
+                                failures.fetch_add(1, Ordering::SeqCst);
+                                first_failure
+                                    .lock()
+                                    .unwrap_or_else(PoisonError::into_inner)
+                                    .get_or_insert_with(|| format!("{e:#}"));
+                            }
                         }
                     }
-                }
-                latencies
+                    latencies
+                })
             })
-        })
-        .collect();
-    let mut latencies = Vec::with_capacity(options.handshakes);
-    for task in loops {
-        latencies.extend(task.await?);
+            .collect();
+        for task in loops {
+            latencies.extend(task.await?);
+        }
+        elapsed += start.elapsed();
+        cpu += procstat::process_cpu()?.saturating_sub(cpu_start);
+        drain(&live, options.drain_timeout).await?;
+        // Closed connections linger for three PTOs in quinn before their state is freed.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        readings.push(Resources::now()?);
     }
-    let elapsed = start.elapsed();
-    let cpu = procstat::process_cpu()?.saturating_sub(cpu_start);
     sampler.abort();
-    drain(&live, options.drain_timeout).await?;
-    // Closed connections linger for three PTOs in quinn before their state is freed.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = Resources::now()?;
+    let (halfway, after) = (readings[0], readings[1]);
 
     server.close();
     for task in accept_tasks {
@@ -258,6 +280,7 @@ pub async fn run_soak(options: &SoakOptions) -> Result<SoakReport> {
         bonds_per_s: latencies.len() as f64 / elapsed.as_secs_f64(),
         latency,
         before,
+        halfway,
         after,
         peak_rss_kib: peak_rss.load(Ordering::Relaxed),
         cpu_s: cpu.as_secs_f64(),
