@@ -14,4 +14,8 @@ python3 -m pip install --quiet --disable-pip-version-check -r interop/requiremen
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+# The fuzz corpora and the inputs fuzzing found, replayed through the fuzz targets' checks on
+# stable (scripts/fuzz.sh runs the fuzzers themselves, on nightly). The soak and flood smoke
+# runs are tests of the benches member (benches/tests/soak.rs, flood.rs), run above.
+bash scripts/fuzz.sh --replay
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet

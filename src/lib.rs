@@ -95,6 +95,11 @@ pub mod repro;
 #[cfg(feature = "synthetic")]
 pub mod synthetic;
 
+// Entry points for the fuzz targets; not a stable API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use endpoint::{
     Accepting, AlpnRoute, AttestedConnection, BondQuoteError, BondQuoteLimits, ConfigError,
     Endpoint, EndpointConfig, EndpointConfigBuilder, Error, PeerExpiry, PeerInfo, PeerRate, Ready,

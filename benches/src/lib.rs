@@ -20,12 +20,15 @@
 
 pub mod attested;
 pub mod cells;
+pub mod flood;
 pub mod harness;
 pub mod load;
 pub mod micro;
 pub mod net;
+pub mod procstat;
 pub mod relay;
 pub mod scenario;
+pub mod soak;
 pub mod stats;
 pub mod tls;
 

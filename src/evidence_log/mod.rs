@@ -60,6 +60,8 @@ pub use server::{
 };
 pub use shared::EvidenceLog;
 pub use sink::{formed_evidence, refusal, rejection_kind, EvidenceSink, FormedBond, SinkError};
+#[cfg(feature = "fuzzing")]
+pub(crate) use store::segment_entries;
 pub use store::{
     load_collateral, put_collateral, segment_path, Appended, Damage, LogContents, LogEntry,
     LogStore, OpenReport, StoreOptions, COLLATERAL_DIR, DEFAULT_MAX_SEGMENT_BYTES,

@@ -619,20 +619,7 @@ impl LogContents {
         for seq in segment_seqs(dir)? {
             let path = segment_path(dir, seq);
             let data = fs::read(&path).map_err(io(&path))?;
-            if let Err(error) = SegmentHeader::decode(&data) {
-                entries.push(LogEntry::Damaged {
-                    segment: seq,
-                    offset: 0,
-                    len: data.len() as u64,
-                    defect: Damage::Header(error),
-                    stored_digest: None,
-                });
-                continue;
-            }
-            let body = data.get(SEGMENT_HEADER_LEN..).unwrap_or_default();
-            for scanned in codec::scan(body) {
-                entries.push(entry(seq, body, scanned));
-            }
+            entries.extend(segment_entries(seq, &data));
         }
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -666,6 +653,25 @@ impl LogContents {
     pub fn collateral(&self, digest: &Digest) -> Result<Collateral, LogError> {
         load_collateral(&self.dir, digest)
     }
+}
+
+/// The entries of the segment file numbered `seq` whose bytes are `data`: the lenient reading
+/// [`LogContents::read`] does of each segment (pure, so the fuzz targets run exactly it).
+pub(crate) fn segment_entries(seq: u64, data: &[u8]) -> Vec<LogEntry> {
+    if let Err(error) = SegmentHeader::decode(data) {
+        return vec![LogEntry::Damaged {
+            segment: seq,
+            offset: 0,
+            len: data.len() as u64,
+            defect: Damage::Header(error),
+            stored_digest: None,
+        }];
+    }
+    let body = data.get(SEGMENT_HEADER_LEN..).unwrap_or_default();
+    codec::scan(body)
+        .into_iter()
+        .map(|scanned| entry(seq, body, scanned))
+        .collect()
 }
 
 fn entry(segment: u64, body: &[u8], scanned: Scanned) -> LogEntry {
