@@ -502,7 +502,7 @@ async fn garbage(
             now + 3600,
             Some((AttestationLevel::TdxLocal, &quote)),
         )?;
-        attempt(&endpoint, addr, issued.cert_der, issued.key_der).await?;
+        attempt(&endpoint, addr, issued.cert_der, issued.key_der.clone_key()).await?;
         counts.attempts[GARBAGE].fetch_add(1, Ordering::SeqCst);
     }
     endpoint.close(0u32.into(), b"");
@@ -532,7 +532,7 @@ async fn harvested(
             now + 3600,
             Some((AttestationLevel::TdxLocal, &quote)),
         )?;
-        attempt(&endpoint, addr, issued.cert_der, issued.key_der).await?;
+        attempt(&endpoint, addr, issued.cert_der, issued.key_der.clone_key()).await?;
         counts.attempts[HARVESTED].fetch_add(1, Ordering::SeqCst);
     }
     endpoint.close(0u32.into(), b"");
