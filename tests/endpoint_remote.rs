@@ -166,8 +166,10 @@ async fn tdx_remote_bonds_follow_the_collateral_service() {
     // resume, with no restart of anything but the service.
     let listener = tokio::net::TcpListener::bind(service_addr).await.unwrap();
     let _service = start_service(listener, dir.path());
-    cache.schedule(key);
+    // Asked again on every check: a fetch still in flight from before the service returned
+    // absorbs a request (single flight) and then fails.
     wait_until(&cache, |c| {
+        c.schedule(key);
         c.held(&key).is_some_and(|e| e.fetched_at > fetched_at)
     })
     .await;

@@ -348,6 +348,8 @@ pub(crate) fn bidirectional_policy() -> Policy {
         &sample_measurements(),
     )]));
     policy.set_level(AttestationLevel::TdxRaTlsBidirectional);
+    // Synthetic collateral held in memory, no collateral service (named opt-out, logged).
+    policy.dangerous().static_collateral();
     policy
 }
 
