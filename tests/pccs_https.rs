@@ -34,9 +34,10 @@ struct Pki {
 fn pki(names: &[&str]) -> Pki {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, format!("CA of {}", names.join(" ")));
+    ca_params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        format!("CA of {}", names.join(" ")),
+    );
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
     let leaf_key = KeyPair::generate().unwrap();
     let leaf_params =
@@ -263,9 +264,24 @@ async fn verify_quote_with_collateral_ca_over_https() {
         vec!["--collateral-ca".into(), ca.display().to_string()],
     ]
     .concat();
-    let (trusted, untrusted) = tokio::task::spawn_blocking(move || (ratls(&with_ca), ratls(&base)))
-        .await
-        .unwrap();
+    let not_a_ca = dir.path().join("empty.pem");
+    std::fs::write(
+        &not_a_ca,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let with_bad_file = [
+        base.clone(),
+        vec!["--collateral-ca".into(), not_a_ca.display().to_string()],
+    ]
+    .concat();
+    let (trusted, untrusted, bad_file) =
+        tokio::task::spawn_blocking(move || (ratls(&with_ca), ratls(&base), ratls(&with_bad_file)))
+            .await
+            .unwrap();
+    let stderr = String::from_utf8_lossy(&bad_file.stderr);
+    assert_eq!(bad_file.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--collateral-ca"), "{stderr}");
     let stderr = String::from_utf8_lossy(&trusted.stderr);
     assert_eq!(trusted.status.code(), Some(0), "{stderr}");
     let json: serde_json::Value = serde_json::from_slice(&trusted.stdout).unwrap();

@@ -34,9 +34,15 @@ pub(crate) fn load_tls_roots(
                 .map_err(|error| anyhow::anyhow!("bad PEM: {error}"))
                 .with_context(context)?
         } else {
-            vec![CertificateDer::from(root_der(&bytes).with_context(context)?)]
+            vec![CertificateDer::from(
+                root_der(&bytes).with_context(context)?,
+            )]
         };
-        anyhow::ensure!(!found.is_empty(), "{}: no certificate in the file", context());
+        anyhow::ensure!(
+            !found.is_empty(),
+            "{}: no certificate in the file",
+            context()
+        );
         for cert in &found {
             x509_parser::parse_x509_certificate(cert)
                 .map_err(|error| anyhow::anyhow!("not an X.509 certificate: {error}"))

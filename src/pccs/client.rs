@@ -14,8 +14,9 @@
 //! [`ClientConfig::tls_roots`] (a PCCS with a certificate from its own CA). A TLS failure (an
 //! unknown issuer, a certificate for another name) is [`FetchError::Tls`] and is not retried.
 //! `http://` base URLs are accepted and used without TLS: the collateral items are signed by
-//! Intel's PKI and checked here whatever the transport, so plain HTTP exposes only what the
-//! service serves (an older but unexpired set, or none), not what the checks accept.
+//! Intel's PKI and checked here whatever the transport, so a party on the path cannot forge a
+//! set, but it can withhold collateral or serve an older, still unexpired set (recorded as
+//! fetched now), so the staleness bound of TdxRemote then holds only on a trusted path.
 
 use std::sync::Arc;
 use std::time::Duration;
