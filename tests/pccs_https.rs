@@ -292,3 +292,84 @@ async fn verify_quote_with_collateral_ca_over_https() {
     assert!(stderr.contains("TLS"), "{stderr}");
     assert!(stderr.contains(&service.url), "{stderr}");
 }
+
+/// `ratls collateral serve` (plain HTTP on loopback) in front of the HTTPS service, killed on
+/// drop.
+struct Mirror(std::process::Child, String);
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn mirror(upstream: &str, extra: &[String]) -> Mirror {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ratls"))
+        .args([
+            "collateral",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+        ])
+        .arg(upstream)
+        .args(["--now", &now().to_string()])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("no address: {line:?}"))
+        .to_owned();
+    Mirror(child, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collateral_serve_reaches_an_https_upstream_with_collateral_ca() {
+    let pki = pki(&["127.0.0.1", "localhost"]);
+    let service = start(&pki).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let upstream = service.url.clone();
+    let quote = format!("{}/{NAME}/quote.bin", pccs_support::vectors_dir());
+    let (trusted, untrusted) = tokio::task::spawn_blocking(move || {
+        let verify = |mirror: &Mirror| {
+            ratls(
+                &[
+                    "verify-quote",
+                    "--quote",
+                    &quote,
+                    "--now",
+                    &now().to_string(),
+                    "--pccs",
+                    &mirror.1,
+                ]
+                .map(String::from),
+            )
+        };
+        let with_ca = mirror(
+            &upstream,
+            &["--collateral-ca".into(), ca.display().to_string()],
+        );
+        let without = mirror(&upstream, &[]);
+        (verify(&with_ca), verify(&without))
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&trusted.stderr);
+    assert_eq!(trusted.status.code(), Some(0), "{stderr}");
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert_eq!(untrusted.status.code(), Some(1), "{stderr}");
+    // The mirror's upstream fetch is refused at the handshake: it answers 502.
+    assert!(stderr.contains("HTTP 502"), "{stderr}");
+}
