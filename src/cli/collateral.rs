@@ -37,6 +37,10 @@ pub(crate) struct ServiceArgs {
     /// Ask for this TCB evaluation data number (and refuse another).
     #[arg(long, value_name = "N")]
     tcb_evaluation_data_number: Option<u32>,
+    /// Also trust the CA certificate(s) in FILE (PEM, one or several; or one DER) for the
+    /// services' HTTPS certificates, on top of the platform's trust store; repeatable.
+    #[arg(long, value_name = "FILE")]
+    collateral_ca: Vec<PathBuf>,
 }
 
 impl ServiceArgs {
@@ -67,6 +71,7 @@ impl ServiceArgs {
         config.root_crl_url.clone_from(&self.root_crl_url);
         config.tcb_evaluation_data_number = self.tcb_evaluation_data_number;
         config.root_der = root_der;
+        config.tls_roots = super::inputs::load_tls_roots(&self.collateral_ca)?;
         PcsClient::with_clock(config, clock).context("collateral client")
     }
 }
@@ -143,6 +148,10 @@ pub(crate) struct ServeArgs {
     /// Fetch from Intel PCS (or a mirror of its routes) at this base URL.
     #[arg(long, value_name = "URL")]
     upstream_pcs: Option<String>,
+    /// Also trust the CA certificate(s) in FILE (PEM) for the upstreams' HTTPS certificates, on
+    /// top of the platform's trust store; repeatable.
+    #[arg(long, value_name = "FILE", conflicts_with = "from_dir")]
+    collateral_ca: Vec<PathBuf>,
     /// With an upstream: keep fetched items here, and serve them after a restart.
     #[arg(long, value_name = "DIR", conflicts_with = "from_dir")]
     cache_dir: Option<PathBuf>,
@@ -254,6 +263,7 @@ async fn serve(args: &ServeArgs) -> ExitCode {
                 let services = ServiceArgs {
                     pccs: args.upstream.clone(),
                     pcs: args.upstream_pcs.clone(),
+                    collateral_ca: args.collateral_ca.clone(),
                     ..ServiceArgs::default_timeout()
                 };
                 anyhow::ensure!(

@@ -14,6 +14,45 @@ const MAX_ROOT_LEN: u64 = 64 * 1024;
 /// Largest quote file read (real quotes are about 5 KB).
 pub(crate) const MAX_QUOTE_FILE_LEN: u64 = 1 << 20;
 
+/// Largest `--collateral-ca` file read.
+const MAX_CA_FILE_LEN: u64 = 1 << 20;
+
+/// Reads the `--collateral-ca` files: each holds one or more PEM certificates (or one DER
+/// certificate), trusted as extra roots for the collateral services' HTTPS certificates. A file
+/// with no certificate, or one that does not parse, is an input error.
+pub(crate) fn load_tls_roots(
+    paths: &[std::path::PathBuf],
+) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let mut roots = Vec::new();
+    for path in paths {
+        let context = || format!("--collateral-ca {}", path.display());
+        let bytes = super::read_limited(path, MAX_CA_FILE_LEN).with_context(context)?;
+        let trimmed = bytes.trim_ascii_start();
+        let found: Vec<CertificateDer<'static>> = if trimmed.starts_with(b"-----BEGIN") {
+            CertificateDer::pem_slice_iter(trimmed)
+                .collect::<Result<_, _>>()
+                .map_err(|error| anyhow::anyhow!("bad PEM: {error}"))
+                .with_context(context)?
+        } else {
+            vec![CertificateDer::from(
+                root_der(&bytes).with_context(context)?,
+            )]
+        };
+        anyhow::ensure!(
+            !found.is_empty(),
+            "{}: no certificate in the file",
+            context()
+        );
+        for cert in &found {
+            x509_parser::parse_x509_certificate(cert)
+                .map_err(|error| anyhow::anyhow!("not an X.509 certificate: {error}"))
+                .with_context(context)?;
+        }
+        roots.extend(found);
+    }
+    Ok(roots)
+}
+
 /// Reads a root CA certificate, DER or PEM, and returns its DER after checking that it parses as
 /// one X.509 certificate with nothing after it.
 pub(crate) fn load_root(path: &Path) -> anyhow::Result<Vec<u8>> {

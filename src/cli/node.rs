@@ -56,6 +56,10 @@ pub(crate) struct NodeArgs {
     /// at this base URL.
     #[arg(long, value_name = "URL", conflicts_with = "collateral")]
     pcs: Option<String>,
+    /// With --pccs/--pcs: also trust the CA certificate(s) in FILE (PEM) for the services' HTTPS
+    /// certificates, on top of the platform's trust store; repeatable.
+    #[arg(long, value_name = "FILE")]
+    collateral_ca: Vec<PathBuf>,
     /// With --pccs/--pcs: keep fetched collateral in DIR (atomic writes) and start warm from it.
     #[arg(long, value_name = "DIR")]
     collateral_dir: Option<PathBuf>,
@@ -333,6 +337,7 @@ impl NodeArgs {
         let mut client = ClientConfig::new(services);
         client.root_der = verifier.root_der().to_vec();
         client.timeout = std::time::Duration::from_secs(10);
+        client.tls_roots = super::inputs::load_tls_roots(&self.collateral_ca)?;
         let client = PcsClient::new(client).context("collateral client")?;
         let own_key = match provider {
             Some(provider) => {

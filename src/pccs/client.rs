@@ -9,6 +9,14 @@
 //! Transient failures (timeouts, connection errors, HTTP 429 and 5xx, a body cut short) are
 //! retried with exponential backoff, honouring `Retry-After` on 429 up to a cap; anything else
 //! moves on to the next service. No base URL is built in: the user declares each one.
+//!
+//! HTTPS servers are authenticated with the platform's trust store plus any roots in
+//! [`ClientConfig::tls_roots`] (a PCCS with a certificate from its own CA). A TLS failure (an
+//! unknown issuer, a certificate for another name) is [`FetchError::Tls`] and is not retried.
+//! `http://` base URLs are accepted and used without TLS: the collateral items are signed by
+//! Intel's PKI and checked here whatever the transport, so a party on the path cannot forge a
+//! set, but it can withhold collateral or serve an older, still unexpired set (recorded as
+//! fetched now), so the staleness bound of TdxRemote then holds only on a trusted path.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,6 +116,12 @@ pub struct ClientConfig {
     /// Where a [`ServiceKind::Pcs`] service's root CA CRL is fetched; default: the CRL
     /// distribution point of [`Self::root_der`].
     pub root_crl_url: Option<String>,
+    /// Extra roots (DER) trusted for the services' HTTPS certificates, **in addition to** the
+    /// platform's trust store: a PCCS with a certificate from its own (often self-signed) CA.
+    /// Added rather than substituted so that one list of services can mix such a PCCS with
+    /// Intel PCS, whose certificate chains to a public CA. Empty by default (platform store
+    /// only). An unparsable root is a [`FetchError::Config`] at [`PcsClient::new`].
+    pub tls_roots: Vec<rustls_pki_types::CertificateDer<'static>>,
 }
 
 impl ClientConfig {
@@ -126,6 +140,7 @@ impl ClientConfig {
             tcb_evaluation_data_number: None,
             root_der: INTEL_SGX_ROOT_CA_DER.to_vec(),
             root_crl_url: None,
+            tls_roots: Vec::new(),
         }
     }
 }
@@ -209,11 +224,23 @@ impl PcsClient {
             reqwest::Url::parse(&service.base)
                 .map_err(|e| FetchError::Config(format!("{}: {e}", service.base)))?;
         }
-        let tls = rustls::ClientConfig::builder_with_provider(crate::crypto::provider())
+        let tls_error = |e: rustls::Error| FetchError::Config(format!("TLS: {e}"));
+        let builder = rustls::ClientConfig::builder_with_provider(crate::crypto::provider())
             .with_safe_default_protocol_versions()
-            .and_then(|builder| builder.with_platform_verifier())
-            .map_err(|e| FetchError::Config(format!("TLS: {e}")))?
-            .with_no_client_auth();
+            .map_err(tls_error)?;
+        let tls = if config.tls_roots.is_empty() {
+            builder.with_platform_verifier().map_err(tls_error)?
+        } else {
+            let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(
+                config.tls_roots.iter().cloned(),
+                crate::crypto::provider(),
+            )
+            .map_err(tls_error)?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+        }
+        .with_no_client_auth();
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .timeout(config.timeout)
@@ -472,6 +499,12 @@ impl PcsClient {
                     url: url.to_owned(),
                     seconds: self.config.timeout.as_secs_f64(),
                 }
+            } else if let Some(tls) = tls_cause(&source) {
+                FetchError::Tls {
+                    url: url.to_owned(),
+                    detail: tls.to_string(),
+                    source,
+                }
             } else {
                 FetchError::Connect {
                     url: url.to_owned(),
@@ -544,6 +577,22 @@ impl PcsClient {
             body,
         })
     }
+}
+
+/// The TLS error (certificate refused, handshake failed) behind a transport error, if any.
+fn tls_cause(error: &reqwest::Error) -> Option<&rustls::Error> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(current) = cause {
+        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        // `io::Error::source` skips the error it wraps: step into it with `get_ref`.
+        cause = match current.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|inner| inner as _),
+            None => current.source(),
+        };
+    }
+    None
 }
 
 fn malformed(answer: &Answer, source: WireError) -> FetchError {

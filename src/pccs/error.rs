@@ -99,6 +99,18 @@ pub enum FetchError {
         /// The timeout that expired.
         seconds: f64,
     },
+    /// The TLS handshake with the service failed: its certificate does not chain to a trusted
+    /// root (the platform store plus [`ClientConfig::tls_roots`](super::ClientConfig::tls_roots)),
+    /// names another host, or the handshake broke. Not retried: it would fail the same way.
+    #[error("{url}: TLS handshake refused: {detail}")]
+    Tls {
+        /// The request URL.
+        url: String,
+        /// The TLS error (rustls's), for example an unknown issuer.
+        detail: String,
+        /// reqwest's error (its source chain holds the rustls error).
+        source: reqwest::Error,
+    },
     /// HTTP 429 after every retry.
     #[error("{url}: HTTP 429 Too Many Requests (Retry-After {retry_after:?})")]
     TooManyRequests {

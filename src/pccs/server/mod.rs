@@ -5,7 +5,8 @@
 //!
 //! One request per connection (`Connection: close`), `GET` only, request head at most 8 KiB
 //! read within 10 s; at most 256 connections are served at once. Routes and formats:
-//! `docs/collateral.md`.
+//! `docs/collateral.md`. [`serve`] speaks plain HTTP on TCP; [`serve_connection`] answers one
+//! request on any byte stream, so a caller can put TLS (or anything else) in front.
 
 // Parses bytes from the network or from files: no panics, no unchecked arithmetic.
 #![deny(
@@ -32,8 +33,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 use super::cache::{load_dir, CachedCollateral};
 use super::check::signed_facts;
@@ -260,7 +261,7 @@ pub async fn serve(listener: TcpListener, source: Arc<dyn ItemSource>) {
         };
         let source = Arc::clone(&source);
         tokio::spawn(async move {
-            if let Err(error) = handle(stream, source.as_ref()).await {
+            if let Err(error) = serve_connection(stream, source.as_ref()).await {
                 tracing::debug!(%peer, %error, "collateral service: connection ended");
             }
             drop(permit);
@@ -268,7 +269,12 @@ pub async fn serve(listener: TcpListener, source: Arc<dyn ItemSource>) {
     }
 }
 
-async fn handle(mut stream: TcpStream, source: &dyn ItemSource) -> std::io::Result<()> {
+/// Reads one request from `stream`, answers it from `source` and shuts the stream down (the
+/// limits of [`serve`] apply: head size, head timeout, `GET` only).
+pub async fn serve_connection<S>(mut stream: S, source: &dyn ItemSource) -> std::io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let reply = match tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut stream)).await {
         Err(_) => Reply::error(408, "request head not received in time"),
         Ok(Err(status)) => Reply::error(status, "malformed request"),
@@ -283,7 +289,7 @@ async fn handle(mut stream: TcpStream, source: &dyn ItemSource) -> std::io::Resu
 }
 
 /// Reads the request head; returns the target of a `GET`, or the status to answer.
-async fn read_head(stream: &mut TcpStream) -> Result<String, u16> {
+async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<String, u16> {
     let mut head = Vec::with_capacity(1024);
     let mut buffer = [0u8; 1024];
     loop {
