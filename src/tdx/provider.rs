@@ -85,8 +85,8 @@ pub enum QuoteProviderError {
 /// zero-padded buffer. Bytes that do not parse as a quote are left as they are (the peer refuses
 /// them with a precise reason).
 pub(crate) fn without_padding(mut quote: Vec<u8>) -> Vec<u8> {
-    if let Ok(layout) = super::QuoteLayout::parse(&quote) {
-        quote.truncate(layout.canonical_len);
+    if let Ok(len) = super::canonical_quote(&quote).map(<[u8]>::len) {
+        quote.truncate(len);
     }
     quote
 }

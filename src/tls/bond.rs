@@ -52,7 +52,6 @@ use crate::policy::{Freshness, VerifiedQuote};
 
 use super::peer::{CertifiedPeer, PeerCheck, QuoteCheck};
 use super::BondFailure;
-use crate::tdx::normalized_quote;
 use crate::tdx::quote::TdReportFields;
 
 const MAGIC: &[u8; 4] = b"RQB1";
@@ -312,11 +311,8 @@ impl PeerCheck {
         // Everything that can be compared before DCAP is: a proof that replays the
         // certificate quote, binds another bond or carries other Measurements costs no
         // verification.
-        let precheck = |fields: &TdReportFields| {
-            let digest = normalized_quote(quote)
-                .map(|normalized| *blake3::hash(&normalized).as_bytes())
-                .map_err(|e| BondFailure::Quote(e.into()))?;
-            if &digest == cert_quote.quote_digest() {
+        let precheck = |fields: &TdReportFields, digest: &[u8; 32]| {
+            if digest == cert_quote.quote_digest() {
                 return Err(BondFailure::Replayed);
             }
             match &proof {

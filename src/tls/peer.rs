@@ -131,7 +131,7 @@ impl PeerCheck {
     /// that a quote which cannot pass costs microseconds rather than a DCAP verification:
     ///
     /// 1. the layout, with nothing after the quote (its field already delimits it);
-    /// 2. `precheck` on the TD report read from the layout (the caller's binding of
+    /// 2. `precheck` on the TD report read from the layout and the canonical form's digest (the caller's binding of
     ///    report_data, and whatever else it compares);
     /// 3. the policy's debug and Measurements rules on the same fields;
     /// 4. collateral, then DCAP verification ([`QuoteVerifier`]: a recent failure of the same
@@ -146,7 +146,7 @@ impl PeerCheck {
         &self,
         quote: &[u8],
         now: u64,
-        precheck: impl FnOnce(&TdReportFields) -> Result<(), E>,
+        precheck: impl FnOnce(&TdReportFields, &[u8; 32]) -> Result<(), E>,
         accept: impl FnOnce(&VerifiedQuote) -> Result<(), E>,
     ) -> Result<VerifiedQuote, E> {
         let refused = |error: AttestationError| E::from(QuoteCheck::Refused(error));
@@ -158,9 +158,10 @@ impl PeerCheck {
             &QuoteLayout::parse(&normalized).map_err(|e| refused(e.into()))?,
         )
         .map_err(|e| refused(e.into()))?;
-        precheck(&fields)?;
+        let digest = *blake3::hash(&normalized).as_bytes();
+        precheck(&fields, &digest)?;
         self.policy
-            .precheck(&fields.measurements, *blake3::hash(&normalized).as_bytes())
+            .precheck(&fields.measurements, digest)
             .map_err(refused)?;
         let collateral = self
             .collateral
@@ -216,7 +217,7 @@ impl PeerCheck {
                 let quote = self.verify_peer_quote(
                     &evidence.quote,
                     now,
-                    |fields| {
+                    |fields, _| {
                         verify_binding(&binding, &fields.report_data).map_err(PeerRejection::from)
                     },
                     |_| Ok(()),
